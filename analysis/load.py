@@ -1,0 +1,36 @@
+"""Read a study's records into one tidy DataFrame (one row per run) and average seeds per cell."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from study.records import iter_records, read_cells
+
+log = logging.getLogger(__name__)
+
+RUN_COLUMNS = ["cell_id", "arch", "objective", "seed", "space", "dataset", "budget", "identity", "status",
+               "reason", "test_acc_best", "test_acc_final", "best_epoch", "epochs", "params", "wall_s", "path"]
+
+
+def load_runs(study_dir: Path) -> pd.DataFrame:
+    """Every readable record as a row; unreadable ones are skipped with a warning naming the file."""
+    rows = [{**{k: rec.get(k) for k in RUN_COLUMNS}, "path": str(path)} for path, rec in iter_records(study_dir)]
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return runs.astype({"seed": "Int64"}) if len(runs) else runs
+
+
+def load_cells(study_dir: Path) -> pd.DataFrame:
+    """The sample as a DataFrame indexed by cell id (params, FLOPs, strings)."""
+    return pd.DataFrame(read_cells(study_dir)).set_index("id")
+
+
+def cell_table(runs: pd.DataFrame, metric: str, merge: str = "mean") -> pd.DataFrame:
+    """Complete runs pivoted to one row per cell and one column per objective, seeds merged."""
+    column = {"best": "test_acc_best", "final": "test_acc_final"}[metric]
+    done = runs[runs["status"] == "complete"]
+    per_cell = done.groupby(["cell_id", "objective"])[column].agg(merge).unstack("objective")
+    per_cell.columns.name = None
+    return per_cell

@@ -1,0 +1,56 @@
+"""Batched image augmentation on tensors: every op takes a whole batch and an explicit generator.
+
+No per-image Python: random offsets and flips are drawn for the batch at once and applied by indexing,
+so the same code runs on CPU and GPU where the data lives.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero-pad by `padding` pixels and crop back to the input size at a random offset per image."""
+    if padding <= 0:
+        return x
+    b, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))  # (B, C, H+2p, W+2p)
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=gen, device=x.device)
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=gen, device=x.device)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]  # (B, C, H, W)
+
+
+def random_flip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Flip each image horizontally with probability `p`."""
+    flip = torch.rand(x.shape[0], generator=gen, device=x.device) < p
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_grayscale(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
+    """Replace each RGB image by its luma (ITU-R 601, repeated over channels) with probability `p`."""
+    if x.shape[1] != 3 or p <= 0:
+        return x
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+    gray = (x * weights[None, :, None, None]).sum(1, keepdim=True).expand_as(x)
+    pick = torch.rand(x.shape[0], generator=gen, device=x.device) < p
+    return torch.where(pick[:, None, None, None], gray, x)
+
+
+def rotations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """All four rotations (0, 90, 180, 270 degrees) of every image, with labels 0..3.
+
+    Returns inputs (4B, C, H, W) ordered rotation-major and labels (4B,).
+    """
+    b = x.shape[0]
+    rotated = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)])  # (4B, C, H, W)
+    labels = torch.arange(4, device=x.device).repeat_interleave(b)  # (4B,)
+    return rotated, labels
+
+
+def normalize(x_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float, scaled to [0, 1] and standardised per channel."""
+    return (x_uint8.float().div_(255.0) - mean[None, :, None, None]) / std[None, :, None, None]

@@ -1,0 +1,182 @@
+"""The NAS-Bench-201 network: operations, cell, and the residual skeleton (trunk without a head).
+
+The skeleton follows the NAS-Bench-201 paper: stem conv3x3 + BN; N cells at C channels; a residual
+reduction block to 2C; N cells; a reduction to 4C; N cells; BN + ReLU. Objectives attach their own head
+to the trunk's last feature map, so every objective trains the same trunk for a given cell. With the
+supervised head (global pool + linear) the parameter count equals the reference implementation's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from study.space import NB201Cell
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv (no bias) -> BN, the NAS-Bench-201 convolution op."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+def make_op(name: str, channels: int) -> nn.Module | None:
+    """Build one edge operation inside a cell (stride 1, channels preserved); None for `none`."""
+    if name == "none":
+        return None  # an exact zero: the edge is dropped from the sum
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"unknown NAS-Bench-201 operation {name!r}")
+
+
+class Cell(nn.Module):
+    """A NAS-Bench-201 cell: node j sums op(i->j)(node i) over i < j; node 3 is the output."""
+
+    def __init__(self, cell: NB201Cell, channels: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleDict()
+        self.inputs: list[list[tuple[int, str]]] = [[] for _ in range(cell.N_NODES)]
+        for (src, dst), op_name in zip(cell.EDGES, cell.edges):
+            op = make_op(op_name, channels)
+            if op is None:
+                continue
+            key = f"{src}_{dst}"
+            self.ops[key] = op
+            self.inputs[dst].append((src, key))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for dst in range(1, len(self.inputs)):
+            terms = [self.ops[key](nodes[src]) for src, key in self.inputs[dst]]
+            # A node with no inputs is an exact zero (all its edges are `none`).
+            nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
+        return nodes[-1]
+
+
+class ResidualReduction(nn.Module):
+    """Residual block that halves the resolution and changes the width (NAS-Bench-201's ResNet block)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3)
+        self.shortcut = nn.Sequential(
+            nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+
+
+class Trunk(nn.Module):
+    """Stem, three stages of cells with two reductions, final BN-ReLU; returns the last feature map."""
+
+    def __init__(self, cell: NB201Cell, c_in: int, width: int, cells_per_stage: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+        )
+        layers: list[nn.Module] = []
+        c = width
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(c, 2 * c))
+                c *= 2
+            layers.extend(Cell(cell, c) for _ in range(cells_per_stage))
+        self.layers = nn.Sequential(*layers)
+        self.last = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+        self.c_out = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last(self.layers(self.stem(x)))  # (B, 4C, H/4, W/4)
+
+
+class PooledLinear(nn.Module):
+    """Global average pool then a linear classifier: the NAS-Bench-201 head."""
+
+    def __init__(self, c_in: int, n_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(c_in, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(dim=(2, 3)))  # (B, n_classes)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass per input image (convs and linears; BN, ReLU ignored)."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, inputs: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+        total += out.numel() * k
+
+    def linear_hook(module: nn.Linear, inputs: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel() * module.in_features
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return total // example.shape[0]
+
+
+def complexity(
+    cell: NB201Cell, c_in: int, image_size: int, width: int, cells_per_stage: int, n_classes: int
+) -> tuple[int, int]:
+    """Parameters and multiply-accumulates per image of `classifier(...)`, computed without torch.
+
+    Sampling describes hundreds of cells; this closed form is what building and running each network
+    would measure (tests check it against `count_params` and `count_flops`).
+    """
+    conv = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+    kernels = [conv[op] for op in cell.edges if op in conv]
+    size, c = image_size, width
+    params = 9 * c_in * c + 2 * c  # stem conv + BN
+    flops = size * size * c * 9 * c_in
+    for stage in range(3):
+        if stage > 0:  # residual reduction c -> 2c, stride 2
+            c_out, size = 2 * c, (size + 1) // 2
+            params += 9 * c * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c * c_out
+            flops += size * size * (9 * c * c_out + 9 * c_out * c_out + c * c_out)
+            c = c_out
+        per_cell = sum(k * k * c * c for k in kernels)
+        params += cells_per_stage * (per_cell + 2 * c * len(kernels))
+        flops += cells_per_stage * size * size * per_cell
+    params += 2 * c + c * n_classes + n_classes  # last BN + linear
+    flops += c * n_classes
+    return params, flops
+
+
+def classifier(cell: NB201Cell, c_in: int, width: int, cells_per_stage: int, n_classes: int) -> nn.Module:
+    """The reference NAS-Bench-201 classifier: trunk + pooled linear head."""
+    trunk = Trunk(cell, c_in, width, cells_per_stage)
+    return nn.Sequential(trunk, PooledLinear(trunk.c_out, n_classes))

@@ -1,0 +1,113 @@
+"""The objective interface and its registry."""
+
+from __future__ import annotations
+
+from study.errors import UserError
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from study.data import ImageData
+from study.network import Trunk
+
+
+class ObjectiveError(UserError):
+    """An objective that cannot run as configured (unknown name, incompatible dataset)."""
+
+
+class Objective:
+    """A training task on images: builds its network around a trunk and turns uint8 batches into inputs.
+
+    Subclasses set `name`, implement `train_batch` and `test_batch`, and may override `build`.
+    `inputs_per_image` says how many network inputs one image becomes (4 for rotation), which the
+    trainer uses to report throughput in images.
+    """
+
+    name: ClassVar[str] = ""
+    needs_color: ClassVar[bool] = False
+    inputs_per_image: ClassVar[int] = 1
+
+    def __init__(self, data: ImageData, crop_padding: int = 4) -> None:
+        if self.needs_color and data.channels != 3:
+            raise ObjectiveError(
+                f"objective {self.name!r} needs colour images but dataset {data.name!r} has "
+                f"{data.channels} channel(s); pick an RGB dataset (e.g. dataset=cifar10)"
+            )
+        self.data = data
+        self.crop_padding = crop_padding
+
+    @property
+    def n_classes(self) -> int:
+        """Number of output classes of the head."""
+        return self.data.n_classes
+
+    @property
+    def c_in(self) -> int:
+        """Number of input channels the trunk sees."""
+        return self.data.channels
+
+    def build(self, trunk: Trunk) -> nn.Module:
+        """The trainable network: the trunk plus this objective's head."""
+        from study.network import PooledLinear
+
+        return nn.Sequential(trunk, PooledLinear(trunk.c_out, self.n_classes))
+
+    def train_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented training inputs and targets from a uint8 batch (B, C, H, W)."""
+        raise NotImplementedError
+
+    def test_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deterministic test inputs and targets; `gen` is seeded identically for every evaluation."""
+        raise NotImplementedError
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images to standardised floats with the dataset's statistics."""
+        from study.augment import normalize
+
+        return normalize(images, self.data.mean, self.data.std)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy; works for (N, K) and per-pixel (N, K, H, W) logits."""
+        return nn.functional.cross_entropy(logits, targets)
+
+    @staticmethod
+    def correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Number of top-1 hits (a 0-d tensor, so callers can sum without syncing)."""
+        return (logits.argmax(1) == targets).sum()
+
+
+_OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(cls: type[Objective]) -> type[Objective]:
+    """Class decorator: register an objective under its `name`."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} needs a non-empty name")
+    _OBJECTIVES[cls.name] = cls
+    return cls
+
+
+def list_objectives() -> list[str]:
+    """Names of the registered objectives."""
+    return sorted(_OBJECTIVES)
+
+
+def objective_class(name: str) -> type[Objective]:
+    """The class registered as `name`."""
+    if name not in _OBJECTIVES:
+        raise ObjectiveError(f"unknown objective {name!r}; choose one of: {', '.join(list_objectives())}")
+    return _OBJECTIVES[name]
+
+
+def create_objective(name: str, data: ImageData, **options: object) -> Objective:
+    """Build objective `name` for `data`; refuses objectives the dataset cannot serve."""
+    return objective_class(name)(data, **options)
+
+

@@ -1,0 +1,31 @@
+"""Rotation prediction (Gidaris et al. 2018) as UnNAS trains it: all four rotations of every image."""
+
+from __future__ import annotations
+
+import torch
+
+from study.augment import random_crop, random_flip, rotations
+from study.objectives.base import Objective, register_objective
+
+
+@register_objective
+class Rotation(Objective):
+    """Predict which of 0/90/180/270 degrees an image was rotated by; labels are never used.
+
+    Each image is augmented once (crop + flip), then all four rotations enter the batch, so a batch of
+    B images is 4B inputs; the test set is scored on all four rotations of every image.
+    """
+
+    name = "rotation"
+    inputs_per_image = 4
+
+    @property
+    def n_classes(self) -> int:
+        return 4
+
+    def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
+        x = random_flip(random_crop(images, self.crop_padding, gen), gen)
+        return rotations(self.normalize(x))
+
+    def test_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
+        return rotations(self.normalize(images))

@@ -1,0 +1,22 @@
+"""Supervised classification with the dataset's labels: the reference ranking."""
+
+from __future__ import annotations
+
+import torch
+
+from study.augment import random_crop, random_flip
+from study.objectives.base import Objective, register_objective
+
+
+@register_objective
+class Supervised(Objective):
+    """Classify images into the dataset's classes (random crop with zero padding + horizontal flip)."""
+
+    name = "supervised"
+
+    def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
+        x = random_flip(random_crop(images, self.crop_padding, gen), gen)
+        return self.normalize(x), labels
+
+    def test_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
+        return self.normalize(images), labels

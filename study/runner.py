@@ -1,0 +1,139 @@
+"""Plan the runs of one (objective, seed) over a study's cells, train the missing ones, write records."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from study.errors import UserError
+from study.records import identity_hash, read_record, run_dir, write_json_atomic
+from study.space import cell_id, get_space
+from study.trainer import Budget
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training: a cell under an objective with a seed, and where its record goes."""
+
+    cell_id: str
+    arch: str
+    objective: str
+    seed: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything shared by the runs of one train command (picklable, sent once to each worker)."""
+
+    space: str
+    objective: str
+    objective_options: dict[str, Any]
+    dataset: str
+    dataset_options: dict[str, Any]
+    budget: Budget
+    device: str
+    threads: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        """What defines a run besides its cell and seed (device, threads and paths do not)."""
+        return {"space": self.space, "objective": self.objective, "objective_options": self.objective_options,
+                "dataset": self.dataset, "dataset_options": self.dataset_options, "budget": asdict(self.budget)}
+
+
+def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) -> tuple[list[RunSpec], int]:
+    """The runs still to do for `seed`, and how many are already complete (skipped)."""
+    space = get_space(setup.space)
+    folder = run_dir(study_dir, setup.objective, setup.dataset, setup.budget.name, identity_hash(setup.identity()), seed)
+    todo, done = [], 0
+    for row in cells:
+        try:
+            cell = space.parse(row["arch"])
+        except UserError as e:
+            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample instead of editing the file") from None
+        cid = cell_id(cell.canonical())
+        if cid != row["id"]:
+            raise_mismatch(row)
+        path = folder / f"{cid}.json"
+        rec = read_record(path) if path.exists() else None
+        if rec is not None and rec.get("status") == "complete":
+            done += 1
+            continue
+        todo.append(RunSpec(cid, cell.to_str(), setup.objective, seed, path))
+    return todo, done
+
+
+def raise_mismatch(row: dict[str, Any]) -> None:
+    """A cells-file row whose id does not match its architecture (edited by hand)."""
+    raise UserError(
+        f"cells.jsonl: cell {row['id']!r} does not match its arch {row['arch']!r}; "
+        "re-sample (python -m study.sample force=true) instead of editing the file"
+    )
+
+
+def provenance() -> dict[str, Any]:
+    """Where and with what a record was produced."""
+    import torch
+
+    from study import __version__, git_commit
+
+    return {"version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
+            "python": platform.python_version(), "host": socket.gethostname()}
+
+
+def record(spec: RunSpec, setup: Setup, status: str, **fields: Any) -> dict[str, Any]:
+    """A run record with the fields every record carries."""
+    return {
+        "cell_id": spec.cell_id, "arch": spec.arch, "objective": spec.objective, "seed": spec.seed,
+        "space": setup.space, "dataset": setup.dataset, "budget": setup.budget.name,
+        "identity": identity_hash(setup.identity()), "status": status,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": setup.config, "provenance": provenance(), **fields,
+    }
+
+
+def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
+    """Train one run and write its record (complete or failed); returns the record."""
+    import torch
+
+    from study.network import Trunk, count_params
+    from study.objectives import create_objective
+    from study.trainer import Diverged, train
+
+    t0 = time.perf_counter()
+    cell = get_space(setup.space).parse(spec.arch)
+    objective = create_objective(setup.objective, data, **setup.objective_options)
+    with torch.random.fork_rng(devices=[]):  # the seed fixes the init without touching global state
+        torch.manual_seed(spec.seed)
+        model = objective.build(Trunk(cell, objective.c_in, setup.budget.width, setup.budget.cells_per_stage))
+    model = model.to(setup.device)
+    try:
+        history = train(model, objective, data, setup.budget, spec.seed)
+    except Diverged as e:
+        rec = record(spec, setup, "failed", reason=str(e), params=count_params(model),
+                     wall_s=time.perf_counter() - t0, device=setup.device)
+    else:
+        rec = record(
+            spec, setup, "complete", reason=None, test_acc_best=history.best, test_acc_final=history.final,
+            best_epoch=history.test_acc.index(history.best), epochs=len(history.test_acc),
+            history={"train_loss": history.train_loss, "test_acc": history.test_acc},
+            params=count_params(model), wall_s=time.perf_counter() - t0, device=setup.device,
+        )
+    write_json_atomic(spec.path, rec)
+    return rec
+
+
+def failed_record(spec: RunSpec, setup: Setup, reason: str, wall_s: float) -> dict[str, Any]:
+    """Record a run that raised, so failures never hide."""
+    rec = record(spec, setup, "failed", reason=reason, wall_s=wall_s, device=setup.device)
+    write_json_atomic(spec.path, rec)
+    return rec

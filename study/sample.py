@@ -1,0 +1,102 @@
+"""`python -m study.sample n=500`: draw distinct cells into `<study_dir>/cells.jsonl`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from study import settings
+from study.cli import hydra_entry
+from study.errors import UserError
+from study.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
+from study.sampler import NetShape, available, describe, draw
+
+log = logging.getLogger("study.sample")
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """A typed sample command."""
+
+    study_dir: Path
+    space: str
+    n: int
+    seed: int
+    include_degenerate: bool
+    force: bool
+    shape: NetShape
+
+
+def parse(cfg: DictConfig) -> SampleRequest:
+    """Typed values from the config; UserError for anything out of range."""
+    shape = NetShape(
+        c_in=settings.positive_int(cfg.dataset, "channels", "dataset.channels"),
+        image_size=settings.positive_int(cfg.dataset, "image_size", "dataset.image_size"),
+        n_classes=settings.positive_int(cfg.dataset, "n_classes", "dataset.n_classes"),
+        width=settings.positive_int(cfg.budget, "width", "budget.width"),
+        cells_per_stage=settings.positive_int(cfg.budget, "cells_per_stage", "budget.cells_per_stage"),
+    )
+    return SampleRequest(
+        study_dir=settings.study_dir(cfg), space=settings.space_name(cfg),
+        n=settings.positive_int(cfg, "n", "n"), seed=settings.integer(cfg, "seed", "seed"),
+        include_degenerate=settings.boolean(cfg, "include_degenerate"),
+        force=settings.boolean(cfg, "force"), shape=shape,
+    )
+
+
+def check(cfg: DictConfig) -> None:
+    """Refuse a sample request before anything is written."""
+    req = parse(cfg)
+    n_max = len(available(req.space, req.include_degenerate))
+    if req.n > n_max:
+        kind = "cells" if req.include_degenerate else "non-degenerate cells"
+        raise UserError(f"n={req.n} is more than the {n_max} distinct {kind} of space {req.space!r}; use n<={n_max}")
+    old = _read_meta(req.study_dir)
+    if old is not None and old != _meta(req) and has_runs(req.study_dir) and not req.force:
+        raise UserError(
+            f"{req.study_dir} already has a different sample with trained runs; "
+            "add force=true to replace it (runs are kept and still match by cell id) or choose another study_dir"
+        )
+
+
+def _meta(req: SampleRequest) -> dict:
+    return {"space": req.space, "n": req.n, "seed": req.seed,
+            "include_degenerate": req.include_degenerate, "net": asdict(req.shape)}
+
+
+def _read_meta(study_dir: Path) -> dict | None:
+    path = study_dir / STUDY_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text()).get("sample")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def task(cfg: DictConfig) -> None:
+    """Draw the sample and write the cells file and study metadata atomically."""
+    req = parse(cfg)
+    if _read_meta(req.study_dir) == _meta(req) and (req.study_dir / CELLS_FILE).exists():
+        log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, req.n)
+        return
+    cells = draw(req.space, req.n, req.seed, req.include_degenerate)
+    rows = [describe(c, req.shape) for c in cells]
+    # Cells first: a crash in between leaves old metadata, so the next call simply redraws.
+    write_atomic(req.study_dir / CELLS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    write_json_atomic(req.study_dir / STUDY_FILE, {"sample": _meta(req)})
+    params = sorted(r["params"] for r in rows)
+    log.info(
+        "sampled %d distinct %s cells (seed %d) into %s; params %d..%d (median %d)",
+        len(rows), req.space, req.seed, req.study_dir / CELLS_FILE, params[0], params[-1], params[len(params) // 2],
+    )
+
+
+main = hydra_entry("sample", task, check)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Typed values from a Hydra config, checked at the boundary; below this module nothing reads a DictConfig."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from study.errors import UserError
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=None)
+    return value
+
+
+def integer(cfg: DictConfig, key: str, name: str) -> int:
+    """An integer setting (`n=abc` or `n=1.5` is refused)."""
+    value = _get(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{name} must be an integer, got {value!r}; e.g. {name}=3")
+    return value
+
+
+def positive_int(cfg: DictConfig, key: str, name: str) -> int:
+    """An integer setting of at least 1."""
+    value = integer(cfg, key, name)
+    if value < 1:
+        raise UserError(f"{name} must be a positive integer, got {value}; e.g. {name}=3")
+    return value
+
+
+def number(cfg: DictConfig, key: str, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+    """A real number setting above (or at) `minimum`."""
+    value = _get(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{name} must be a number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise UserError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
+    return float(value)
+
+
+def boolean(cfg: DictConfig, key: str) -> bool:
+    """A true/false setting."""
+    value = _get(cfg, key)
+    if not isinstance(value, bool):
+        raise UserError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def study_dir(cfg: DictConfig) -> Path:
+    """The study folder; refuses a path that is a file."""
+    value = _get(cfg, "study_dir")
+    if not isinstance(value, str) or not value:
+        raise UserError(f"study_dir must be a folder path, got {value!r}")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"study_dir {value!r} is a file, not a folder; point study_dir at a folder")
+    return path
+
+
+def space_name(cfg: DictConfig) -> str:
+    """The configured space's registry name."""
+    from study.space import get_space
+
+    name = _get(cfg, "space.name")
+    get_space(name)  # raises a UserError naming the choices
+    return name
+
+
+def auto_int(cfg: DictConfig, key: str, default: int) -> int:
+    """A positive integer or `auto` (-> default)."""
+    value = _get(cfg, key)
+    if value == "auto" or value is None:
+        return default
+    return positive_int(cfg, key, key)
+
+
+def cpu_count() -> int:
+    """Cores this process may use (respects affinity masks set by SLURM or taskset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def plain(cfg: DictConfig) -> dict:
+    """The config as plain resolved Python values (for records), without Hydra's own node."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data.pop("hydra", None)
+    return data

@@ -1,0 +1,180 @@
+"""A short trainer that knows nothing about the model: SGD with Nesterov momentum and a cosine schedule.
+
+The dataset is already on the training device as uint8 tensors; each step indexes a batch, lets the
+objective augment and transform it in one batched call, and takes an optimiser step. Losses are summed
+on the device and read once per epoch, so the hot loop never waits for the host.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from study.data import ImageData
+from study.objectives import Objective
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long and how wide to train: the network size and the optimisation recipe."""
+
+    name: str
+    epochs: int
+    width: int
+    cells_per_stage: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    precise_bn: int = 0
+    eval_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "width", "cells_per_stage", "batch_size", "eval_batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"budget.{key} must be a positive integer, got {getattr(self, key)}")
+        if not self.lr > 0:
+            raise ValueError(f"budget.lr must be positive, got {self.lr}")
+        if self.precise_bn < 0 or self.weight_decay < 0:
+            raise ValueError("budget.precise_bn and budget.weight_decay must not be negative")
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"diverged at epoch {epoch}")
+        self.epoch = epoch
+
+
+@dataclass
+class History:
+    """Per-epoch training loss and test accuracy of one run."""
+
+    train_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    epoch_s: list[float] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        """Best test accuracy over epochs (the paper's metric)."""
+        return max(self.test_acc)
+
+    @property
+    def final(self) -> float:
+        """Test accuracy after the last epoch."""
+        return self.test_acc[-1]
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """Cosine schedule evaluated once per epoch, no warm-up (lr at epoch 0 is base_lr)."""
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.SGD:
+    """SGD with the budget's momentum, Nesterov flag and weight decay on all parameters."""
+    return torch.optim.SGD(
+        model.parameters(), lr=budget.lr, momentum=budget.momentum,
+        nesterov=budget.nesterov, weight_decay=budget.weight_decay,
+    )
+
+
+def train_epoch(
+    model: nn.Module, objective: Objective, data: ImageData, opt: torch.optim.Optimizer,
+    batch_size: int, gen: torch.Generator,
+) -> float:
+    """One pass over the training set in a random order; returns the mean training loss."""
+    model.train()
+    n = data.train_x.shape[0]
+    order = torch.randperm(n, generator=gen, device=data.train_x.device)
+    loss_sum = torch.zeros((), device=data.train_x.device)
+    steps = 0
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        inputs, targets = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
+        loss = objective.loss(model(inputs), targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach()
+        steps += 1
+    return loss_sum.item() / steps
+
+
+@torch.no_grad()
+def precise_bn(
+    model: nn.Module, objective: Objective, data: ImageData, n_samples: int, batch_size: int,
+    gen: torch.Generator,
+) -> None:
+    """Recompute BN running statistics as exact averages over `n_samples` training images."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns or n_samples <= 0:
+        return
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the batches below
+    model.train()
+    n = data.train_x.shape[0]
+    idx_all = torch.randperm(n, generator=gen, device=data.train_x.device)[:n_samples]
+    for start in range(0, len(idx_all), batch_size):
+        idx = idx_all[start:start + batch_size]
+        inputs, _ = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
+        model(inputs)
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seed: int
+) -> float:
+    """Top-1 accuracy on the test set; the generator is reseeded so every evaluation sees the same inputs."""
+    model.eval()
+    gen = torch.Generator(device=data.test_x.device).manual_seed(seed)
+    hits = torch.zeros((), device=data.test_x.device, dtype=torch.long)
+    total = 0
+    for start in range(0, data.test_x.shape[0], batch_size):
+        images = data.test_x[start:start + batch_size]
+        inputs, targets = objective.test_batch(images, data.test_y[start:start + batch_size], gen)
+        hits += objective.correct(model(inputs), targets)
+        total += targets.numel()
+    return hits.item() / total
+
+
+EpochCallback = Callable[[int, History], None]
+
+
+def train(
+    model: nn.Module, objective: Objective, data: ImageData, budget: Budget, seed: int,
+    on_epoch: EpochCallback | None = None,
+) -> History:
+    """Train `model` for the budget's epochs, testing after every epoch; raises Diverged on NaN loss."""
+    gen = torch.Generator(device=data.train_x.device).manual_seed(seed)
+    opt = make_optimizer(model, budget)
+    history = History()
+    for epoch in range(budget.epochs):
+        t0 = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs)
+        loss = train_epoch(model, objective, data, opt, budget.batch_size, gen)
+        if not math.isfinite(loss):
+            raise Diverged(epoch)
+        precise_bn(model, objective, data, budget.precise_bn, budget.batch_size, gen)
+        acc = evaluate(model, objective, data, budget.eval_batch_size, seed)
+        history.train_loss.append(loss)
+        history.test_acc.append(acc)
+        history.epoch_s.append(time.perf_counter() - t0)
+        log.debug("epoch %d loss %.4f test %.4f", epoch, loss, acc)
+        if on_epoch is not None:
+            on_epoch(epoch, history)
+    return history

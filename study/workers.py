@@ -1,0 +1,116 @@
+"""Run many trainings on one machine: a pool of worker processes, each holding the dataset once.
+
+Small networks leave cores idle inside one training, so several single-threaded trainings side by side
+use a CPU better than one multi-threaded one (benchmarks/throughput.py measures both). Each worker sets
+its own thread count, loads the dataset onto its device once, then takes runs until none are left.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+from study.runner import RunSpec, Setup, execute, failed_record
+
+log = logging.getLogger(__name__)
+
+_WORKER: dict[str, Any] = {}
+
+
+def configure_threads(threads: int) -> None:
+    """Fix torch's intra-op threads (and one inter-op thread) for this process."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process (inline runs after an earlier command)
+        pass
+
+
+def load_data(setup: Setup) -> Any:
+    """The configured dataset, on the configured device."""
+    from study.data import build_dataset
+
+    return build_dataset(setup.dataset, **setup.dataset_options).to(setup.device)
+
+
+def _init(setup: Setup) -> None:
+    configure_threads(setup.threads)
+    _WORKER["setup"] = setup
+    _WORKER["data"] = load_data(setup)
+
+
+def run_safely(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
+    """Train one run; an exception becomes a `failed` record with its reason instead of a crash."""
+    t0 = time.perf_counter()
+    try:
+        return execute(spec, setup, data)
+    except Exception as e:  # a run's bug must not take the study down; the record keeps the reason
+        log.debug("run %s failed", spec.path, exc_info=True)
+        reason = f"{type(e).__name__}: {e}"
+        rec = failed_record(spec, setup, reason, time.perf_counter() - t0)
+        rec["traceback"] = traceback.format_exc(limit=8)
+        return rec
+
+
+def _work(spec: RunSpec) -> dict[str, Any]:
+    return run_safely(spec, _WORKER["setup"], _WORKER["data"])
+
+
+def _fmt_s(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """One log line per finished run with done/total and the time left at the current pace."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.done, self.failed = total, label, 0, 0
+        self.t0 = time.perf_counter()
+
+    def update(self, rec: dict[str, Any]) -> None:
+        """Count a finished run and log it."""
+        self.done += 1
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / self.done * (self.total - self.done)
+        if rec["status"] == "complete":
+            result = f"best {rec['test_acc_best']:.4f} final {rec['test_acc_final']:.4f}"
+        else:
+            self.failed += 1
+            result = f"FAILED: {rec.get('reason')}"
+        log.info("[%d/%d] %s cell %s: %s (%.1fs), %s left",
+                 self.done, self.total, self.label, rec["cell_id"], result, rec.get("wall_s", 0.0), _fmt_s(eta))
+
+
+def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Progress:
+    """Train `specs` with `workers` processes (inline when 1); returns the progress counters."""
+    progress = Progress(len(specs), label)
+    if not specs:
+        return progress
+    if workers == 1:
+        configure_threads(setup.threads)
+        data = load_data(setup)
+        for spec in specs:
+            progress.update(run_safely(spec, setup, data))
+        return progress
+    # spawn, not fork: a forked child of a process that already ran torch's thread pools can deadlock.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup,)) as pool:
+        pending: set[Future] = {pool.submit(_work, s) for s in specs}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    progress.update(fut.result())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+    return progress

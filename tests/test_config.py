@@ -1,0 +1,54 @@
+"""Every config group composes with the real conf/, and typed parsing accepts it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from study.cli import CONF_DIR
+from study.train import parse as parse_train, resolve_budget
+
+GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF_DIR.iterdir()
+          if g.is_dir() and not g.name.startswith(("hydra", "local"))}
+
+
+def compose_cfg(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_option_composes_into_train(group, option, tmp_path):
+    cfg = compose_cfg("train", [f"{group}={option}", f"study_dir={tmp_path}"])
+    assert cfg[group].name == option  # registry key == config stem == name
+
+
+@pytest.mark.parametrize("budget", GROUPS["budget"])
+@pytest.mark.parametrize("objective", GROUPS["objective"])
+def test_every_budget_resolves_for_every_objective(budget, objective):
+    cfg = compose_cfg("train", [f"budget={budget}", f"objective={objective}"])
+    b = resolve_budget(cfg, objective)
+    assert b.name == budget and b.epochs >= 1
+
+
+def test_paper_budget_is_the_papers_recipe():
+    cfg = compose_cfg("train", ["budget=paper"])
+    sup, rot = resolve_budget(cfg, "supervised"), resolve_budget(cfg, "rotation")
+    assert (sup.epochs, sup.lr, sup.batch_size, sup.width, sup.cells_per_stage) == (100, 0.1, 128, 16, 5)
+    assert (rot.lr, rot.batch_size) == (0.025, 32)
+    assert sup.weight_decay == 5e-4 and sup.nesterov and sup.momentum == 0.9 and sup.precise_bn == 1024
+
+
+@pytest.mark.parametrize("name", ["sample", "train", "correlate"])
+def test_top_level_configs_share_study_dir(name):
+    assert compose_cfg(name, [])["study_dir"] == "studies/default"
+
+
+def test_train_parse_gives_typed_setup(tmp_path):
+    cfg = compose_cfg("train", ["budget=tiny", "workers=2", "threads=1", f"study_dir={tmp_path}"])
+    study_dir, setup, seed, workers = parse_train(cfg)
+    assert study_dir == Path(tmp_path) and seed == 0 and workers == 2 and setup.threads == 1
+    assert setup.device == "cpu" and setup.budget.name == "tiny"
+    assert "hydra" not in setup.config and setup.config["budget"]["name"] == "tiny"
