@@ -82,9 +82,11 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
 
 def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.SGD:
     """SGD with the budget's momentum, Nesterov flag and weight decay on all parameters."""
+    # foreach: one multi-tensor update instead of a Python loop over ~50 small tensors (torch only
+    # picks it by default on CUDA); same arithmetic.
     return torch.optim.SGD(
         model.parameters(), lr=budget.lr, momentum=budget.momentum,
-        nesterov=budget.nesterov, weight_decay=budget.weight_decay,
+        nesterov=budget.nesterov, weight_decay=budget.weight_decay, foreach=True,
     )
 
 
@@ -134,7 +136,7 @@ def precise_bn(
         bn.momentum = m
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seed: int
 ) -> float:
