@@ -90,6 +90,11 @@ def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.SGD:
     )
 
 
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on CUDA (tensor cores; same exponent range as fp32, so no loss scaling), off on CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 def train_epoch(
     model: nn.Module, objective: Objective, data: ImageData, opt: torch.optim.Optimizer,
     batch_size: int, gen: torch.Generator,
@@ -103,7 +108,8 @@ def train_epoch(
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         inputs, targets = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
-        loss = objective.loss(model(inputs), targets)
+        with autocast(inputs.device):
+            loss = objective.loss(model(inputs), targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -148,7 +154,8 @@ def evaluate(
     for start in range(0, data.test_x.shape[0], batch_size):
         images = data.test_x[start:start + batch_size]
         inputs, targets = objective.test_batch(images, data.test_y[start:start + batch_size], gen)
-        hits += objective.correct(model(inputs), targets)
+        with autocast(inputs.device):
+            hits += objective.correct(model(inputs), targets)
         total += targets.numel()
     return hits.item() / total
 
