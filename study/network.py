@@ -25,6 +25,40 @@ class ReLUConvBN(nn.Sequential):
         )
 
 
+class BoxPool(nn.Module):
+    """Average pooling that excludes padding (AvgPool2d with count_include_pad=False), computed fast.
+
+    The same numbers as `nn.AvgPool2d` up to float rounding, but as a depthwise convolution with a
+    constant all-ones kernel times the inverse count of real pixels under each window: on CPU,
+    torch's avg_pool2d kernels take several times longer than a depthwise convolution forward and
+    backward for the small maps here. The kernel is a non-persistent buffer, not a parameter, so
+    parameter counts, state dicts and FLOP counts (which hook nn.Conv2d) are unchanged.
+    """
+
+    def __init__(self, channels: int, kernel: int, stride: int = 1, padding: int = 0) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+        self.register_buffer("ones", torch.ones(channels, 1, kernel, kernel), persistent=False)
+        self._scale: dict[tuple, torch.Tensor] = {}
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """1 / (real pixels under each window), (1, 1, H', W'); cached per input size, device and dtype."""
+        key = (x.shape[-2], x.shape[-1], x.device, x.dtype)
+        if key not in self._scale:
+            # Normal tensors even when first called under inference_mode (evaluation), so training may
+            # use the cached scale in autograd afterwards.
+            with torch.inference_mode(False), torch.no_grad():
+                one = torch.ones(1, 1, *x.shape[-2:], device=x.device, dtype=x.dtype)
+                count = nn.functional.conv2d(one, self.ones[:1], stride=self.stride, padding=self.padding)
+                self._scale[key] = count.reciprocal()
+        return self._scale[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ones = self.ones if self.ones.dtype == x.dtype else self.ones.to(x.dtype)
+        total = nn.functional.conv2d(x, ones, stride=self.stride, padding=self.padding, groups=x.shape[1])
+        return total * self.scale(x)  # (B, C, H', W')
+
+
 def make_op(name: str, channels: int) -> nn.Module | None:
     """Build one edge operation inside a cell (stride 1, channels preserved); None for `none`."""
     if name == "none":
@@ -36,7 +70,7 @@ def make_op(name: str, channels: int) -> nn.Module | None:
     if name == "nor_conv_3x3":
         return ReLUConvBN(channels, channels, 3)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return BoxPool(channels, 3, stride=1, padding=1)
     raise ValueError(f"unknown NAS-Bench-201 operation {name!r}")
 
 
@@ -72,7 +106,7 @@ class ResidualReduction(nn.Module):
         self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
         self.conv_b = ReLUConvBN(c_out, c_out, 3)
         self.shortcut = nn.Sequential(
-            nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False)
+            BoxPool(c_in, 2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,8 +116,14 @@ class ResidualReduction(nn.Module):
 class Trunk(nn.Module):
     """Stem, three stages of cells with two reductions, final BN-ReLU; returns the last feature map."""
 
-    def __init__(self, cell: NB201Cell, c_in: int, width: int, cells_per_stage: int) -> None:
+    def __init__(
+        self, cell: NB201Cell, c_in: int, width: int, cells_per_stage: int, channels_last: bool = True
+    ) -> None:
         super().__init__()
+        # Activations in channels_last (NHWC): oneDNN and cuDNN convolutions, and the pooling, run
+        # faster on it (benchmarks/throughput.py); every conv then emits NHWC. Parameters keep their
+        # default layout, so the optimizer and state dicts see exactly the same tensors.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.stem = nn.Sequential(
             nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
         )
@@ -99,6 +139,7 @@ class Trunk(nn.Module):
         self.c_out = c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=self.memory_format)  # (B, C_in, H, W)
         return self.last(self.layers(self.stem(x)))  # (B, 4C, H/4, W/4)
 
 

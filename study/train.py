@@ -74,7 +74,9 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
         raise UserError(f"unknown dataset {cfg.dataset.name!r}; choose one of: {', '.join(list_datasets())}")
     device = resolve_device(str(OmegaConf.select(cfg, "device")))
     cores = settings.cpu_count()
-    default_workers = 1 if device.startswith("cuda") else cores
+    # CPU: one single-threaded worker per core (a small network cannot keep two threads busy inside a
+    # step). CUDA: several trainings share each GPU, since one small network leaves it mostly idle.
+    default_workers = min(4, cores) if device.startswith("cuda") else cores
     workers = settings.auto_int(cfg, "workers", default_workers)
     threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
     options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}

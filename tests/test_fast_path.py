@@ -1,0 +1,89 @@
+"""The fast path computes what the plain eager path computes: same parameters, same losses step by step.
+
+Fast path: channels_last activations, pooling as a depthwise convolution (study.network.BoxPool), foreach
+SGD (study.trainer.make_optimizer). Plain path: contiguous NCHW, torch's nn.AvgPool2d, the default
+single-tensor SGD. Different summation orders give float32 rounding differences, which a few SGD steps
+amplify only slightly: losses must agree to 1e-4 (absolute) over 4 steps.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from study.data import build_dataset
+from study.network import BoxPool, Trunk, count_params
+from study.objectives import create_objective
+from study.space import NB201Cell
+from study.trainer import Budget, evaluate, make_optimizer
+
+TOLERANCE = 1e-4
+ARCH = "|avg_pool_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+
+
+def plain(model: nn.Module) -> nn.Module:
+    """A copy of `model` in the plain eager form: NCHW activations and torch's own average pooling."""
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if isinstance(module, Trunk):
+            module.memory_format = torch.contiguous_format
+        for name, child in module.named_children():
+            if isinstance(child, BoxPool):
+                setattr(module, name, nn.AvgPool2d(child.kernel, child.stride, child.padding,
+                                                   count_include_pad=False))
+    return model
+
+
+@pytest.fixture(scope="module")
+def data():
+    return build_dataset("digits", image_size=8)
+
+
+@pytest.mark.parametrize("size,kernel,stride,padding", [((2, 3, 8, 8), 3, 1, 1), ((2, 4, 5, 7), 3, 1, 1),
+                                                        ((2, 4, 8, 8), 2, 2, 0), ((1, 2, 7, 7), 2, 2, 0)])
+def test_box_pool_equals_avg_pool_with_gradients(size, kernel, stride, padding):
+    x = torch.randn(*size, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    fast = BoxPool(size[1], kernel, stride, padding)(x)
+    ref = nn.AvgPool2d(kernel, stride, padding, count_include_pad=False)(x)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-6)
+    weights = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1))
+    g_fast, = torch.autograd.grad((fast * weights).sum(), x)
+    g_ref, = torch.autograd.grad((ref * weights).sum(), x)
+    torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("objective_name", ["supervised", "rotation"])
+def test_fast_and_plain_paths_give_the_same_losses(data, objective_name):
+    objective = create_objective(objective_name, data, crop_padding=1)
+    torch.manual_seed(0)
+    fast = objective.build(Trunk(NB201Cell.from_str(ARCH), data.channels, 4, 1))
+    slow = plain(fast)
+    assert count_params(fast) == count_params(slow)
+    assert fast.state_dict().keys() == slow.state_dict().keys()
+    assert not any(isinstance(m, BoxPool) for m in slow.modules())
+
+    budget = Budget("t", 1, 4, 1, 32, 0.1)
+    opt_fast = make_optimizer(fast, budget)
+    opt_slow = torch.optim.SGD(slow.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                               foreach=False)
+    gen_fast, gen_slow = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    losses = {"fast": [], "slow": []}
+    for step in range(4):
+        idx = torch.arange(step * 32, (step + 1) * 32)
+        for key, model, opt, gen in (("fast", fast, opt_fast, gen_fast), ("slow", slow, opt_slow, gen_slow)):
+            model.train()
+            inputs, targets = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
+            loss = objective.loss(model(inputs), targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses[key].append(loss.item())
+    assert losses["fast"] == pytest.approx(losses["slow"], abs=TOLERANCE)
+    assert len(set(losses["fast"])) > 1  # the steps really trained
+    # Evaluation (inference mode) after training agrees too; BN running stats must match.
+    acc_fast = evaluate(fast, objective, data, 512, seed=0)
+    acc_slow = evaluate(slow, objective, data, 512, seed=0)
+    assert abs(acc_fast - acc_slow) <= 2 / data.test_x.shape[0] / objective.inputs_per_image + 1e-9
