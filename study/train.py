@@ -72,6 +72,8 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
                        if k not in ("name", "channels", "n_classes", "crop_padding")}
     if cfg.dataset.name not in list_datasets():
         raise UserError(f"unknown dataset {cfg.dataset.name!r}; choose one of: {', '.join(list_datasets())}")
+    if "cache_dir" in dataset_options and dataset_options["cache_dir"] is None:
+        dataset_options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
     device = resolve_device(str(OmegaConf.select(cfg, "device")))
     cores = settings.cpu_count()
     default_workers = 1 if device.startswith("cuda") else cores
@@ -89,6 +91,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
 
 def check(cfg: DictConfig) -> None:
     """Refuse a train command before anything runs: bad values, no sample, incompatible objective."""
+    from study.images import preflight
     from study.objectives.base import objective_class
 
     study_dir, setup, _, _ = parse(cfg)
@@ -99,10 +102,13 @@ def check(cfg: DictConfig) -> None:
             f"objective {setup.objective!r} needs colour images but dataset {setup.dataset!r} is grayscale; "
             "use an RGB dataset (e.g. dataset=cifar10)"
         )
+    preflight(setup.dataset, setup.dataset_options, settings.integer(cfg, "dataset.n_classes", "dataset.n_classes"))
 
 
 def task(cfg: DictConfig) -> None:
     """Train every sampled cell that lacks a complete record for this objective and seed."""
+    from study.data import build_dataset
+
     study_dir, setup, seed, workers = parse(cfg)
     cells = read_cells(study_dir)
     todo, done = plan(study_dir, cells, setup, seed)
@@ -114,7 +120,10 @@ def task(cfg: DictConfig) -> None:
         return
     log.info("%s: training %d cells (%s budget, %s, %d worker(s) x %d thread(s) on %s)",
              label, len(todo), setup.budget.name, setup.dataset, min(workers, len(todo)), setup.threads, setup.device)
-    progress = run_all(todo, setup, min(workers, len(todo)), label)
+    workers = min(workers, len(todo))
+    if workers > 1:  # decode or download once here: workers then read the cache, and errors stay one line
+        build_dataset(setup.dataset, **setup.dataset_options)
+    progress = run_all(todo, setup, workers, label)
     log.info("%s: %d trained, %d failed; records in %s", label, progress.done - progress.failed,
              progress.failed, study_dir / "runs")
 
