@@ -9,6 +9,8 @@ budget's per objective (128 images for supervised and colorization, 32 for rotat
 --batch is given. The cell is the one of median FLOPs among 100 sampled cells. Throughput is in images
 per second (a rotation image is four network inputs, a jigsaw image four tiles); each figure is the
 median of --repeats timings of --steps steps after two warm-up steps, one thread unless --threads.
+Also per CPU second of this process: with one thread that is what a dedicated core would give, and it
+stays meaningful on a machine shared with other jobs, where wall-clock figures are not.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def median_cell(n: int = 100):
     return cells[sorted(range(n), key=flops.__getitem__)[n // 2]]
 
 
-def throughput(name: str, data: ImageData, cell, width: int, cells: int, batch: int, steps: int, repeats: int) -> float:
-    """Median images per second of one objective's training step."""
+def throughput(name: str, data: ImageData, cell, width: int, cells: int, batch: int, steps: int,
+               repeats: int) -> tuple[float, float]:
+    """Median images per wall-clock second and per CPU second (robust on a shared machine) of one step."""
     obj = create_objective(name, data, crop_padding=4)
     torch.manual_seed(0)
     model = obj.build(Trunk(cell, obj.c_in, width, cells))
@@ -70,13 +73,14 @@ def throughput(name: str, data: ImageData, cell, width: int, cells: int, batch: 
 
     for k in range(2):
         step(k)
-    rates = []
+    rates, cpu_rates = [], []
     for r in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for k in range(steps):
             step(k)
         rates.append(steps * batch / (time.perf_counter() - t0))
-    return statistics.median(rates)
+        cpu_rates.append(steps * batch / (time.process_time() - c0))
+    return statistics.median(rates), statistics.median(cpu_rates)
 
 
 def main() -> None:
@@ -103,10 +107,12 @@ def main() -> None:
     rates = {}
     for name in names:
         batch = args.batch or PAPER_BATCH.get(name, 128)
-        rates[name] = throughput(name, data, cell, args.width, args.cells, batch, args.steps, args.repeats)
-        print(f"{name:>13}: batch {batch:4d} images  {rates[name]:8.1f} images/s", flush=True)
+        wall, cpu = throughput(name, data, cell, args.width, args.cells, batch, args.steps, args.repeats)
+        rates[name] = cpu
+        print(f"{name:>13}: batch {batch:4d} images  {wall:8.1f} images/s  {cpu:8.1f} images/CPU-s", flush=True)
     if "supervised" in rates:
-        print("relative to supervised: " + ", ".join(f"{n} {rates[n] / rates['supervised']:.2f}x" for n in names))
+        print("per CPU-s, relative to supervised: "
+              + ", ".join(f"{n} {rates[n] / rates['supervised']:.2f}x" for n in names))
 
 
 if __name__ == "__main__":

@@ -102,7 +102,26 @@ def check(cfg: DictConfig) -> None:
             f"objective {setup.objective!r} needs colour images but dataset {setup.dataset!r} is grayscale; "
             "use an RGB dataset (e.g. dataset=cifar10)"
         )
-    preflight(setup.dataset, setup.dataset_options, settings.integer(cfg, "dataset.n_classes", "dataset.n_classes"))
+    n_classes = settings.positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
+    preflight(setup.dataset, setup.dataset_options, n_classes)
+    check_objective_options(setup, settings.positive_int(cfg, "dataset.channels", "dataset.channels"),
+                            settings.positive_int(cfg, "dataset.image_size", "dataset.image_size"), n_classes)
+
+
+def check_objective_options(setup: Setup, channels: int, image_size: int, n_classes: int) -> None:
+    """Build the objective on a one-image stand-in of the dataset's shape, so bad options fail here, not per run."""
+    import torch
+
+    from study.data import ImageData
+    from study.objectives import create_objective
+
+    x = torch.zeros(1, channels, image_size, image_size, dtype=torch.uint8)
+    y = torch.zeros(1, dtype=torch.int64)
+    stand_in = ImageData(setup.dataset, x, y, x, y, n_classes, torch.zeros(channels), torch.ones(channels))
+    try:
+        create_objective(setup.objective, stand_in, **setup.objective_options)
+    except TypeError as e:  # an option the objective does not take
+        raise UserError(f"objective {setup.objective!r}: {e}; its options are in conf/objective/{setup.objective}.yaml") from None
 
 
 def task(cfg: DictConfig) -> None:
