@@ -129,3 +129,8 @@ def digits(image_size: int = 16, test_fraction: float = 0.2, split_seed: int = 0
         n_classes=10, mean=mean, std=std, fingerprint=fingerprint(x[tr_t], y[tr_t], x[te_t], y[te_t]),
         meta={"image_size": image_size, "test_fraction": test_fraction, "split_seed": split_seed},
     )
+
+
+# The real image datasets register themselves on import; imported here so that every process that builds
+# datasets by name (including spawned workers) sees them.
+from study import cifar, imagefolder  # noqa: E402,F401

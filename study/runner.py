@@ -46,8 +46,10 @@ class Setup:
 
     def identity(self) -> dict[str, Any]:
         """What defines a run besides its cell and seed (device, threads and paths do not)."""
+        # Where data is cached and whether it may be downloaded do not change it: moving a study keeps its runs.
+        dataset_options = {k: v for k, v in self.dataset_options.items() if k not in ("cache_dir", "download")}
         return {"space": self.space, "objective": self.objective, "objective_options": self.objective_options,
-                "dataset": self.dataset, "dataset_options": self.dataset_options, "budget": asdict(self.budget)}
+                "dataset": self.dataset, "dataset_options": dataset_options, "budget": asdict(self.budget)}
 
 
 def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) -> tuple[list[RunSpec], int]:

@@ -72,6 +72,8 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
                        if k not in ("name", "channels", "n_classes", "crop_padding")}
     if cfg.dataset.name not in list_datasets():
         raise UserError(f"unknown dataset {cfg.dataset.name!r}; choose one of: {', '.join(list_datasets())}")
+    if "cache_dir" in dataset_options and dataset_options["cache_dir"] is None:
+        dataset_options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
     device = resolve_device(str(OmegaConf.select(cfg, "device")))
     cores = settings.cpu_count()
     # CPU: one single-threaded worker per core (a small network cannot keep two threads busy inside a
@@ -91,6 +93,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
 
 def check(cfg: DictConfig) -> None:
     """Refuse a train command before anything runs: bad values, no sample, incompatible objective."""
+    from study.images import preflight
     from study.objectives.base import objective_class
 
     study_dir, setup, _, _ = parse(cfg)
@@ -101,10 +104,32 @@ def check(cfg: DictConfig) -> None:
             f"objective {setup.objective!r} needs colour images but dataset {setup.dataset!r} is grayscale; "
             "use an RGB dataset (e.g. dataset=cifar10)"
         )
+    n_classes = settings.positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
+    preflight(setup.dataset, setup.dataset_options, n_classes)
+    check_objective_options(setup, settings.positive_int(cfg, "dataset.channels", "dataset.channels"),
+                            settings.positive_int(cfg, "dataset.image_size", "dataset.image_size"), n_classes)
+
+
+def check_objective_options(setup: Setup, channels: int, image_size: int, n_classes: int) -> None:
+    """Build the objective on a one-image stand-in of the dataset's shape, so bad options fail here, not per run."""
+    import torch
+
+    from study.data import ImageData
+    from study.objectives import create_objective
+
+    x = torch.zeros(1, channels, image_size, image_size, dtype=torch.uint8)
+    y = torch.zeros(1, dtype=torch.int64)
+    stand_in = ImageData(setup.dataset, x, y, x, y, n_classes, torch.zeros(channels), torch.ones(channels))
+    try:
+        create_objective(setup.objective, stand_in, **setup.objective_options)
+    except TypeError as e:  # an option the objective does not take
+        raise UserError(f"objective {setup.objective!r}: {e}; its options are in conf/objective/{setup.objective}.yaml") from None
 
 
 def task(cfg: DictConfig) -> None:
     """Train every sampled cell that lacks a complete record for this objective and seed."""
+    from study.data import build_dataset
+
     study_dir, setup, seed, workers = parse(cfg)
     cells = read_cells(study_dir)
     todo, done = plan(study_dir, cells, setup, seed)
@@ -116,7 +141,10 @@ def task(cfg: DictConfig) -> None:
         return
     log.info("%s: training %d cells (%s budget, %s, %d worker(s) x %d thread(s) on %s)",
              label, len(todo), setup.budget.name, setup.dataset, min(workers, len(todo)), setup.threads, setup.device)
-    progress = run_all(todo, setup, min(workers, len(todo)), label)
+    workers = min(workers, len(todo))
+    if workers > 1:  # decode or download once here: workers then read the cache, and errors stay one line
+        build_dataset(setup.dataset, **setup.dataset_options)
+    progress = run_all(todo, setup, workers, label)
     log.info("%s: %d trained, %d failed; records in %s", label, progress.done - progress.failed,
              progress.failed, study_dir / "runs")
 

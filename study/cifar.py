@@ -1,0 +1,123 @@
+"""CIFAR-10 from torchvision's files: `data_root=PATH` for an existing copy, else torchvision's downloader.
+
+`data_root` is torchvision's root (the folder holding `cifar-10-batches-py/`) or that folder itself. With
+no `data_root`, torchvision downloads into `<cache_dir>/cifar10` (study.train sets cache_dir to
+`<study_dir>/cache`). When neither works, one error line names both options.
+
+torchvision verifies the md5 sum of every file and refuses a copy that differs (re-pickled, truncated,
+or the tiny copies the tests build). Such a copy is still read, by our own reader of the same pickle
+format (tests check that it equals torchvision's reader), with a warning naming the folder, so results
+from it are never silently taken for the official release.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from study.data import DataError, ImageData, register_dataset
+from study.images import finish, stats_from_config
+
+log = logging.getLogger(__name__)
+
+CIFAR_DIR = "cifar-10-batches-py"
+CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
+CIFAR_TEST = ["test_batch"]
+
+def _cifar_root(data_root: str | None, cache_dir: str | None) -> Path:
+    """torchvision's `root` (the folder that holds cifar-10-batches-py/)."""
+    if data_root:
+        root = Path(data_root).expanduser()
+        return root.parent if root.name == CIFAR_DIR else root
+    if cache_dir:
+        return Path(cache_dir) / "cifar10"
+    raise DataError("dataset=cifar10 needs data_root=PATH (a folder holding cifar-10-batches-py/) "
+                    "or a cache_dir to download into")
+
+
+def _has_cifar(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in CIFAR_TRAIN + CIFAR_TEST + ["batches.meta"])
+
+
+def _missing_cifar(root: Path, why: str) -> DataError:
+    return DataError(
+        f"cifar10: no CIFAR-10 copy in {root / CIFAR_DIR} and {why}; set data_root=PATH to a folder holding "
+        "cifar-10-batches-py/ (torchvision's python format), or allow torchvision's download "
+        "(dataset.download=true, network access)"
+    )
+
+
+def read_cifar_batches(folder: Path, names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read CIFAR-10 python pickle batches as images (N, 3, 32, 32) uint8 and labels (N,) int64."""
+    images, labels = [], []
+    for name in names:
+        path = folder / name
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")  # the official files were pickled by Python 2
+            data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            target = np.asarray(entry["labels"], dtype=np.int64)
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as e:
+            raise DataError(f"cifar10: cannot read {path} ({type(e).__name__}: {e}); "
+                            "replace it with torchvision's cifar-10-batches-py files") from None
+        if len(target) != len(data):
+            raise DataError(f"cifar10: {path} holds {len(data)} images but {len(target)} labels; replace the file")
+        images.append(torch.from_numpy(data))
+        labels.append(torch.from_numpy(target))
+    return torch.cat(images), torch.cat(labels)
+
+
+def _read_cifar(root: Path) -> dict[str, torch.Tensor]:
+    """torchvision's reader on a verified copy; our reader (same format) with a warning otherwise."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        parts = {}
+        for split, train in (("train", True), ("test", False)):
+            ds = CIFAR10(str(root), train=train, download=False)  # checks every file's md5 sum
+            parts[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # HWC -> CHW
+            parts[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
+        return parts
+    except RuntimeError:
+        log.warning("cifar10: the files in %s differ from the official release (md5 sums); reading them anyway",
+                    root / CIFAR_DIR)
+    folder = root / CIFAR_DIR
+    train_x, train_y = read_cifar_batches(folder, CIFAR_TRAIN)
+    test_x, test_y = read_cifar_batches(folder, CIFAR_TEST)
+    return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
+
+
+def _download_cifar(root: Path) -> None:
+    from torchvision.datasets import CIFAR10
+
+    log.info("cifar10: downloading with torchvision into %s", root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        CIFAR10(str(root), train=True, download=True)
+    except (OSError, RuntimeError, ValueError) as e:  # no network, read-only folder, corrupt archive
+        raise _missing_cifar(root, f"the download failed ({type(e).__name__}: {e})") from None
+
+
+@register_dataset("cifar10")
+def cifar10(data_root: str | None = None, download: bool = True, cache_dir: str | None = None, image_size: int = 32,
+            mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+            train_subset: int = 0, test_subset: int = 0) -> ImageData:
+    """CIFAR-10 through torchvision (50,000 train / 10,000 test 32x32 colour images, 10 classes)."""
+    if image_size != 32:
+        raise DataError(f"cifar10: image_size must be 32 (got {image_size}); use dataset=imagefolder to resize")
+    root = _cifar_root(data_root, cache_dir)
+    if not _has_cifar(root / CIFAR_DIR):
+        if not download:
+            raise _missing_cifar(root, "dataset.download=false")
+        _download_cifar(root)
+    parts = _read_cifar(root)
+    if parts["train_y"].min() < 0 or max(parts["train_y"].max(), parts["test_y"].max()) >= 10:
+        raise DataError(f"cifar10: labels outside 0..9 in {root / CIFAR_DIR}; replace the files")
+    mean_t, std_t = stats_from_config(mean, "mean"), stats_from_config(std, "std")
+    return finish("cifar10", parts, 10, mean_t, std_t, train_subset, test_subset,
+                  {"image_size": 32, "source": str(root / CIFAR_DIR)})
