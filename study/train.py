@@ -82,7 +82,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     setup = Setup(
         space=settings.space_name(cfg), objective=objective, objective_options=options,
         dataset=cfg.dataset.name, dataset_options=dataset_options, budget=resolve_budget(cfg, objective),
-        device=device, threads=threads, config=settings.plain(cfg),
+        device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
     )
     return study_dir, setup, settings.integer(cfg, "seed", "seed"), workers
 
@@ -117,6 +117,9 @@ def task(cfg: DictConfig) -> None:
     progress = run_all(todo, setup, min(workers, len(todo)), label)
     log.info("%s: %d trained, %d failed; records in %s", label, progress.done - progress.failed,
              progress.failed, study_dir / "runs")
+    if progress.skipped:
+        log.info("%s: %s; rerun later to pick up any they leave unfinished", label,
+                 ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
 
 
 main = hydra_entry("train", task, check)
