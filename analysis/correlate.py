@@ -37,6 +37,7 @@ class Request:
     merge: str
     dataset: str | None
     budget: str | None
+    space: str | None = None
 
 
 def parse(cfg: DictConfig) -> Request:
@@ -47,7 +48,7 @@ def parse(cfg: DictConfig) -> Request:
     if merge not in ("mean", "median"):
         raise UserError(f"merge must be mean or median, got {merge!r}")
     return Request(settings.study_dir(cfg), str(cfg.reference), metric, merge,
-                   OmegaConf.select(cfg, "dataset"), OmegaConf.select(cfg, "budget"))
+                   OmegaConf.select(cfg, "dataset"), OmegaConf.select(cfg, "budget"), OmegaConf.select(cfg, "space"))
 
 
 def check(cfg: DictConfig) -> None:
@@ -57,12 +58,18 @@ def check(cfg: DictConfig) -> None:
 
 
 def select_runs(runs: pd.DataFrame, req: Request) -> pd.DataFrame:
-    """Complete runs of a single dataset and budget; refuses to mix them silently."""
+    """Complete runs of a single space, dataset and budget; refuses to mix them silently."""
+    failed = runs[runs["status"] == "failed"]
+    if len(failed):
+        log.warning("leaving out %d failed run(s): %s", len(failed), "; ".join(
+            f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
     done = runs[runs["status"] == "complete"]
     if done.empty:
         raise UserError(f"no complete run records in {req.study_dir}; train first: python -m study.train "
                         f"study_dir={req.study_dir} -m objective=rotation,supervised")
-    for key in ("dataset", "budget"):
+    for key in ("space", "dataset", "budget"):
+        if key not in done.columns:
+            continue
         wanted = getattr(req, key)
         if wanted is not None:
             done = done[done[key] == wanted]
@@ -72,6 +79,10 @@ def select_runs(runs: pd.DataFrame, req: Request) -> pd.DataFrame:
         if len(values) > 1:
             raise UserError(f"the study mixes runs of several {key}s ({', '.join(values)}); "
                             f"pick one with {key}=<name>")
+    if "dataset_fingerprint" in done.columns and done["dataset_fingerprint"].dropna().nunique() > 1:
+        raise UserError(f"runs of dataset {done['dataset'].iloc[0]} were trained on different data (fingerprints "
+                        f"{', '.join(sorted(done['dataset_fingerprint'].dropna().unique()))}); "
+                        "move the old runs out of runs/ or use a new study_dir")
     variants = done.groupby("objective")["identity"].nunique()
     if (variants > 1).any():
         mixed = ", ".join(variants[variants > 1].index)
