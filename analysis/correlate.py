@@ -48,21 +48,22 @@ def parse(cfg: DictConfig) -> Request:
     if merge not in ("mean", "median"):
         raise UserError(f"merge must be mean or median, got {merge!r}")
     return Request(settings.study_dir(cfg), str(cfg.reference), metric, merge,
-                   OmegaConf.select(cfg, "dataset"), OmegaConf.select(cfg, "budget"), OmegaConf.select(cfg, "space"))
+                   *(OmegaConf.select(cfg, f"{key}.name") for key in ("dataset", "budget", "space")))
 
 
 def check(cfg: DictConfig) -> None:
-    """Refuse before writing anything: no sample, bad options."""
+    """Refuse before writing anything: no sample, bad options, nothing to correlate."""
     req = parse(cfg)
     read_cells(req.study_dir)
+    logging.disable(logging.WARNING)  # corrupted records are reported once, by the task
+    try:
+        select_runs(load_runs(req.study_dir), req)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def select_runs(runs: pd.DataFrame, req: Request) -> pd.DataFrame:
-    """Complete runs of a single space, dataset and budget; refuses to mix them silently."""
-    failed = runs[runs["status"] == "failed"]
-    if len(failed):
-        log.warning("leaving out %d failed run(s): %s", len(failed), "; ".join(
-            f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
+    """Complete runs of a single space, dataset and budget, with the reference; refuses to mix them silently."""
     done = runs[runs["status"] == "complete"]
     if done.empty:
         raise UserError(f"no complete run records in {req.study_dir}; train first: python -m study.train "
@@ -88,6 +89,9 @@ def select_runs(runs: pd.DataFrame, req: Request) -> pd.DataFrame:
         mixed = ", ".join(variants[variants > 1].index)
         raise UserError(f"objective(s) {mixed} have runs under different settings of the same budget name; "
                         "move the old ones out of runs/ or use a new study_dir")
+    if req.reference not in set(done["objective"]):
+        raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
+                        f"(python -m study.train objective={req.reference}) or set reference=<objective>")
     return done
 
 
@@ -107,11 +111,12 @@ def task(cfg: DictConfig) -> None:
     """Compute and write correlations.csv, cells.csv, runs.csv and the scatter figure."""
     req = parse(cfg)
     runs = load_runs(req.study_dir)
+    failed = runs[runs["status"] == "failed"]
+    if len(failed):
+        log.warning("leaving out %d failed run(s): %s", len(failed), "; ".join(
+            f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
     done = select_runs(runs, req)
     objectives = sorted(done["objective"].unique())
-    if req.reference not in objectives:
-        raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
-                        f"(python -m study.train objective={req.reference}) or set reference=<objective>")
     table = cell_table(done, req.metric, req.merge)
     missing = table.isna()
     for name in objectives:

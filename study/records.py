@@ -11,9 +11,10 @@ Layout under `<study_dir>`:
     runs/.../<name>.corrupt-<time>   a record that failed its integrity check, moved aside (kept for you)
     analysis/                        written by analysis.correlate
 
-A record carries a `checksum` over its other fields; a record whose checksum does not match (bit rot, a
-hand edit, a copy cut short) is treated like an unreadable one. Records written before checksums existed
-are accepted when they parse and have the required fields.
+A record carries a `checksum` over its other fields (`record_format` among them); a record whose checksum
+does not match (bit rot, a hand edit, a copy cut short), or that has a format but no checksum, is treated
+like an unreadable one. Records written before checksums existed (no `record_format`) are accepted when
+they parse and have the required fields.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CELLS_FILE = "cells.jsonl"
 STUDY_FILE = "study.json"
 RUNS_DIR = "runs"
 CHECKSUM = "checksum"
+FORMAT = "record_format"  # present in every checksummed record, so a mangled checksum key is not "old"
 
 
 class StudyError(UserError):
@@ -102,8 +104,9 @@ def content_checksum(rec: dict[str, Any]) -> str:
 
 
 def seal(rec: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `rec` with its checksum field set."""
-    return {**rec, CHECKSUM: content_checksum(rec)}
+    """A copy of `rec` with its format and checksum fields set."""
+    body = {**rec, FORMAT: 1}
+    return {**body, CHECKSUM: content_checksum(body)}
 
 
 _GUARD: contextvars.ContextVar[tuple[Callable[[Path], bool], dict[str, Any]] | None] = \
@@ -137,8 +140,11 @@ def record_problem(rec: Any) -> str | None:
         return "not a JSON object"
     if "status" not in rec or "cell_id" not in rec:
         return "no status or cell_id"
-    if CHECKSUM in rec and rec[CHECKSUM] != content_checksum(rec):
-        return "checksum mismatch"
+    if CHECKSUM in rec:
+        if rec[CHECKSUM] != content_checksum(rec):
+            return "checksum mismatch"
+    elif FORMAT in rec:
+        return "checksum missing"
     return None
 
 

@@ -35,13 +35,21 @@ def positive_int(cfg: DictConfig, key: str, name: str) -> int:
     return value
 
 
+def non_negative_int(cfg: DictConfig, key: str, name: str) -> int:
+    """An integer setting of at least 0."""
+    value = integer(cfg, key, name)
+    if value < 0:
+        raise UserError(f"{name} must not be negative, got {value}; e.g. {name}=0")
+    return value
+
+
 def number(cfg: DictConfig, key: str, name: str, minimum: float = 0.0, strict: bool = False) -> float:
     """A real number setting above (or at) `minimum`."""
     value = _get(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{name} must be a number, got {value!r}")
     if value < minimum or (strict and value == minimum):
-        raise UserError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
+        raise UserError(f"{name} must be {'>' if strict else '>='} {minimum:g}, got {value}")
     return float(value)
 
 

@@ -97,7 +97,8 @@ def test_records_carry_a_checksum_that_read_record_verifies(tmp_path, caplog):
     rec = {"status": "complete", "cell_id": "x", "test_acc_best": 0.25, "history": {"test_acc": [0.1, 0.25]}}
     write_record(path, rec)
     on_disk = json.loads(path.read_text())
-    assert on_disk["checksum"] == content_checksum(rec) and read_record(path) == on_disk
+    assert on_disk["checksum"] == content_checksum(on_disk) and read_record(path) == on_disk
+    assert {k: v for k, v in on_disk.items() if k not in ("checksum", "record_format")} == rec
     # one digit changed by hand (or by bit rot): still valid JSON, but the checksum gives it away
     path.write_text(path.read_text().replace("0.25", "0.95", 1))
     assert read_record(path) is None and "checksum mismatch" in caplog.text and "r.json" in caplog.text
