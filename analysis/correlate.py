@@ -37,6 +37,7 @@ class Request:
     merge: str
     dataset: str | None
     budget: str | None
+    space: str | None = None
 
 
 def parse(cfg: DictConfig) -> Request:
@@ -47,22 +48,29 @@ def parse(cfg: DictConfig) -> Request:
     if merge not in ("mean", "median"):
         raise UserError(f"merge must be mean or median, got {merge!r}")
     return Request(settings.study_dir(cfg), str(cfg.reference), metric, merge,
-                   OmegaConf.select(cfg, "dataset"), OmegaConf.select(cfg, "budget"))
+                   *(OmegaConf.select(cfg, f"{key}.name") for key in ("dataset", "budget", "space")))
 
 
 def check(cfg: DictConfig) -> None:
-    """Refuse before writing anything: no sample, bad options."""
+    """Refuse before writing anything: no sample, bad options, nothing to correlate."""
     req = parse(cfg)
     read_cells(req.study_dir)
+    logging.disable(logging.WARNING)  # corrupted records are reported once, by the task
+    try:
+        select_runs(load_runs(req.study_dir), req)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def select_runs(runs: pd.DataFrame, req: Request) -> pd.DataFrame:
-    """Complete runs of a single dataset and budget; refuses to mix them silently."""
+    """Complete runs of a single space, dataset and budget, with the reference; refuses to mix them silently."""
     done = runs[runs["status"] == "complete"]
     if done.empty:
         raise UserError(f"no complete run records in {req.study_dir}; train first: python -m study.train "
                         f"study_dir={req.study_dir} -m objective=rotation,supervised")
-    for key in ("dataset", "budget"):
+    for key in ("space", "dataset", "budget"):
+        if key not in done.columns:
+            continue
         wanted = getattr(req, key)
         if wanted is not None:
             done = done[done[key] == wanted]
@@ -72,11 +80,18 @@ def select_runs(runs: pd.DataFrame, req: Request) -> pd.DataFrame:
         if len(values) > 1:
             raise UserError(f"the study mixes runs of several {key}s ({', '.join(values)}); "
                             f"pick one with {key}=<name>")
+    if "dataset_fingerprint" in done.columns and done["dataset_fingerprint"].dropna().nunique() > 1:
+        raise UserError(f"runs of dataset {done['dataset'].iloc[0]} were trained on different data (fingerprints "
+                        f"{', '.join(sorted(done['dataset_fingerprint'].dropna().unique()))}); "
+                        "move the old runs out of runs/ or use a new study_dir")
     variants = done.groupby("objective")["identity"].nunique()
     if (variants > 1).any():
         mixed = ", ".join(variants[variants > 1].index)
         raise UserError(f"objective(s) {mixed} have runs under different settings of the same budget name; "
                         "move the old ones out of runs/ or use a new study_dir")
+    if req.reference not in set(done["objective"]):
+        raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
+                        f"(python -m study.train objective={req.reference}) or set reference=<objective>")
     return done
 
 
@@ -96,11 +111,12 @@ def task(cfg: DictConfig) -> None:
     """Compute and write correlations.csv, cells.csv, runs.csv and the scatter figure."""
     req = parse(cfg)
     runs = load_runs(req.study_dir)
+    failed = runs[runs["status"] == "failed"]
+    if len(failed):
+        log.warning("leaving out %d failed run(s): %s", len(failed), "; ".join(
+            f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
     done = select_runs(runs, req)
     objectives = sorted(done["objective"].unique())
-    if req.reference not in objectives:
-        raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
-                        f"(python -m study.train objective={req.reference}) or set reference=<objective>")
     table = cell_table(done, req.metric, req.merge)
     missing = table.isna()
     for name in objectives:

@@ -12,6 +12,7 @@ from study.records import iter_records, read_cells
 log = logging.getLogger(__name__)
 
 RUN_COLUMNS = ["cell_id", "arch", "objective", "seed", "space", "dataset", "budget", "identity", "status",
+               "dataset_fingerprint",
                "reason", "test_acc_best", "test_acc_final", "best_epoch", "epochs", "params", "wall_s", "path"]
 
 

@@ -44,6 +44,11 @@ def _sweep_values(override) -> list[str]:
     return list(override.sweep_string_iterator())
 
 
+def _may_add(key: str) -> bool:
+    # Keys that are open by design: per-objective budget overrides, and Hydra's own settings.
+    return key.startswith(("budget.objectives.", "hydra.", "hydra/"))
+
+
 def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
     """Compose the config for every value on the command line and run `check` on each; exit 2 on error."""
     from hydra import compose, initialize_config_dir
@@ -66,6 +71,9 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
             for v in values:
                 if v not in options:
                     fail(f"unknown {o.key_or_group} {v!r}; choose one of: {', '.join(options)}")
+        if (o.is_add() or o.is_force_add()) and options is None and not _may_add(o.key_or_group):
+            fail(f"unknown setting {o.key_or_group!r}: {config_name_to_module(config_name)} has no such key; "
+                 f"drop '{o.input_line}' (see `python -m {config_name_to_module(config_name)} --help`)")
         prefix = o.get_key_element()
         base.append(f"{prefix}={values[0]}" if values else o.input_line)
     variants = [base]

@@ -7,44 +7,74 @@ Layout under `<study_dir>`:
                                      one record per run; `identity` hashes everything that defines the
                                      run besides cell and seed, so a changed budget is a new run, never
                                      a skip, and never overwrites an older result
+    runs/.../<cell_id>.json.claim    held while a worker trains the run (study.claims)
+    runs/.../<name>.corrupt-<time>   a record that failed its integrity check, moved aside (kept for you)
     analysis/                        written by analysis.correlate
+
+A record carries a `checksum` over its other fields (`record_format` among them); a record whose checksum
+does not match (bit rot, a hand edit, a copy cut short), or that has a format but no checksum, is treated
+like an unreadable one. Records written before checksums existed (no `record_format`) are accepted when
+they parse and have the required fields.
 """
 
 from __future__ import annotations
 
 from study.errors import UserError
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
 
 CELLS_FILE = "cells.jsonl"
 STUDY_FILE = "study.json"
 RUNS_DIR = "runs"
+CHECKSUM = "checksum"
+FORMAT = "record_format"  # present in every checksummed record, so a mangled checksum key is not "old"
 
 
 class StudyError(UserError):
     """The study directory is missing, unreadable or inconsistent."""
 
 
+class WriteError(UserError):
+    """A file of the study could not be written (disk full, read-only folder, ...)."""
+
+
+class NotOwner(RuntimeError):
+    """A worker tried to write a record whose claim it no longer holds (it was taken over as stale)."""
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `text` to `path` so readers see the old file or the new one, never a partial one.
+
+    Any OSError (no space, read-only folder, file-size limit) becomes a one-line WriteError; the old
+    file stays as it was and the temporary file is removed.
+    """
+    path = Path(path)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise WriteError(f"cannot write {path}: {e.strerror or e}; free disk space or make the folder "
+                         "writable, then rerun the same command (finished runs are kept)") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -56,9 +86,112 @@ def write_atomic(path: Path, text: str) -> None:
         pass
 
 
+def _discard(tmp: str | None) -> None:
+    if tmp is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Atomically write `obj` as pretty JSON."""
     write_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def content_checksum(rec: dict[str, Any]) -> str:
+    """SHA-256 over a record's fields other than the checksum itself, in a canonical JSON form."""
+    body = {k: v for k, v in rec.items() if k != CHECKSUM}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def seal(rec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `rec` with its format and checksum fields set."""
+    body = {**rec, FORMAT: 1}
+    return {**body, CHECKSUM: content_checksum(body)}
+
+
+_GUARD: contextvars.ContextVar[tuple[Callable[[Path], bool], dict[str, Any]] | None] = \
+    contextvars.ContextVar("record_write_guard", default=None)
+
+
+@contextlib.contextmanager
+def write_guard(may_write: Callable[[Path], bool], stamp: dict[str, Any] | None = None) -> Iterator[None]:
+    """Within this block, `write_record` writes only where `may_write(path)` holds, adding `stamp`'s fields."""
+    token = _GUARD.set((may_write, dict(stamp or {})))
+    try:
+        yield
+    finally:
+        _GUARD.reset(token)
+
+
+def write_record(path: Path, rec: dict[str, Any]) -> None:
+    """Write a run record with its checksum, atomically; NotOwner when the active guard refuses."""
+    guard = _GUARD.get()
+    if guard is not None:
+        may_write, stamp = guard
+        if not may_write(Path(path)):
+            raise NotOwner(f"not writing {path}: this worker no longer holds its claim")
+        rec = {**rec, **stamp}
+    write_json_atomic(path, seal(rec))
+
+
+def record_problem(rec: Any) -> str | None:
+    """Why a parsed record is not valid (None when it is)."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if "status" not in rec or "cell_id" not in rec:
+        return "no status or cell_id"
+    if CHECKSUM in rec:
+        if rec[CHECKSUM] != content_checksum(rec):
+            return "checksum mismatch"
+    elif FORMAT in rec:
+        return "checksum missing"
+    return None
+
+
+def read_record(path: Path, quarantine_bad: bool = False) -> dict[str, Any] | None:
+    """A valid run record, or None with a warning naming the file (moved aside when `quarantine_bad`)."""
+    try:
+        rec = json.loads(Path(path).read_bytes())
+        problem = record_problem(rec)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        problem = f"unreadable: {e}"
+    if problem is None:
+        return rec
+    if quarantine_bad:
+        quarantine(Path(path), problem)
+    else:
+        log.warning("ignoring corrupted record %s (%s)", path, problem)
+    return None
+
+
+def quarantine(path: Path, reason: str) -> Path | None:
+    """Move a corrupted file aside to `<name>.corrupt-<time>` with a warning; returns where it went."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    k = 1
+    while target.exists():
+        k += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{k}")
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None  # someone else moved it first
+    except OSError as e:
+        raise WriteError(f"cannot move corrupted {path} aside: {e.strerror}; move or delete it by hand") from None
+    log.warning("moved corrupted %s aside to %s (%s); it will be redone", path, target.name, reason)
+    return target
+
+
+def clean_temporaries(path: Path) -> int:
+    """Remove temporary files a killed writer left next to `path`; call only while owning `path`."""
+    removed = 0
+    for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed += 1
+    return removed
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
@@ -71,21 +204,8 @@ def run_dir(study_dir: Path, objective: str, dataset: str, budget: str, identity
     return Path(study_dir) / RUNS_DIR / objective / f"{dataset}-{budget}-{identity}" / f"seed{seed}"
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    """A run record, or None (with a warning naming the file) when it is unreadable or malformed."""
-    try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        log.warning("ignoring unreadable record %s (%s)", path, e)
-        return None
-    if not isinstance(rec, dict) or "status" not in rec or "cell_id" not in rec:
-        log.warning("ignoring malformed record %s (no status or cell_id)", path)
-        return None
-    return rec
-
-
 def iter_records(study_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every readable record under `<study_dir>/runs`, in a stable order."""
+    """Every valid record under `<study_dir>/runs`, in a stable order; corrupted ones are skipped with a warning."""
     for path in sorted((Path(study_dir) / RUNS_DIR).glob("**/*.json")):
         rec = read_record(path)
         if rec is not None:
@@ -101,8 +221,13 @@ def read_cells(study_dir: Path) -> list[dict[str, Any]]:
         raise StudyError(
             f"no sample in {study_dir}: run `python -m study.sample study_dir={study_dir}` first"
         )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise StudyError(f"cannot read {path} ({reason}); re-sample with `python -m study.sample force=true`") from None
     cells = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from study.errors import UserError
-from study.records import identity_hash, read_record, run_dir, write_json_atomic
+from study.claims import ClaimSettings
+from study.records import identity_hash, read_record, run_dir, write_record
 from study.space import cell_id, get_space
 from study.trainer import Budget
 
@@ -43,6 +44,7 @@ class Setup:
     device: str
     threads: int
     config: dict[str, Any] = field(default_factory=dict)
+    claims: ClaimSettings = ClaimSettings()
 
     def identity(self) -> dict[str, Any]:
         """What defines a run besides its cell and seed (device, threads and paths do not)."""
@@ -55,7 +57,8 @@ class Setup:
 def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) -> tuple[list[RunSpec], int]:
     """The runs still to do for `seed`, and how many are already complete (skipped)."""
     space = get_space(setup.space)
-    folder = run_dir(study_dir, setup.objective, setup.dataset, setup.budget.name, identity_hash(setup.identity()), seed)
+    identity = identity_hash(setup.identity())
+    folder = run_dir(study_dir, setup.objective, setup.dataset, setup.budget.name, identity, seed)
     todo, done = [], 0
     for row in cells:
         try:
@@ -67,7 +70,7 @@ def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) 
             raise_mismatch(row)
         path = folder / f"{cid}.json"
         rec = read_record(path) if path.exists() else None
-        if rec is not None and rec.get("status") == "complete":
+        if rec is not None and rec.get("status") == "complete" and rec.get("identity") == identity:
             done += 1
             continue
         todo.append(RunSpec(cid, cell.to_str(), setup.objective, seed, path))
@@ -95,7 +98,8 @@ def provenance() -> dict[str, Any]:
 def record(spec: RunSpec, setup: Setup, status: str, **fields: Any) -> dict[str, Any]:
     """A run record with the fields every record carries."""
     return {
-        "cell_id": spec.cell_id, "arch": spec.arch, "objective": spec.objective, "seed": spec.seed,
+        "cell_id": spec.cell_id, "arch": spec.arch, "canonical": get_space(setup.space).parse(spec.arch).canonical(),
+        "objective": spec.objective, "seed": spec.seed,
         "space": setup.space, "dataset": setup.dataset, "budget": setup.budget.name,
         "identity": identity_hash(setup.identity()), "status": status,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -130,12 +134,13 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
             history={"train_loss": history.train_loss, "test_acc": history.test_acc},
             params=count_params(model), wall_s=time.perf_counter() - t0, device=setup.device,
         )
-    write_json_atomic(spec.path, rec)
+    rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
+    write_record(spec.path, rec)
     return rec
 
 
-def failed_record(spec: RunSpec, setup: Setup, reason: str, wall_s: float) -> dict[str, Any]:
+def failed_record(spec: RunSpec, setup: Setup, reason: str, wall_s: float, **fields: Any) -> dict[str, Any]:
     """Record a run that raised, so failures never hide."""
-    rec = record(spec, setup, "failed", reason=reason, wall_s=wall_s, device=setup.device)
-    write_json_atomic(spec.path, rec)
+    rec = record(spec, setup, "failed", reason=reason, wall_s=wall_s, device=setup.device, **fields)
+    write_record(spec.path, rec)
     return rec

@@ -56,9 +56,11 @@ def check(cfg: DictConfig) -> None:
         kind = "cells" if req.include_degenerate else "non-degenerate cells"
         raise UserError(f"n={req.n} is more than the {n_max} distinct {kind} of space {req.space!r}; use n<={n_max}")
     old = _read_meta(req.study_dir)
-    if old is not None and old != _meta(req) and has_runs(req.study_dir) and not req.force:
+    # An unreadable study.json next to trained runs counts as different: never replace cells blindly.
+    if old != _meta(req) and has_runs(req.study_dir) and not req.force:
+        differ = ", ".join(k for k in _meta(req) if (old or {}).get(k) != _meta(req)[k]) if old else "study.json unreadable"
         raise UserError(
-            f"{req.study_dir} already has a different sample with trained runs; "
+            f"{req.study_dir} already has a different sample ({differ}) with trained runs; "
             "add force=true to replace it (runs are kept and still match by cell id) or choose another study_dir"
         )
 

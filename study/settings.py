@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from study.errors import UserError
+
+if TYPE_CHECKING:
+    from study.claims import ClaimSettings
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -32,13 +35,21 @@ def positive_int(cfg: DictConfig, key: str, name: str) -> int:
     return value
 
 
+def non_negative_int(cfg: DictConfig, key: str, name: str) -> int:
+    """An integer setting of at least 0."""
+    value = integer(cfg, key, name)
+    if value < 0:
+        raise UserError(f"{name} must not be negative, got {value}; e.g. {name}=0")
+    return value
+
+
 def number(cfg: DictConfig, key: str, name: str, minimum: float = 0.0, strict: bool = False) -> float:
     """A real number setting above (or at) `minimum`."""
     value = _get(cfg, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{name} must be a number, got {value!r}")
     if value < minimum or (strict and value == minimum):
-        raise UserError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
+        raise UserError(f"{name} must be {'>' if strict else '>='} {minimum:g}, got {value}")
     return float(value)
 
 
@@ -58,7 +69,25 @@ def study_dir(cfg: DictConfig) -> Path:
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():
         raise UserError(f"study_dir {value!r} is a file, not a folder; point study_dir at a folder")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"study_dir {value!r} lies under {str(parent)!r}, which is a file; "
+                                "point study_dir at a folder")
+            break
     return path
+
+
+def claim_settings(cfg: DictConfig) -> "ClaimSettings":
+    """Heartbeat and staleness of the claims that keep concurrent train commands apart."""
+    from study.claims import ClaimSettings
+
+    heartbeat = number(cfg, "claims.heartbeat_s", "claims.heartbeat_s", strict=True)
+    stale = number(cfg, "claims.stale_after_s", "claims.stale_after_s", strict=True)
+    if heartbeat >= stale:
+        raise UserError(f"claims.heartbeat_s ({heartbeat:g}) must be shorter than claims.stale_after_s "
+                        f"({stale:g}), or live runs would look stale; e.g. claims.heartbeat_s=30")
+    return ClaimSettings(heartbeat, stale)
 
 
 def space_name(cfg: DictConfig) -> str:

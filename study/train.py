@@ -6,7 +6,11 @@ complete record yet and writes one record per run. Rerunning the same command sk
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import math
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -16,7 +20,8 @@ from study import settings
 from study.cli import hydra_entry
 from study.errors import UserError
 from study.records import read_cells
-from study.runner import Setup, plan
+from study.runner import Setup, plan, raise_mismatch
+from study.space import cell_id, get_space
 from study.trainer import Budget
 from study.workers import run_all
 
@@ -29,16 +34,23 @@ def resolve_budget(cfg: DictConfig, objective: str) -> Budget:
     """The budget for `objective`: the base values with that objective's overrides applied."""
     raw = OmegaConf.to_container(cfg.budget, resolve=True)
     per_objective = raw.pop("objectives", None) or {}
+    if not isinstance(per_objective, dict) or not all(isinstance(v, dict) for v in per_objective.values()):
+        raise UserError("budget.objectives must map objective names to settings, e.g. budget.objectives.rotation.lr=0.025")
     raw.update(per_objective.get(objective, {}))
-    unknown = set(raw) - _BUDGET_KEYS
+    unknown = (set(raw) | {k for over in per_objective.values() for k in over}) - _BUDGET_KEYS  # typos in any objective
     if unknown:
         raise UserError(f"unknown budget setting(s) {sorted(unknown)}; known: {sorted(_BUDGET_KEYS)}")
     for key in ("epochs", "width", "cells_per_stage", "batch_size", "precise_bn", "eval_batch_size"):
         if isinstance(raw.get(key), bool) or not isinstance(raw.get(key), int):
             raise UserError(f"budget.{key} must be an integer, got {raw.get(key)!r}")
     for key in ("lr", "weight_decay", "momentum"):
-        if isinstance(raw.get(key), bool) or not isinstance(raw.get(key), (int, float)):
-            raise UserError(f"budget.{key} must be a number, got {raw.get(key)!r}")
+        if isinstance(raw.get(key), bool) or not isinstance(raw.get(key), (int, float)) or not math.isfinite(raw[key]):
+            raise UserError(f"budget.{key} must be a finite number, got {raw.get(key)!r}")
+    if not isinstance(raw.get("nesterov", True), bool):
+        raise UserError(f"budget.nesterov must be true or false, got {raw.get('nesterov')!r}")
+    if not 0 <= raw["momentum"] < 1 or (raw.get("nesterov", True) and raw["momentum"] == 0):
+        raise UserError(f"budget.momentum must be in [0, 1) (above 0 with nesterov), got {raw['momentum']}; "
+                        "e.g. budget.momentum=0.9")
     try:
         return Budget(**raw)
     except (TypeError, ValueError) as e:
@@ -82,13 +94,43 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     workers = settings.auto_int(cfg, "workers", default_workers)
     threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
     options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
-    options["crop_padding"] = settings.integer(cfg, "dataset.crop_padding", "dataset.crop_padding")
+    options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
     setup = Setup(
         space=settings.space_name(cfg), objective=objective, objective_options=options,
         dataset=cfg.dataset.name, dataset_options=dataset_options, budget=resolve_budget(cfg, objective),
-        device=device, threads=threads, config=settings.plain(cfg),
+        device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
     )
     return study_dir, setup, settings.integer(cfg, "seed", "seed"), workers
+
+
+def check_cells(cells: list[dict], space_name: str) -> None:
+    """Refuse a hand-edited cells file here, before Hydra starts (plan() would, but only once it runs)."""
+    space = get_space(space_name)
+    for row in cells:
+        try:
+            cell = space.parse(row["arch"])
+        except UserError as e:
+            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample instead of editing the file") from None
+        if cell_id(cell.canonical()) != row["id"]:
+            raise_mismatch(row)
+
+
+@functools.lru_cache(maxsize=None)  # once per dataset setting, though every sweep value is checked
+def check_dataset(name: str, options_json: str) -> None:
+    """Build the dataset once so a bad dataset setting is refused here, not in every worker."""
+    from study.data import build_dataset
+
+    try:
+        with warnings.catch_warnings():  # a degenerate split warns from torch; the error below says it in one line
+            warnings.simplefilter("ignore")
+            data = build_dataset(name, **json.loads(options_json))
+    except UserError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise UserError(f"dataset {name}: {e}; check the dataset.* settings") from None
+    if len(data.train_y) == 0 or len(data.test_y) == 0:
+        raise UserError(f"dataset {name} has {len(data.train_y)} training and {len(data.test_y)} test images "
+                        "with these settings; check dataset.test_fraction")
 
 
 def check(cfg: DictConfig) -> None:
@@ -97,7 +139,8 @@ def check(cfg: DictConfig) -> None:
     from study.objectives.base import objective_class
 
     study_dir, setup, _, _ = parse(cfg)
-    read_cells(study_dir)
+    check_cells(read_cells(study_dir), setup.space)
+    check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True))
     cls = objective_class(setup.objective)
     if cls.needs_color and settings.integer(cfg, "dataset.channels", "dataset.channels") != 3:
         raise UserError(
@@ -147,6 +190,9 @@ def task(cfg: DictConfig) -> None:
     progress = run_all(todo, setup, workers, label)
     log.info("%s: %d trained, %d failed; records in %s", label, progress.done - progress.failed,
              progress.failed, study_dir / "runs")
+    if progress.skipped:
+        log.info("%s: %s; rerun later to pick up any they leave unfinished", label,
+                 ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
 
 
 main = hydra_entry("train", task, check)

@@ -14,6 +14,8 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from study.claims import claimed
+from study.records import NotOwner, WriteError, clean_temporaries, identity_hash, read_record, write_guard
 from study.runner import RunSpec, Setup, execute, failed_record
 
 log = logging.getLogger(__name__)
@@ -45,21 +47,55 @@ def _init(setup: Setup) -> None:
     _WORKER["data"] = load_data(setup)
 
 
-def run_safely(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
-    """Train one run; an exception becomes a `failed` record with its reason instead of a crash."""
-    t0 = time.perf_counter()
+def skipped(spec: RunSpec, reason: str) -> dict[str, Any]:
+    """What `run_safely` returns for a run it left to another worker (nothing is written)."""
+    return {"status": "skipped", "cell_id": spec.cell_id, "reason": reason}
+
+
+def finished_since(spec: RunSpec, setup: Setup, since: float | None) -> bool:
+    """Whether the run's record is complete now, or was written after `since` (by another worker)."""
+    if not spec.path.exists():
+        return False
+    rec = read_record(spec.path, quarantine_bad=True)  # a corrupted record is moved aside and redone
+    if rec is None or rec.get("identity") != identity_hash(setup.identity()):
+        return False
+    if rec["status"] == "complete":
+        return True
     try:
-        return execute(spec, setup, data)
-    except Exception as e:  # a run's bug must not take the study down; the record keeps the reason
-        log.debug("run %s failed", spec.path, exc_info=True)
-        reason = f"{type(e).__name__}: {e}"
-        rec = failed_record(spec, setup, reason, time.perf_counter() - t0)
-        rec["traceback"] = traceback.format_exc(limit=8)
-        return rec
+        return since is not None and spec.path.stat().st_mtime >= since
+    except FileNotFoundError:
+        return False
 
 
-def _work(spec: RunSpec) -> dict[str, Any]:
-    return run_safely(spec, _WORKER["setup"], _WORKER["data"])
+def run_safely(spec: RunSpec, setup: Setup, data: Any, since: float | None = None) -> dict[str, Any]:
+    """Claim and train one run; an exception becomes a `failed` record with its reason instead of a crash.
+
+    A run claimed by a live worker elsewhere, or finished since `since` (when it was planned), is skipped.
+    A failed write (disk full, read-only) stops the study with a WriteError: it would fail for every run.
+    """
+    with claimed(spec.path, setup.claims) as claim:
+        if claim is None:
+            return skipped(spec, "in progress elsewhere")
+        if finished_since(spec, setup, since):
+            return skipped(spec, "finished elsewhere")
+        clean_temporaries(spec.path)
+        with write_guard(claim.owns, {"claim": claim.owner}):
+            t0 = time.perf_counter()
+            try:
+                return execute(spec, setup, data)
+            except NotOwner as e:
+                log.warning("%s", e)
+                return skipped(spec, "claim taken over")
+            except WriteError:
+                raise
+            except Exception as e:  # a run's bug must not take the study down; the record keeps the reason
+                log.debug("run %s failed", spec.path, exc_info=True)
+                return failed_record(spec, setup, f"{type(e).__name__}: {e}", time.perf_counter() - t0,
+                                     traceback=traceback.format_exc(limit=8))
+
+
+def _work(spec: RunSpec, since: float | None = None) -> dict[str, Any]:
+    return run_safely(spec, _WORKER["setup"], _WORKER["data"], since)
 
 
 def _fmt_s(seconds: float) -> str:
@@ -73,10 +109,16 @@ class Progress:
 
     def __init__(self, total: int, label: str) -> None:
         self.total, self.label, self.done, self.failed = total, label, 0, 0
+        self.skipped: dict[str, int] = {}
         self.t0 = time.perf_counter()
 
     def update(self, rec: dict[str, Any]) -> None:
         """Count a finished run and log it."""
+        if rec["status"] == "skipped":  # another worker has it: not ours to count as trained
+            self.skipped[rec["reason"]] = self.skipped.get(rec["reason"], 0) + 1
+            self.total -= 1
+            log.info("%s cell %s: %s, skipped", self.label, rec["cell_id"], rec["reason"])
+            return
         self.done += 1
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / self.done * (self.total - self.done)
@@ -94,16 +136,17 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Pro
     progress = Progress(len(specs), label)
     if not specs:
         return progress
+    since = time.time()  # records written after this were written by another command
     if workers == 1:
         configure_threads(setup.threads)
         data = load_data(setup)
         for spec in specs:
-            progress.update(run_safely(spec, setup, data))
+            progress.update(run_safely(spec, setup, data, since))
         return progress
     # spawn, not fork: a forked child of a process that already ran torch's thread pools can deadlock.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup,)) as pool:
-        pending: set[Future] = {pool.submit(_work, s) for s in specs}
+        pending: set[Future] = {pool.submit(_work, s, since) for s in specs}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)

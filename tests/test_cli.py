@@ -1,6 +1,12 @@
-"""Bad input on the command line: one line on stderr, exit status 2, no traceback, nothing written."""
+"""Bad input through the real command line (subprocesses): one line on stderr, exit 2, nothing written.
+
+The full table of mistakes runs in-process in tests/test_bad_input.py; these check that the same answers
+reach a user's terminal from `python -m ...`, with nothing else printed.
+"""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -20,16 +26,8 @@ def assert_refused(done, *words):
 
 @pytest.mark.parametrize("args,words", [
     (["n=0"], ["n must be a positive integer"]),
-    (["n=-3"], ["n must be a positive integer"]),
     (["n=abc"], ["n must be an integer", "abc"]),
-    (["n=2.5"], ["n must be an integer"]),
-    (["n=99999"], ["n<=4929"]),
-    (["space=nb999"], ["unknown space", "nb201"]),
-    (["dataset=mnist"], ["unknown dataset", "digits"]),
     (["budget=huge"], ["unknown budget", "default", "paper", "tiny"]),
-    (["seed=x"], ["seed must be an integer"]),
-    (["force=maybe"], ["force must be true or false"]),
-    (["nn=3"], ["nn"]),
     (["n=3", "n=[bad"], ["parse"]),
 ])
 def test_sample_refuses_bad_input(cli, tmp_path, args, words):
@@ -61,14 +59,9 @@ def sampled(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["objective=colourisation"], ["unknown objective", "rotation", "supervised"]),
     (["-m", "objective=rotation,nope"], ["unknown objective", "nope"]),
-    (["-m", "seed=0,x"], ["seed must be an integer"]),
-    (["budget.epochs=0"], ["budget.epochs must be a positive integer"]),
-    (["budget.lr=fast"], ["budget.lr must be a number"]),
-    (["workers=0"], ["workers must be a positive integer"]),
-    (["device=tpu9"], ["device"]),
-    (["device=cuda"], ["cuda"]),
+    (["budget.lr=fast"], ["budget.lr must be a finite number"]),
+    (["dataset.test_fraction=2"], ["dataset.test_fraction"]),  # torch's own warning must not leak out
 ])
 def test_train_refuses_bad_input_and_writes_nothing(cli, sampled, args, words):
     before = files_under(sampled)
@@ -76,24 +69,26 @@ def test_train_refuses_bad_input_and_writes_nothing(cli, sampled, args, words):
     assert files_under(sampled) == before
 
 
+def test_hand_edited_cells_file_is_refused_before_anything_is_written(cli, sampled):
+    path = sampled / "cells.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["arch"] = rows[0]["arch"].replace("~0|", "~7|", 1)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = files_under(sampled)
+    assert_refused(cli("study.train", f"study_dir={sampled}"), "cells.jsonl", "re-sample")
+    assert files_under(sampled) == before
+
+
 def test_correlate_without_complete_records(cli, sampled):
+    before = files_under(sampled)
     assert_refused(cli("analysis.correlate", f"study_dir={sampled}"), "no complete run records", "study.train")
     assert_refused(cli("analysis.correlate", "metric=worst", f"study_dir={sampled}"), "metric")
+    assert files_under(sampled) == before
 
 
 def test_resampling_a_study_with_runs_needs_force(cli, tiny_study):
     cells = (tiny_study / "cells.jsonl").read_text()
-    assert_refused(cli("study.sample", "n=4", "seed=9", f"study_dir={tiny_study}"), "force=true")
+    assert_refused(cli("study.sample", "n=4", "seed=9", f"study_dir={tiny_study}"), "force=true", "seed")
     assert (tiny_study / "cells.jsonl").read_text() == cells
     same = cli("study.sample", "n=4", f"study_dir={tiny_study}")
     assert same.returncode == 0 and (tiny_study / "cells.jsonl").read_text() == cells
-
-
-@pytest.mark.parametrize("old,new", [("nor_conv_3x3", "conv_3x3"), ("~0|", "~7|"), ('"id": "', '"id": "f')])
-def test_hand_edited_cells_file(cli, sampled, old, new):
-    path = sampled / "cells.jsonl"
-    text = path.read_text()
-    if old not in text:
-        old = "skip_connect" if old == "nor_conv_3x3" else old
-    path.write_text(text.replace(old, new, 1))
-    assert_refused(cli("study.train", f"study_dir={sampled}"), "cells.jsonl", "re-sample")

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from study.errors import UserError
-from study.records import StudyError, read_cells, read_record, write_json_atomic
+from study.records import (StudyError, WriteError, content_checksum, identity_hash, quarantine, read_cells,
+                           read_record, write_json_atomic, write_record)
 from study.runner import Setup, plan
 from study.trainer import Budget
 
@@ -59,8 +60,9 @@ def cells():
 def test_plan_skips_complete_and_retries_failed(tmp_path, cells):
     todo, done = plan(tmp_path, cells, _setup(), seed=0)
     assert done == 0 and [s.cell_id for s in todo] == [c["id"] for c in cells]
-    write_json_atomic(todo[0].path, {"status": "complete", "cell_id": cells[0]["id"]})
-    write_json_atomic(todo[1].path, {"status": "failed", "cell_id": cells[1]["id"], "reason": "x"})
+    ident = identity_hash(_setup().identity())
+    write_record(todo[0].path, {"status": "complete", "cell_id": cells[0]["id"], "identity": ident, "test_acc_best": 0.5})
+    write_record(todo[1].path, {"status": "failed", "cell_id": cells[1]["id"], "identity": ident, "reason": "x"})
     again, done = plan(tmp_path, cells, _setup(), seed=0)
     assert done == 1 and [s.cell_id for s in again] == [cells[1]["id"]]
     # another seed or another budget setting is a different run, with its own record path
@@ -81,3 +83,53 @@ def test_read_cells_errors_name_the_fix(tmp_path):
     (tmp_path / "cells.jsonl").write_text('{"id": 1, "arch": "x"}\nnot json\n')
     with pytest.raises(StudyError, match=":2:"):
         read_cells(tmp_path)
+
+
+def test_a_complete_record_of_another_identity_is_not_a_skip(tmp_path, cells):
+    todo, _ = plan(tmp_path, cells, _setup(), seed=0)
+    write_record(todo[0].path, {"status": "complete", "cell_id": cells[0]["id"], "identity": "0ther1d",
+                                "test_acc_best": 0.5})
+    assert plan(tmp_path, cells, _setup(), seed=0)[1] == 0
+
+
+def test_records_carry_a_checksum_that_read_record_verifies(tmp_path, caplog):
+    path = tmp_path / "r.json"
+    rec = {"status": "complete", "cell_id": "x", "test_acc_best": 0.25, "history": {"test_acc": [0.1, 0.25]}}
+    write_record(path, rec)
+    on_disk = json.loads(path.read_text())
+    assert on_disk["checksum"] == content_checksum(on_disk) and read_record(path) == on_disk
+    assert {k: v for k, v in on_disk.items() if k not in ("checksum", "record_format")} == rec
+    # one digit changed by hand (or by bit rot): still valid JSON, but the checksum gives it away
+    path.write_text(path.read_text().replace("0.25", "0.95", 1))
+    assert read_record(path) is None and "checksum mismatch" in caplog.text and "r.json" in caplog.text
+
+
+@pytest.mark.parametrize("content", ["", '{"status": "compl', "[1, 2]", '{"cell_id": "x"}', "\udcff",
+                                     '{"status": "complete", "cell_id": "x", "checksum": "0"}'])
+def test_corrupted_records_are_moved_aside_with_a_warning(tmp_path, caplog, content):
+    path = tmp_path / "c.json"
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    assert read_record(path) is None and path.exists()  # readers (analysis) only warn
+    assert read_record(path, quarantine_bad=True) is None
+    aside = list(tmp_path.glob("c.json.corrupt-*"))
+    assert not path.exists() and len(aside) == 1 and aside[0].read_bytes() == content.encode("utf-8", "surrogateescape")
+    assert "c.json" in caplog.text and "moved corrupted" in caplog.text
+
+
+def test_records_without_checksum_are_still_accepted(tmp_path):
+    path = tmp_path / "old.json"
+    write_json_atomic(path, {"status": "complete", "cell_id": "x", "test_acc_best": 0.5})
+    assert read_record(path) == {"status": "complete", "cell_id": "x", "test_acc_best": 0.5}
+
+
+def test_quarantine_never_overwrites_an_earlier_corrupt_copy(tmp_path):
+    for k in range(3):
+        (tmp_path / "c.json").write_text(f"bad {k}")
+        quarantine(tmp_path / "c.json", "test")
+    assert sorted(p.read_text() for p in tmp_path.glob("c.json.corrupt-*")) == ["bad 0", "bad 1", "bad 2"]
+
+
+def test_write_into_a_file_path_is_a_one_line_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(WriteError, match="cannot write .*f/r.json.*rerun"):
+        write_json_atomic(tmp_path / "f" / "r.json", {"a": 1})
