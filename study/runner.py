@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import platform
 import socket
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
