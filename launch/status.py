@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import rerun
-from study.checkpoint import SUFFIX, peek_epoch
+from study.checkpoint import SUFFIX, peek
 from study.cli import CONF_DIR, fail
 from study.errors import UserError
 from study.records import RUNS_DIR, read_cells, read_record
@@ -59,7 +59,8 @@ def scan(study_dir: Path, ids: list[str]) -> list[Group]:
                 g.failed[rec["cell_id"]] = str(rec.get("reason") or "no reason recorded")
         for path in sorted(folder.glob(f"*{SUFFIX}")):
             if path.stem in known and path.stem not in g.done and path.stem not in g.failed:
-                g.started[path.stem] = peek_epoch(path)
+                g.started[path.stem], config = peek(path)
+                g.config = g.config or config
         groups.append(g)
     return groups
 

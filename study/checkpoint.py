@@ -51,6 +51,7 @@ class Checkpointer:
 
     path: Path
     identity: dict[str, Any]  # cell, seed and identity hash: a checkpoint of another run is never loaded
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config, for `launch.status` to read
     resumes: list[int] = field(default_factory=list)  # epochs at which earlier attempts were resumed
     wall_before: float = 0.0  # seconds spent by earlier attempts
     _t0: float = field(default_factory=time.perf_counter)
@@ -83,7 +84,7 @@ class Checkpointer:
             "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": model.state_dict(),
             "optimizer": state.optimizer, "generator": state.generator,
             "history": {"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s},
-            "resumes": self.resumes, "wall_s": self.wall_s(),
+            "resumes": self.resumes, "wall_s": self.wall_s(), "config": self.config,
         })
 
     def wall_s(self) -> float:
@@ -95,9 +96,10 @@ class Checkpointer:
         self.path.unlink(missing_ok=True)
 
 
-def peek_epoch(path: Path) -> int | None:
-    """Epochs completed according to a checkpoint file, or None if it cannot be read."""
+def peek(path: Path) -> tuple[int | None, dict[str, Any] | None]:
+    """Epochs completed and the run's config according to a checkpoint file (None, None if unreadable)."""
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return int(saved["epoch"]), saved.get("config") or None
     except Exception:  # a status report must not fail on a checkpoint being replaced right now
-        return None
+        return None, None

@@ -118,7 +118,7 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     model = model.to(setup.device)
     # A requeued job resumes from the last epoch saved by an earlier attempt (see study/checkpoint.py).
     ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,
-                                                      "identity": identity_hash(setup.identity())})
+                                                      "identity": identity_hash(setup.identity())}, setup.config)
     start = ckpt.load(model, setup.device)
     resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes}
     try:
