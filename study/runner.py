@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import platform
 import socket
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,31 +110,38 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     """Train one run and write its record (complete or failed); returns the record."""
     import torch
 
+    from study.checkpoint import Checkpointer
+    from study.checkpoint import path_for as checkpoint_path
     from study.network import Trunk, count_params
     from study.objectives import create_objective
     from study.trainer import Diverged, train
 
-    t0 = time.perf_counter()
     cell = get_space(setup.space).parse(spec.arch)
     objective = create_objective(setup.objective, data, **setup.objective_options)
     with torch.random.fork_rng(devices=[]):  # the seed fixes the init without touching global state
         torch.manual_seed(spec.seed)
         model = objective.build(Trunk(cell, objective.c_in, setup.budget.width, setup.budget.cells_per_stage))
     model = model.to(setup.device)
+    # A requeued job resumes from the last epoch saved by an earlier attempt (see study/checkpoint.py).
+    ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,
+                                                      "identity": identity_hash(setup.identity())}, setup.config)
+    start = ckpt.load(model, setup.device)
+    resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes}
     try:
-        history = train(model, objective, data, setup.budget, spec.seed)
+        history = train(model, objective, data, setup.budget, spec.seed, start=start, on_state=ckpt.save)
     except Diverged as e:
         rec = record(spec, setup, "failed", reason=str(e), params=count_params(model),
-                     wall_s=time.perf_counter() - t0, device=setup.device)
+                     wall_s=ckpt.wall_s(), device=setup.device, **resumed)
     else:
         rec = record(
             spec, setup, "complete", reason=None, test_acc_best=history.best, test_acc_final=history.final,
             best_epoch=history.test_acc.index(history.best), epochs=len(history.test_acc),
             history={"train_loss": history.train_loss, "test_acc": history.test_acc},
-            params=count_params(model), wall_s=time.perf_counter() - t0, device=setup.device,
+            params=count_params(model), wall_s=ckpt.wall_s(), device=setup.device, **resumed,
         )
     rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
     write_record(spec.path, rec)
+    ckpt.discard()
     return rec
 
 

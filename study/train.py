@@ -1,7 +1,9 @@
 """`python -m study.train -m objective=rotation,supervised`: train every sampled cell under an objective.
 
-Each Hydra job is one (objective, seed); it trains the cells of `<study_dir>/cells.jsonl` that have no
-complete record yet and writes one record per run. Rerunning the same command skips finished runs.
+Each Hydra job is one (objective, seed[, shard]); it trains its cells of `<study_dir>/cells.jsonl` that
+have no complete record yet and writes one record per run. Rerunning the same command skips finished
+runs and resumes interrupted ones from their checkpoints. `shards=N`, `cells=[...]`/`cell=a,b` and
+`dry_run=true` group the work for a cluster (see launch/shards.py and launch/sweep.py).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import functools
 import json
 import logging
 import math
+import sys
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from launch import shards as sharding
+from launch.sweep import expand_argv
 from study import settings
 from study.cli import hydra_entry
 from study.errors import UserError
@@ -139,8 +144,10 @@ def check(cfg: DictConfig) -> None:
     from study.objectives.base import objective_class
 
     study_dir, setup, _, _ = parse(cfg)
-    check_cells(read_cells(study_dir), setup.space)
+    cells = read_cells(study_dir)
+    check_cells(cells, setup.space)
     check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True))
+    assigned(cfg, cells)
     cls = objective_class(setup.objective)
     if cls.needs_color and settings.integer(cfg, "dataset.channels", "dataset.channels") != 3:
         raise UserError(
@@ -174,9 +181,17 @@ def task(cfg: DictConfig) -> None:
     from study.data import build_dataset
 
     study_dir, setup, seed, workers = parse(cfg)
-    cells = read_cells(study_dir)
+    slot = sharding.current_slot()
+    rows, where = assigned(cfg, read_cells(study_dir), slot)
+    cells = [cell for _, cell in rows]
+    setup = replace(setup, device=sharding.pinned_device(setup.device, slot, _gpus(setup.device)))
     todo, done = plan(study_dir, cells, setup, seed)
-    label = f"{setup.objective} seed {seed}"
+    label = f"{setup.objective} seed {seed}{where}"
+    if settings.boolean(cfg, "dry_run"):
+        pending = {spec.cell_id for spec in todo}
+        print(f"{label}: trains {len(todo)} of {len(cells)} cells ({done} complete, skipped): "
+              + (" ".join(f"#{row}:{cell['id']}" for row, cell in rows if cell["id"] in pending) or "-"))
+        return
     if done:
         log.info("%s: skipping %d of %d cells with a complete record", label, done, len(cells))
     if not todo:
@@ -195,7 +210,32 @@ def task(cfg: DictConfig) -> None:
                  ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
 
 
-main = hydra_entry("train", task, check)
+def assigned(cfg: DictConfig, cells: list[dict], slot: sharding.Slot = sharding.Slot()) -> tuple[list, str]:
+    """The (row, cell) pairs this task trains and a label suffix naming its shard."""
+    shards = settings.positive_int(cfg, "shards", "shards")
+    shard = OmegaConf.select(cfg, "shard")
+    if shard is not None:
+        shard = settings.integer(cfg, "shard", "shard")
+    wanted = OmegaConf.select(cfg, "cells")
+    if wanted is not None and not OmegaConf.is_list(wanted):
+        raise UserError(f"cells must be a list of cell ids or row numbers, got {wanted!r}; e.g. cells=[3,17]")
+    rows = sharding.share(sharding.choose(cells, wanted), shard, shards, slot)
+    where = "" if shard is None else f" shard {shard}/{shards}"
+    return rows, where + (f" task {slot.rank}/{slot.tasks}" if slot.tasks > 1 else "")
+
+
+def _gpus(device: str) -> int:
+    return sharding.gpu_count() if device.startswith("cuda") else 0
+
+
+_main = hydra_entry("train", task, check)
+
+
+def main() -> None:
+    """`python -m study.train`: expand the sweep conveniences in argv, then run the Hydra app."""
+    sys.argv[1:] = expand_argv(sys.argv[1:])
+    sharding.register_resolvers()
+    _main()
 
 if __name__ == "__main__":
     main()

@@ -163,15 +163,39 @@ def evaluate(
 EpochCallback = Callable[[int, History], None]
 
 
+@dataclass
+class TrainState:
+    """A training between two epochs: enough to continue it exactly as if it had never stopped.
+
+    All of the trainer's randomness comes from its one generator, so its state is the RNG state.
+    """
+
+    epoch: int  # epochs completed
+    history: History
+    optimizer: dict
+    generator: torch.Tensor
+
+
+StateCallback = Callable[[nn.Module, TrainState], None]
+
+
 def train(
     model: nn.Module, objective: Objective, data: ImageData, budget: Budget, seed: int,
-    on_epoch: EpochCallback | None = None,
+    on_epoch: EpochCallback | None = None, start: TrainState | None = None, on_state: StateCallback | None = None,
 ) -> History:
-    """Train `model` for the budget's epochs, testing after every epoch; raises Diverged on NaN loss."""
+    """Train `model` for the budget's epochs, testing after every epoch; raises Diverged on NaN loss.
+
+    `start` continues a training from a saved state (the model already holds its weights); `on_state`
+    receives the model and state after every epoch, e.g. to checkpoint it.
+    """
     gen = torch.Generator(device=data.train_x.device).manual_seed(seed)
     opt = make_optimizer(model, budget)
     history = History()
-    for epoch in range(budget.epochs):
+    if start is not None:
+        opt.load_state_dict(start.optimizer)
+        gen.set_state(start.generator)
+        history = start.history
+    for epoch in range(start.epoch if start is not None else 0, budget.epochs):
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs)
@@ -186,4 +210,6 @@ def train(
         log.debug("epoch %d loss %.4f test %.4f", epoch, loss, acc)
         if on_epoch is not None:
             on_epoch(epoch, history)
+        if on_state is not None:
+            on_state(model, TrainState(epoch + 1, history, opt.state_dict(), gen.get_state()))
     return history

@@ -1,0 +1,143 @@
+"""`python -m launch.status [study_dir=PATH]`: a study's progress, its failures, and how to finish it.
+
+For every (objective, run identity, seed) folder under `<study_dir>/runs`: cells done, failed, started
+(a checkpoint but no record yet: running now, or interrupted and waiting to resume) and pending; each
+failure's reason; and the `study.train` command that trains what is missing. A run that raised is
+recorded `failed` even when SLURM reports its job COMPLETED, so it shows here. Reads only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launch import rerun
+from study.checkpoint import SUFFIX, peek
+from study.cli import CONF_DIR, fail
+from study.errors import UserError
+from study.records import RUNS_DIR, read_cells, read_record
+
+
+@dataclass
+class Group:
+    """The runs of one objective, run identity and seed."""
+
+    objective: str
+    tag: str  # <dataset>-<budget>-<identity>
+    seed: int
+    done: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)  # cell id -> reason
+    started: dict[str, int | None] = field(default_factory=dict)  # cell id -> epochs done
+    config: dict[str, Any] | None = None
+    epochs: int | None = None
+
+    def missing(self, ids: list[str]) -> list[str]:
+        """Cells without a complete record, in cells-file order."""
+        return [c for c in ids if c not in self.done]
+
+
+def scan(study_dir: Path, ids: list[str]) -> list[Group]:
+    """Every group found under `<study_dir>/runs`, counting only the sampled cells."""
+    known = set(ids)
+    groups = []
+    for folder in sorted((Path(study_dir) / RUNS_DIR).glob("*/*/seed*")):
+        if not folder.is_dir() or not folder.name[4:].isdigit():
+            continue
+        g = Group(folder.parent.parent.name, folder.parent.name, int(folder.name[4:]))
+        for path in sorted(folder.glob("*.json")):
+            rec = read_record(path)
+            if rec is None or rec["cell_id"] not in known:
+                continue
+            g.config = g.config or rec.get("config")
+            if rec["status"] == "complete":
+                g.done.add(rec["cell_id"])
+                g.epochs = g.epochs or rec.get("epochs")
+            else:
+                g.failed[rec["cell_id"]] = str(rec.get("reason") or "no reason recorded")
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            if path.stem in known and path.stem not in g.done and path.stem not in g.failed:
+                g.started[path.stem], config = peek(path)
+                g.config = g.config or config
+        groups.append(g)
+    return groups
+
+
+def report(study_dir: Path) -> str:
+    """The progress report of a study, as printed by `python -m launch.status`."""
+    cells = read_cells(study_dir)
+    ids = [c["id"] for c in cells]
+    row_of = {c: i for i, c in enumerate(ids)}
+    groups = scan(study_dir, ids)
+    lines = [f"study {study_dir}: {len(ids)} cells"]
+    if not groups:
+        lines.append("no runs yet; start them with `python -m study.train -m objective=...`")
+        return "\n".join(lines)
+    header = ("objective", "seed", "runs", "done", "failed", "started", "pending")
+    rows = []
+    for g in groups:
+        pending = len(ids) - len(g.done) - len(g.failed) - len(g.started)
+        rows.append((g.objective, str(g.seed), g.tag, str(len(g.done)), str(len(g.failed)), str(len(g.started)),
+                     str(pending)))
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
+    for r in [header, *rows]:
+        lines.append("  ".join(v.ljust(w) if k < 3 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths))))
+    total = len(ids) * len(groups)
+    done = sum(len(g.done) for g in groups)
+    lines.append(f"total: {done} of {total} runs done ({100 * done / total:.0f}%)")
+
+    started = [(g, c, e) for g in groups for c, e in g.started.items()]
+    if started:
+        lines.append("started (checkpointed; running now or waiting to resume):")
+        lines += [f"  {g.objective} seed {g.seed} cell {c} (#{row_of[c]}): epoch {'?' if e is None else e}"
+                  f"{'' if g.epochs is None else f' of {g.epochs}'}" for g, c, e in started]
+    failures = [(g, c, r) for g in groups for c, r in g.failed.items()]
+    if failures:
+        lines.append("failed:")
+        lines += [f"  {g.objective} seed {g.seed} cell {c} (#{row_of[c]}): {r}" for g, c, r in failures]
+    lines += _commands(groups, ids, study_dir)
+    return "\n".join(lines)
+
+
+def _commands(groups: list[Group], ids: list[str], study_dir: Path) -> list[str]:
+    merged: dict[tuple, list[int]] = defaultdict(list)  # same command and missing cells: one line, seeds joined
+    lost = []
+    for g in groups:
+        missing = g.missing(ids)
+        if not missing:
+            continue
+        overrides = rerun.overrides_for({**g.config, "study_dir": str(study_dir)}) if g.config else None
+        if overrides is None:
+            lost.append(f"  {g.objective} seed {g.seed} ({g.tag}): no record to rebuild the command from; "
+                        "re-issue the command you started it with (it resumes)")
+            continue
+        merged[(tuple(overrides), tuple(missing))].append(g.seed)
+    if not merged and not lost:
+        return ["everything is done"]
+    lines = ["to train what is missing (add your launcher, e.g. hydra/launcher=slurm shards=8):"]
+    for (overrides, missing), seeds in merged.items():
+        lines.append("  " + rerun.command(list(overrides), sorted(seeds), list(missing), len(missing) == len(ids)))
+    return lines + lost
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the report for `study_dir=PATH` (default: the study_dir of conf/common.yaml)."""
+    from omegaconf import OmegaConf
+
+    args = sys.argv[1:] if argv is None else argv
+    study_dir = Path(str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir))
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key != "study_dir" or not value:
+            fail(f"unknown argument {arg!r}; usage: python -m launch.status [study_dir=PATH]")
+        study_dir = Path(value).expanduser()
+    try:
+        print(report(study_dir))
+    except UserError as e:
+        fail(str(e))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Command-line conveniences of `study.train`, applied to argv before Hydra sees it.
+
+- `shards=N` with `-m` and no `shard=`: sweeps `shard=0,...,N-1` (Hydra cannot sweep over a range
+  read from another key), so `objective=a,b seed=0,1 shards=16` submits 2 x 2 x 16 tasks.
+- `cell=3,17` (one job training those cells, not one job per cell): becomes `cells=['3','17']`.
+- `dry_run=true` with `-m`: runs the sweep with Hydra's basic launcher in this process, so the plan is
+  printed here and nothing is submitted.
+"""
+
+from __future__ import annotations
+
+_MULTIRUN = ("-m", "--multirun")
+
+
+def _split(arg: str) -> tuple[str, str] | None:
+    if arg.startswith("-") or "=" not in arg:
+        return None
+    key, value = arg.split("=", 1)
+    return key, value
+
+
+def _quoted(value: str) -> str:
+    value = value.strip().strip("'\"")
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def expand_argv(argv: list[str]) -> list[str]:
+    """argv with `shards=N`, `cell=...` and `dry_run=true` expanded as described above."""
+    multirun = any(a in _MULTIRUN for a in argv)
+    pairs = [_split(a) for a in argv]
+    keys = {p[0].lstrip("+~") for p in pairs if p}
+    out: list[str] = []
+    for arg, pair in zip(argv, pairs):
+        if pair and pair[0] == "cell":
+            out.append("cells=[" + ",".join(_quoted(v) for v in pair[1].split(",") if v.strip()) + "]")
+        elif pair and pair[0] == "hydra/launcher" and multirun and _is_true(argv, "dry_run"):
+            continue  # replaced by the basic launcher below
+        else:
+            out.append(arg)
+    if multirun:
+        shards = dict(p for p in pairs if p).get("shards", "")
+        if shards.isdigit() and int(shards) > 1 and "shard" not in keys:
+            out.append("shard=" + ",".join(str(k) for k in range(int(shards))))
+        if _is_true(argv, "dry_run"):
+            out.append("hydra/launcher=basic")
+    return out
+
+
+def _is_true(argv: list[str], key: str) -> bool:
+    return any(p and p[0] == key and p[1].strip().lower() == "true" for p in map(_split, argv))

@@ -1,0 +1,105 @@
+"""Per-epoch checkpoints of one run, so a preempted or timed-out job resumes instead of starting over.
+
+A run's checkpoint lies next to its record (`<cell_id>.ckpt` beside `<cell_id>.json`). It is written
+atomically after every epoch (a reader sees the previous checkpoint or the new one, never a partial
+one, even when the job is killed mid-write) and deleted once the record is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from study.trainer import History, TrainState
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".ckpt"
+FORMAT = 1
+
+
+def path_for(record_path: Path) -> Path:
+    """Where the checkpoint of the run whose record goes to `record_path` lives."""
+    return Path(record_path).with_suffix(SUFFIX)
+
+
+def _save_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # also a SystemExit raised by a preemption signal mid-write
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Checkpointer:
+    """Saves one run's state after every epoch and restores it at the start of a later attempt."""
+
+    path: Path
+    identity: dict[str, Any]  # cell, seed and identity hash: a checkpoint of another run is never loaded
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config, for `launch.status` to read
+    resumes: list[int] = field(default_factory=list)  # epochs at which earlier attempts were resumed
+    wall_before: float = 0.0  # seconds spent by earlier attempts
+    _t0: float = field(default_factory=time.perf_counter)
+
+    def load(self, model: nn.Module, device: str) -> TrainState | None:
+        """The saved state (weights loaded into `model`), or None to start from scratch."""
+        if not self.path.exists():
+            return None
+        try:
+            saved = torch.load(self.path, map_location=device, weights_only=True)
+            if saved.get("format") != FORMAT or saved.get("identity") != self.identity:
+                log.warning("ignoring checkpoint %s: it belongs to another run or format", self.path)
+                return None
+            model.load_state_dict(saved["model"])
+        except Exception as e:  # unreadable or from an incompatible model: training from scratch is safe
+            log.warning("ignoring unreadable checkpoint %s (%s: %s)", self.path, type(e).__name__, e)
+            return None
+        h = saved["history"]
+        state = TrainState(saved["epoch"], History(list(h["train_loss"]), list(h["test_acc"]), list(h["epoch_s"])),
+                           saved["optimizer"], saved["generator"].cpu())
+        self.resumes = list(saved["resumes"]) + [state.epoch]
+        self.wall_before = float(saved["wall_s"])
+        log.info("resuming %s from epoch %d", self.path.stem, state.epoch)
+        return state
+
+    def save(self, model: nn.Module, state: TrainState) -> None:
+        """Write the state after an epoch atomically."""
+        h = state.history
+        _save_atomic(self.path, {
+            "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": model.state_dict(),
+            "optimizer": state.optimizer, "generator": state.generator,
+            "history": {"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s},
+            "resumes": self.resumes, "wall_s": self.wall_s(), "config": self.config,
+        })
+
+    def wall_s(self) -> float:
+        """Seconds this run has trained over all its attempts so far."""
+        return self.wall_before + time.perf_counter() - self._t0
+
+    def discard(self) -> None:
+        """Delete the checkpoint (the record now holds the result)."""
+        self.path.unlink(missing_ok=True)
+
+
+def peek(path: Path) -> tuple[int | None, dict[str, Any] | None]:
+    """Epochs completed and the run's config according to a checkpoint file (None, None if unreadable)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return int(saved["epoch"]), saved.get("config") or None
+    except Exception:  # a status report must not fail on a checkpoint being replaced right now
+        return None, None

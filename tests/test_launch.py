@@ -1,0 +1,102 @@
+"""Work grouping (shards, chosen cells, dry run), GPU pinning, launcher presets, and `launch.status`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from launch.shards import Slot, choose, pinned_device, register_resolvers, share
+from launch.sweep import expand_argv
+from study.cli import CONF_DIR
+from study.errors import UserError
+
+CELLS = [{"id": f"{k:02d}aa{k:06d}", "arch": "x"} for k in range(10)]
+FAST = ["budget=tiny", "workers=1", "threads=1", "dataset.image_size=8", "dataset.test_fraction=0.5"]
+
+
+def test_shards_are_balanced_disjoint_and_cover_every_chosen_cell():
+    rows = choose(CELLS, None)
+    shares = [share(rows, s, 3) for s in range(3)]
+    assert [len(x) for x in shares] == [4, 3, 3]
+    assert sorted(r for x in shares for r, _ in x) == list(range(10))
+    # A job with two tasks (one per GPU) splits its shard again, still disjoint.
+    halves = [share(rows, 0, 3, Slot(rank=k, tasks=2, local_rank=k)) for k in range(2)]
+    assert [r for r, _ in halves[0]] == [0, 6] and [r for r, _ in halves[1]] == [3, 9]
+
+
+def test_cells_are_chosen_by_id_or_row_and_unknown_ones_are_refused():
+    assert [r for r, _ in choose(CELLS, ["3", CELLS[7]["id"], 3])] == [3, 7]
+    with pytest.raises(UserError, match="neither a cell id nor a row number"):
+        choose(CELLS, ["zz"])
+    with pytest.raises(UserError, match="outside 0..1"):
+        share(choose(CELLS, None), 2, 2)
+
+
+def test_each_task_of_a_multi_gpu_job_gets_its_own_device():
+    assert [pinned_device("cuda", Slot(k, 4, k), 4) for k in range(4)] == [f"cuda:{k}" for k in range(4)]
+    assert pinned_device("cuda", Slot(0, 1, 0), 4) == "cuda"  # one task: the device as configured
+    assert pinned_device("cpu", Slot(1, 2, 1), 0) == "cpu"
+
+
+def test_argv_expansion():
+    assert expand_argv(["-m", "objective=a,b", "shards=3"]) == ["-m", "objective=a,b", "shards=3", "shard=0,1,2"]
+    assert expand_argv(["-m", "shards=3", "shard=1"]) == ["-m", "shards=3", "shard=1"]  # explicit shard kept
+    assert expand_argv(["shards=3"]) == ["shards=3"]  # no sweep without -m: one process trains all shards
+    assert expand_argv(["cell=3,17"]) == ["cells=['3','17']"]
+    assert expand_argv(["-m", "hydra/launcher=slurm", "dry_run=true"]) == ["-m", "dry_run=true",
+                                                                           "hydra/launcher=basic"]
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "local", "gpus"])
+def test_launcher_presets_compose(launcher):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    params = cfg.hydra.launcher
+    assert params.tasks_per_node >= 1 and params.timeout_min >= 60
+    if launcher == "slurm":
+        assert params.max_num_timeout > 0 and params.signal_delay_s > 0 and "SlurmLauncher" in params._target_
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(cli, tmp_path):
+    study = tmp_path / "s"
+    assert cli("study.sample", "n=5", f"study_dir={study}").returncode == 0
+    done = cli("study.train", "-m", "hydra/launcher=slurm", "objective=rotation,supervised", "shards=2",
+               "dry_run=true", f"study_dir={study}", *FAST)
+    assert done.returncode == 0, done.stderr
+    ids = [json.loads(line)["id"] for line in (study / "cells.jsonl").read_text().splitlines()]
+    for objective in ("rotation", "supervised"):
+        assert f"{objective} seed 0 shard 0/2: trains 3 of 3 cells" in done.stdout
+        assert f"{objective} seed 0 shard 1/2: trains 2 of 2 cells (0 complete, skipped): #1:{ids[1]} #3:{ids[3]}" \
+            in done.stdout
+    assert not (study / "runs").exists()
+    bad = cli("study.train", "shard=2", "shards=2", f"study_dir={study}", *FAST)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: shard=2 is outside")
+
+
+@pytest.mark.slow
+def test_status_counts_failures_and_prints_a_command_that_finishes_the_study(cli, tmp_path):
+    study = tmp_path / "s"
+    assert cli("study.sample", "n=3", f"study_dir={study}").returncode == 0
+    # Rotation diverges on purpose (a real failure in training); supervised trains one cell of three.
+    assert cli("study.train", "-m", "objective=rotation,supervised", "cell=0", f"study_dir={study}", *FAST,
+               "+budget.objectives.rotation.lr=1e30").returncode == 0
+    status = cli("launch.status", f"study_dir={study}")
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert any(line.split()[:2] == ["rotation", "0"] and line.split()[3:] == ["0", "1", "0", "2"] for line in lines)
+    assert any(line.split()[:2] == ["supervised", "0"] and line.split()[3:] == ["1", "0", "0", "2"] for line in lines)
+    assert "diverged at epoch 0" in status.stdout
+    commands = [line.strip() for line in lines if line.strip().startswith("python -m study.train")]
+    assert len(commands) == 2
+    supervised = next(c for c in commands if "objective=supervised" in c)
+    assert "cells=[" in supervised and "lr=1e+30" not in supervised  # only what defines the run
+    rerun = cli(*shlex.split(supervised)[2:])  # `study.train -m ...` exactly as printed
+    assert rerun.returncode == 0, rerun.stderr
+    after = cli("launch.status", f"study_dir={study}").stdout
+    assert any(line.split()[:2] == ["supervised", "0"] and line.split()[3:] == ["3", "0", "0", "0"]
+               for line in after.splitlines())
+    assert cli("launch.status", "studydir=x").returncode == 2
