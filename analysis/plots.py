@@ -20,7 +20,7 @@ from scipy import stats  # noqa: E402
 
 STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
          "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False}
-PERCENT = PercentFormatter(xmax=1.0, decimals=0)
+PERCENT = PercentFormatter(xmax=1.0, decimals=None)  # as many decimals as the tick spacing needs
 
 
 def _grid(n: int, width: float = 3.2, height: float = 3.0, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -107,20 +107,24 @@ def random_experiment(curves: pd.DataFrame, reference: str) -> plt.Figure:
             curve = curves[curves["objective"] == name]
             ax.fill_between(curve["size"], curve["q25"], curve["q75"], color="tab:blue", alpha=0.2, lw=0,
                             label="25-75%")
-            ax.plot(curve["size"], curve["mean"], "o-", color="tab:blue", ms=3, label=f"best by {name}")
+            ax.plot(curve["size"], curve["mean"], "o-", color="tab:blue", ms=3, label="best by the proxy (mean)")
             if not oracle.empty:
                 ax.plot(oracle["size"], oracle["mean"], "--", color="black", lw=1, label=f"best by {reference}")
             if not chance.empty:
-                ax.plot(chance["size"], chance["mean"], ":", color="tab:gray", lw=1.2, label="random pick")
+                ax.plot(chance["size"], chance["mean"], ":", color="tab:gray", lw=1.2,
+                        label="best by a random ranking")
             ax.set_xscale("log", base=2)
             ax.set_xticks(curve["size"].tolist(), [str(m) for m in curve["size"]])
             ax.set_xlabel("cells drawn (m)")
             ax.set_ylabel(f"{reference} accuracy of the pick")
             ax.yaxis.set_major_formatter(PERCENT)
-            ax.set_title(name)
+            ax.set_title(f"proxy: {name}")
             ax.grid(alpha=0.3, lw=0.5)
-            ax.legend(loc="lower right", frameon=False)
         fig.tight_layout()
+        if axes:  # one legend for all panels, below them, so that it never hides a curve
+            handles, labels = axes[0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(labels),
+                       frameon=False)
     return fig
 
 

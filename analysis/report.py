@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from analysis import plots
 from study.records import write_atomic
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def latex(corr: pd.DataFrame, reference: str) -> str:
              r"Objective & Kind & $n$ & Spearman $\rho$ [95\% CI] & Kendall $\tau$ [95\% CI] & $p$ & Ceiling \\",
              r"\midrule"]
     for row in rows.itertuples(index=False):
-        lines.append(" & ".join(_tex(str(v)).replace("<", "$<$") for v in row) + r" \\")
+        cells = (re.sub(r"(?<![\w.])-(?=\d)", "$-$", _tex(str(v))).replace("<", "$<$") for v in row)
+        lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)
 
@@ -146,6 +147,8 @@ def render(res: Results, figures: list[str]) -> str:
 
 def draw(res: Results) -> dict[str, object]:
     """Every figure the results support, by file stem."""
+    from analysis import plots  # matplotlib is slow to import; a refused command never needs it
+
     figs: dict[str, object] = {}
     if res.objectives and len(res.cells):
         figs["correlations"] = plots.scatter_panels(res.cells, res.reference, res.objectives, res.correlations)
@@ -173,6 +176,8 @@ def write(out: Path, res: Results, runs: pd.DataFrame, cells: pd.DataFrame) -> l
     write_atomic(out / "runs.csv", runs.to_csv(index=False))
     write_atomic(out / "correlations.tex", latex(res.correlations, res.reference))
     written += [out / n for n in ("rank_matrix.csv", "cells.csv", "runs.csv", "correlations.tex")]
+    from analysis import plots
+
     figures = []
     for stem, fig in draw(res).items():
         written += [Path(p) for p in plots.save(fig, out / stem)]
