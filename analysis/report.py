@@ -127,7 +127,7 @@ def render(res: Results, figures: list[str]) -> str:
                   "Seed-to-seed ρ: mean Spearman between seeds, i.e. how well one run ranks like another. "
                   "Reliability of mean: its Spearman-Brown value for the seed average. No proxy can be "
                   "expected to correlate with the seed-averaged accuracy above √rel."]
-        parts += ["", *res.notes]
+    parts += ["", *res.notes]
     sel = res.selection.copy()
     for col in sel.columns:
         if col in ("top1_acc", "best_acc", "regret"):
