@@ -170,6 +170,9 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     notes = [f"**{r.objective}**: ρ = {r.spearman:.2f} against a {reference} ceiling of {r.ref_ceiling:.2f}"
              + ("" if math.isnan(r.ceiling) else f" (its own ceiling given both seed noises: {r.ceiling:.2f})")
              for r in corr.itertuples() if r.kind == "objective" and not math.isnan(r.ref_ceiling)]
+    notes += [f"**{r.objective}**: seeds disagree (seed-to-seed ρ = {r.seed_rho:.2f} ≤ 0), so its ranking is "
+              "noise at this budget and no ceiling is defined; train longer or add seeds"
+              for r in noise.itertuples() if r.seed_rho <= 0]
     notes += [f"{c}: no complete cell yet, left out of the analysis" for c in empty]
     columns = [*objectives, *BASELINES, RANDOM]
     results = report.Results(
