@@ -1,30 +1,38 @@
-"""`python -m analysis.correlate`: rank correlations of every objective with the reference, tables, plots.
+"""`python -m analysis.correlate`: rank correlations with uncertainty, noise ceilings, selection quality.
 
-Reads every record of the study, keeps complete runs of one dataset and budget, averages seeds per cell,
-keeps the cells present for every objective, and correlates each objective (and the parameter-count and
-FLOPs baselines) with the reference objective's accuracy.
+Reads every record of the study (and of the studies in `compare=[...]`), keeps the runs of one dataset
+and budget per study, merges seeds per cell, keeps the cells complete for every objective, and compares
+every objective and baseline (parameters, FLOPs, a random ranking) with the reference objective.
+Writes tables, figures and report.md to `<study_dir>/analysis/`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from analysis.load import cell_table, load_cells, load_runs
-from analysis.plots import save, scatter_panels
-from analysis.uncertainty import rank_correlations
+from analysis import report, tables
+from analysis.completeness import cell_status, dropped_cells, summarize
+from analysis.load import cell_table, load_runs
+from analysis.selection import random_ranking
+from analysis.studies import StudyData, StudySpec, load_study, parse_compare, select_runs, shared_cells
+from analysis.tables import BASELINES, RANDOM, correlations  # noqa: F401  (public API of this module)
 from study import settings
 from study.cli import hydra_entry
 from study.errors import UserError
-from study.records import read_cells
+from study.records import read_cells, read_record
 
 log = logging.getLogger("analysis.correlate")
 
-BASELINES = ("params", "flops")
+__all__ = ["Request", "parse", "check", "analyse", "task", "select_runs", "correlations", "BASELINES"]
+_METRIC_COLUMN = {"best": "test_acc_best", "final": "test_acc_final"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,13 @@ class Request:
     dataset: str | None
     budget: str | None
     space: str | None = None
+    label: str | None = None
+    compare: list[Any] = field(default_factory=list)
+    bootstrap: int = 1000
+    permutations: int = 1000
+    trials: int = 1000
+    seed: int = 0
+    require_all_seeds: bool = True
 
 
 def parse(cfg: DictConfig) -> Request:
@@ -47,14 +62,31 @@ def parse(cfg: DictConfig) -> Request:
         raise UserError(f"metric must be best or final, got {metric!r}")
     if merge not in ("mean", "median"):
         raise UserError(f"merge must be mean or median, got {merge!r}")
+    compare = OmegaConf.select(cfg, "compare", default=None)
+    compare = OmegaConf.to_container(compare) if OmegaConf.is_config(compare) else compare
     return Request(settings.study_dir(cfg), str(cfg.reference), metric, merge,
-                   *(OmegaConf.select(cfg, f"{key}.name") for key in ("dataset", "budget", "space")))
+                   *(OmegaConf.select(cfg, f"{key}.name") for key in ("dataset", "budget")),
+                   space=OmegaConf.select(cfg, "space.name"),
+                   label=OmegaConf.select(cfg, "label"), compare=compare or [],
+                   bootstrap=settings.positive_int(cfg, "bootstrap", "bootstrap"),
+                   permutations=settings.positive_int(cfg, "permutations", "permutations"),
+                   trials=settings.positive_int(cfg, "trials", "trials"),
+                   seed=settings.integer(cfg, "seed", "seed"),
+                   require_all_seeds=settings.boolean(cfg, "require_all_seeds"))
+
+
+def primary_spec(req: Request) -> StudySpec:
+    """The study whose folder receives the outputs."""
+    label = req.label or req.study_dir.resolve().name
+    return StudySpec(req.study_dir, label, req.dataset, req.budget, primary=True)
 
 
 def check(cfg: DictConfig) -> None:
-    """Refuse before writing anything: no sample, bad options, nothing to correlate."""
+    """Refuse before writing anything: no sample, bad options, a compared study without a sample."""
     req = parse(cfg)
     read_cells(req.study_dir)
+    for spec in parse_compare(req.compare, primary_spec(req)):
+        read_cells(spec.study_dir)
     logging.disable(logging.WARNING)  # corrupted records are reported once, by the task
     try:
         select_runs(load_runs(req.study_dir), req)
@@ -62,84 +94,123 @@ def check(cfg: DictConfig) -> None:
         logging.disable(logging.NOTSET)
 
 
-def select_runs(runs: pd.DataFrame, req: Request) -> pd.DataFrame:
-    """Complete runs of a single space, dataset and budget, with the reference; refuses to mix them silently."""
-    done = runs[runs["status"] == "complete"]
-    if done.empty:
-        raise UserError(f"no complete run records in {req.study_dir}; train first: python -m study.train "
-                        f"study_dir={req.study_dir} -m objective=rotation,supervised")
-    for key in ("space", "dataset", "budget"):
-        if key not in done.columns:
-            continue
-        wanted = getattr(req, key)
-        if wanted is not None:
-            done = done[done[key] == wanted]
-            if done.empty:
-                raise UserError(f"no complete runs with {key}={wanted}; drop the {key}= option to see what exists")
-        values = sorted(done[key].unique())
-        if len(values) > 1:
-            raise UserError(f"the study mixes runs of several {key}s ({', '.join(values)}); "
-                            f"pick one with {key}=<name>")
-    if "dataset_fingerprint" in done.columns and done["dataset_fingerprint"].dropna().nunique() > 1:
-        raise UserError(f"runs of dataset {done['dataset'].iloc[0]} were trained on different data (fingerprints "
-                        f"{', '.join(sorted(done['dataset_fingerprint'].dropna().unique()))}); "
-                        "move the old runs out of runs/ or use a new study_dir")
-    variants = done.groupby("objective")["identity"].nunique()
-    if (variants > 1).any():
-        mixed = ", ".join(variants[variants > 1].index)
-        raise UserError(f"objective(s) {mixed} have runs under different settings of the same budget name; "
-                        "move the old ones out of runs/ or use a new study_dir")
-    if req.reference not in set(done["objective"]):
+def _per_seed(study: StudyData, objective: str, column: str, ids: list[str]) -> pd.DataFrame:
+    """(cells, seeds) accuracies of one objective's complete runs."""
+    done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
+    return done.pivot_table(index="cell_id", columns="seed", values=column, aggfunc="first").reindex(ids)
+
+
+def _budget_settings(study: StudyData) -> str:
+    """`default (epochs 2, width 8, ...)` from the config stored in one of the study's records."""
+    done = study.scoped[study.scoped["status"] == "complete"]
+    rec = read_record(Path(done["path"].iloc[0])) or {}
+    budget = (rec.get("config") or {}).get("budget") or {}
+    keys = ("epochs", "width", "cells_per_stage", "batch_size", "lr")
+    shown = ", ".join(f"{k} {budget[k]}" for k in keys if k in budget)
+    return f"{done['budget'].iloc[0]} ({shown})" if shown else str(done["budget"].iloc[0])
+
+
+def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], n_cells: int) -> dict[str, str]:
+    """The rows of report.md's setup table."""
+    primary = studies[0]
+    sample = primary.info.get("sample", {})
+    rows = {"study": str(req.study_dir)}
+    for s in studies[1:]:
+        rows[f"compared: {s.spec.label}"] = str(s.spec.study_dir)
+    rows["space"] = str(sample.get("space", "?"))
+    rows["cells sampled"] = f"{len(primary.cells)} (sample seed {sample.get('seed', '?')})"
+    for s in studies:
+        where = "" if s.spec.primary else f" ({s.spec.label})"
+        rows[f"dataset{where}"] = str(s.scoped["dataset"].iloc[0])
+        rows[f"budget{where}"] = _budget_settings(s)
+    rows["objectives (seeds)"] = ", ".join(f"{k} ({','.join(map(str, v))})" for k, v in seeds.items())
+    rows["reference"] = req.reference
+    rows["metric"] = f"{req.metric} test accuracy, seeds merged by {req.merge}"
+    rows["cells analysed"] = f"{n_cells} (complete for every objective)"
+    rows["statistics"] = (f"{req.bootstrap} bootstrap resamples, {req.permutations} permutations, "
+                          f"{req.trials} random-experiment draws, seed {req.seed}")
+    return rows
+
+
+def _resolve_reference(req: Request, columns: list[str], label: str) -> str:
+    """The reference column: a plain objective of the primary study or `<label>/<objective>`."""
+    name = req.reference.removeprefix(f"{label}/")
+    if name not in columns:
         raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
-                        f"(python -m study.train objective={req.reference}) or set reference=<objective>")
-    return done
+                        f"(python -m study.train objective={req.reference}) or set reference=<objective> "
+                        f"(one of: {', '.join(columns)})")
+    return name
 
 
-def correlations(cells: pd.DataFrame, reference: str, proxies: list[str]) -> pd.DataFrame:
-    """Spearman and Kendall of every proxy column against the reference column."""
-    rows = []
-    for name in proxies:
-        pair = cells[[name, reference]].dropna()
-        r = rank_correlations(pair[name].to_numpy(float), pair[reference].to_numpy(float))
-        kind = "baseline" if name in BASELINES else "objective"
-        rows.append({"objective": name, "kind": kind, "reference": reference, "n_cells": len(pair),
-                     "spearman": r["spearman"], "kendall": r["kendall"]})
-    return pd.DataFrame(rows)
+def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
+    """All tables of one analysis, plus the tidy runs and the per-cell table to write."""
+    primary = primary_spec(req)
+    studies = [load_study(s) for s in [primary, *parse_compare(req.compare, primary)]]
+    ids = shared_cells(studies[0], studies[1:])
+    absent = {c: "not in every compared sample" for c in studies[0].cells.index if c not in set(ids)}
+    column = _METRIC_COLUMN[req.metric]
+    status, values, per_seed, seeds = [], [], {}, {}
+    for s in studies:
+        st = cell_status(s.scoped, ids, req.require_all_seeds)
+        val = cell_table(s.scoped, req.metric, req.merge).reindex(index=ids, columns=st.columns)
+        for objective in st.columns:
+            per_seed[s.spec.column(objective)] = _per_seed(s, objective, column, ids)
+            seeds[s.spec.column(objective)] = sorted(int(v) for v in
+                                                     s.scoped.loc[s.scoped["objective"] == objective, "seed"].unique())
+        status.append(st.rename(columns=s.spec.column))
+        values.append(val.where(st == "complete").rename(columns=s.spec.column))
+    status, values = pd.concat(status, axis=1), pd.concat(values, axis=1)
+    complete = status == "complete"
+    empty = [c for c in status.columns if not complete[c].any()]
+    objectives = [c for c in status.columns if c not in empty]
+    reference = _resolve_reference(req, objectives, primary.label)
+    keep = complete[objectives].all(axis=1)
+    cells = values[objectives][keep].join(studies[0].cells[list(BASELINES)], how="left")
+    cells[RANDOM] = random_ranking(len(cells), req.seed)
+
+    others = [o for o in objectives if o != reference]
+    proxies = [*others, *BASELINES]
+    noise = tables.seed_noise({c: per_seed[c].loc[cells.index] for c in objectives})
+    reliability = dict(zip(noise["objective"], noise["reliability"]))
+    corr = correlations(cells, reference, proxies, bootstrap=req.bootstrap, permutations=req.permutations,
+                        seed=req.seed, reliability=reliability)
+    notes = [f"**{r.objective}**: ρ = {r.spearman:.2f} against a {reference} ceiling of {r.ref_ceiling:.2f}"
+             + ("" if math.isnan(r.ceiling) else f" (its own ceiling given both seed noises: {r.ceiling:.2f})")
+             for r in corr.itertuples() if r.kind == "objective" and not math.isnan(r.ref_ceiling)]
+    notes += [f"**{r.objective}**: seeds disagree (seed-to-seed ρ = {r.seed_rho:.2f} ≤ 0), so its ranking is "
+              "noise at this budget and no ceiling is defined; train longer or add seeds"
+              for r in noise.itertuples() if r.seed_rho <= 0]
+    notes += [f"{c}: no complete cell yet, left out of the analysis" for c in empty]
+    columns = [*objectives, *BASELINES, RANDOM]
+    results = report.Results(
+        setup=_setup(req, studies, seeds, len(cells)), reference=reference, cells=cells, objectives=others,
+        correlations=corr, noise=noise, selection=tables.selection(cells, reference, [reference, *proxies, RANDOM]),
+        curves=tables.random_curves(cells, reference, [reference, *proxies, RANDOM], req.trials, req.seed),
+        matrix=tables.rank_matrix(cells, columns), ecdf=tables.ecdf(cells, objectives),
+        completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent),
+        notes=notes)
+    runs = pd.concat([s.runs.assign(study=s.spec.label) for s in studies], ignore_index=True)
+    table = studies[0].cells[["arch", *BASELINES]].join(values, how="left")
+    table[RANDOM] = cells[RANDOM]
+    table["in_analysis"] = table.index.isin(cells.index)
+    return results, runs[["study", *[c for c in runs.columns if c != "study"]]], table.rename_axis("cell_id")
 
 
 def task(cfg: DictConfig) -> None:
-    """Compute and write correlations.csv, cells.csv, runs.csv and the scatter figure."""
+    """Compute the analysis and write tables, figures and report.md to <study_dir>/analysis/."""
     req = parse(cfg)
-    runs = load_runs(req.study_dir)
-    failed = runs[runs["status"] == "failed"]
-    if len(failed):
-        log.warning("leaving out %d failed run(s): %s", len(failed), "; ".join(
-            f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
-    done = select_runs(runs, req)
-    objectives = sorted(done["objective"].unique())
-    table = cell_table(done, req.metric, req.merge)
-    missing = table.isna()
-    for name in objectives:
-        if missing[name].any():
-            log.info("dropping %d cell(s) without a complete %s run", int(missing[name].sum()), name)
-    common = table.dropna()
-    log.info("%d cells complete for every objective (%s)", len(common), ", ".join(objectives))
-    sample = load_cells(req.study_dir)
-    common = common.join(sample[list(BASELINES)], how="left")
-    others = [o for o in objectives if o != req.reference]
-    result = correlations(common, req.reference, others + list(BASELINES))
-
+    results, runs, cells = analyse(req)
+    results.setup["command"] = "`python -m analysis.correlate " + " ".join(sys.argv[1:]) + "`"
     out = req.study_dir / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
-    result.to_csv(out / "correlations.csv", index=False, float_format="%.4f")
-    common.rename_axis("cell_id").to_csv(out / "cells.csv", float_format="%.5f")
-    runs.to_csv(out / "runs.csv", index=False)
-    if others:
-        rho = dict(zip(result["objective"], result["spearman"]))
-        save(scatter_panels(common, req.reference, others, rho), out / "correlations")
-    log.info("rank correlation with %s accuracy (%s, seeds merged by %s):\n%s", req.reference, req.metric,
-             req.merge, result.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    log.info("wrote %s", ", ".join(str(out / f) for f in ("correlations.csv", "correlations.png", "cells.csv")))
+    report.write(out, results, runs, cells)
+    shown = results.correlations[["objective", "n_cells", "spearman", "spearman_low", "spearman_high",
+                                  "kendall", "p_value", "ceiling", "ref_ceiling"]]
+    log.info("completeness:\n%s", results.completeness.to_string(index=False))
+    log.info("rank correlation with %s accuracy (%s, seeds merged by %s):\n%s", results.reference, req.metric,
+             req.merge, shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for note in results.notes:
+        log.info("%s", note.replace("**", ""))
+    log.info("wrote %s (see report.md)", out)
 
 
 main = hydra_entry("correlate", task, check)

@@ -73,3 +73,8 @@ def test_correlate_on_a_trained_study(cli, tiny_study):
     assert out.set_index("objective").loc["rotation", "spearman"] == pytest.approx(expected, abs=1e-4)
     for ext in ("png", "pdf"):
         assert (tiny_study / "analysis" / f"correlations.{ext}").stat().st_size > 1000
+    # The uncertainty columns and the report come with every run.
+    rotation = out.set_index("objective").loc["rotation"]
+    assert rotation["spearman_low"] <= rotation["spearman"] <= rotation["spearman_high"]
+    assert 0 < rotation["p_value"] <= 1
+    assert "## Rank correlation with supervised accuracy" in (tiny_study / "analysis" / "report.md").read_text()

@@ -1,0 +1,155 @@
+"""The studies an analysis reads: the primary one (where outputs go) and any it is compared with.
+
+Each study is loaded on its own (its records, its sample, its run scope of one dataset and budget), and
+the studies are then joined cell by cell on the canonical cell id, so their samples may be in any order
+and need only overlap. Objectives of the primary study keep their plain names (`rotation`); those of a
+compared study are named `<label>/<objective>` (`cifar10/rotation`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from analysis.load import load_cells, load_runs
+from study.errors import UserError
+from study.records import STUDY_FILE
+
+log = logging.getLogger(__name__)
+
+_SPEC_KEYS = {"dir", "label", "dataset", "budget"}
+
+
+class Scope(Protocol):
+    """Where runs come from and which dataset and budget to keep (None: the only one there is)."""
+
+    study_dir: Path
+    dataset: str | None
+    budget: str | None
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """One study to read: its folder, its name in column labels, and its dataset/budget choice."""
+
+    study_dir: Path
+    label: str
+    dataset: str | None = None
+    budget: str | None = None
+    primary: bool = False
+
+    def column(self, objective: str) -> str:
+        """Column name of one of this study's objectives in the joined cell table."""
+        return objective if self.primary else f"{self.label}/{objective}"
+
+
+@dataclass
+class StudyData:
+    """A loaded study: every run, the runs in scope, the sample and how it was drawn."""
+
+    spec: StudySpec
+    runs: pd.DataFrame     # every readable record, one row per run
+    scoped: pd.DataFrame   # complete and failed runs of the chosen dataset, budget and settings
+    cells: pd.DataFrame    # the sample, indexed by cell id
+    info: dict[str, Any]   # study.json
+
+
+def parse_compare(entries: Any, primary: StudySpec) -> list[StudySpec]:
+    """Compared studies from `compare=[dir, ...]` or `compare=[{dir: ..., label: ..., dataset: ...}]`."""
+    if entries is None:
+        return []
+    if isinstance(entries, (str, dict)):
+        entries = [entries]
+    specs: list[StudySpec] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            entry = {"dir": entry}
+        if not isinstance(entry, dict) or "dir" not in entry or not set(entry) <= _SPEC_KEYS:
+            raise UserError(f"compare entries are folders or {{dir: ..., label: ..., dataset: ..., budget: ...}}, "
+                            f"got {entry!r}; e.g. compare=[/path/to/other_study]")
+        path = Path(str(entry["dir"])).expanduser()
+        label = str(entry.get("label") or path.name)
+        specs.append(StudySpec(path, label, entry.get("dataset"), entry.get("budget")))
+    labels = [primary.label] + [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"studies need distinct labels, got {', '.join(labels)}; "
+                        "name them, e.g. compare=[{dir: /a/b, label: cifar10}] label=imagenet")
+    return specs
+
+
+def select_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
+    """Complete runs of a single space, dataset and budget, trained on the same data; refuses to mix them."""
+    done = runs[runs["status"] == "complete"]
+    if done.empty:
+        raise UserError(f"no complete run records in {scope.study_dir}; train first: python -m study.train "
+                        f"study_dir={scope.study_dir} -m objective=rotation,supervised")
+    for key in ("space", "dataset", "budget"):
+        if key not in done.columns:
+            continue
+        wanted = getattr(scope, key, None)
+        if wanted is not None:
+            done = done[done[key] == wanted]
+            if done.empty:
+                raise UserError(f"no complete runs with {key}={wanted} in {scope.study_dir}; "
+                                f"drop the {key}= option to see what exists")
+        values = sorted(done[key].unique())
+        if len(values) > 1:
+            raise UserError(f"{scope.study_dir} mixes runs of several {key}s ({', '.join(values)}); "
+                            f"pick one with {key}=<name>")
+    if "dataset_fingerprint" in done.columns and done["dataset_fingerprint"].dropna().nunique() > 1:
+        raise UserError(f"runs of dataset {done['dataset'].iloc[0]} in {scope.study_dir} were trained on different "
+                        f"data (fingerprints {', '.join(sorted(done['dataset_fingerprint'].dropna().unique()))}); "
+                        "move the old runs out of runs/ or use a new study_dir")
+    variants = done.groupby("objective")["identity"].nunique()
+    if (variants > 1).any():
+        mixed = ", ".join(variants[variants > 1].index)
+        raise UserError(f"objective(s) {mixed} have runs under different settings of the same budget name; "
+                        "move the old ones out of runs/ or use a new study_dir")
+    return done
+
+
+def scope_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
+    """Complete runs (as `select_runs`) plus the failed runs of the same dataset, budget and settings."""
+    done = select_runs(runs, scope)
+    dataset, budget = done["dataset"].iloc[0], done["budget"].iloc[0]
+    identity = done.groupby("objective")["identity"].first()
+    failed = runs[(runs["status"] == "failed") & (runs["dataset"] == dataset) & (runs["budget"] == budget)]
+    # A failed run counts when its objective has no complete run yet, or was trained with the same settings.
+    same = failed["objective"].map(identity)
+    failed = failed[same.isna() | (same == failed["identity"])]
+    return pd.concat([done, failed], ignore_index=True)
+
+
+def read_info(study_dir: Path) -> dict[str, Any]:
+    """study.json, or {} when it is missing or unreadable (older or hand-made studies)."""
+    try:
+        return json.loads((Path(study_dir) / STUDY_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def load_study(spec: StudySpec) -> StudyData:
+    """Read one study's records and sample and keep the runs of its dataset and budget."""
+    runs = load_runs(spec.study_dir)
+    scoped = scope_runs(runs, spec)
+    return StudyData(spec, runs, scoped, load_cells(spec.study_dir), read_info(spec.study_dir))
+
+
+def shared_cells(primary: StudyData, others: list[StudyData]) -> list[str]:
+    """Ids of the primary sample that every compared sample holds too; refuses disjoint samples."""
+    ids = list(primary.cells.index)
+    for other in others:
+        held = set(other.cells.index)
+        kept = [i for i in ids if i in held]
+        if not kept:
+            raise UserError(f"{other.spec.study_dir} shares no cell with {primary.spec.study_dir}; compare studies "
+                            "sampled from the same space with the same seed (python -m study.sample seed=...)")
+        if len(kept) < len(ids):
+            log.info("%d cell(s) of %s are not in %s", len(ids) - len(kept), primary.spec.label, other.spec.label)
+        ids = kept
+    return ids
