@@ -159,5 +159,6 @@ def main() -> None:
     sharding.register_resolvers()
     _main()
 
+
 if __name__ == "__main__":
     main()
