@@ -54,7 +54,8 @@ def overrides_for(config: dict[str, Any]) -> list[str] | None:
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             defaults = OmegaConf.to_container(compose("train"), resolve=True)
-            base = [f"{s}={config[s]['name']}" for s in SECTIONS if s == "objective" or config[s]["name"] != defaults[s]["name"]]
+            base = [f"{s}={config[s]['name']}" for s in SECTIONS  # objective always; others unless default
+                    if s == "objective" or config[s]["name"] != defaults[s]["name"]]
             base.append(f"study_dir={value_text(config['study_dir'])}")
             preset = OmegaConf.to_container(compose("train", overrides=base), resolve=True)
             extra = []

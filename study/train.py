@@ -39,6 +39,8 @@ def resolve_budget(cfg: DictConfig, objective: str) -> Budget:
     """The budget for `objective`: the base values with that objective's overrides applied."""
     raw = OmegaConf.to_container(cfg.budget, resolve=True)
     per_objective = raw.pop("objectives", None) or {}
+    if isinstance(per_objective, dict):
+        per_objective = {name: over or {} for name, over in per_objective.items()}  # `rotation:` alone = no change
     if not isinstance(per_objective, dict) or not all(isinstance(v, dict) for v in per_objective.values()):
         raise UserError("budget.objectives must map objective names to settings, e.g. budget.objectives.rotation.lr=0.025")
     raw.update(per_objective.get(objective, {}))
@@ -236,6 +238,7 @@ def main() -> None:
     sys.argv[1:] = expand_argv(sys.argv[1:])
     sharding.register_resolvers()
     _main()
+
 
 if __name__ == "__main__":
     main()
