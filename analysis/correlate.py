@@ -89,9 +89,12 @@ def check(cfg: DictConfig) -> None:
         read_cells(spec.study_dir)
     logging.disable(logging.WARNING)  # corrupted records are reported once, by the task
     try:
-        select_runs(load_runs(req.study_dir), req)
+        done = select_runs(load_runs(req.study_dir), req)
     finally:
         logging.disable(logging.NOTSET)
+    if "/" not in req.reference and req.reference not in set(done["objective"]):
+        raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
+                        f"(python -m study.train objective={req.reference}) or set reference=<objective>")
 
 
 def _per_seed(study: StudyData, objective: str, column: str, ids: list[str]) -> pd.DataFrame:
@@ -200,6 +203,10 @@ def task(cfg: DictConfig) -> None:
     """Compute the analysis and write tables, figures and report.md to <study_dir>/analysis/."""
     req = parse(cfg)
     results, runs, cells = analyse(req)
+    failed = runs[runs["status"] == "failed"]
+    if len(failed):
+        log.warning("leaving out %d failed run(s): %s", len(failed), "; ".join(
+            f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
     results.setup["command"] = "`python -m analysis.correlate " + " ".join(sys.argv[1:]) + "`"
     out = req.study_dir / "analysis"
     report.write(out, results, runs, cells)
@@ -216,4 +223,8 @@ def task(cfg: DictConfig) -> None:
 main = hydra_entry("correlate", task, check)
 
 if __name__ == "__main__":
-    main()
+    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,
+    # and functions of `__main__` cannot be found in the job's process.
+    from analysis.correlate import main as _entry
+
+    _entry()

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from study.records import WriteError
 from study.trainer import History, TrainState
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,14 @@ def _save_atomic(path: Path, obj: Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:  # also a SystemExit raised by a preemption signal mid-write
+    except BaseException as e:  # also a SystemExit raised by a preemption signal mid-write
         Path(tmp).unlink(missing_ok=True)
+        # torch.save reports a full disk as an OSError, or as a RuntimeError from its zip writer whose
+        # cause is that OSError: either way the study cannot go on, and training it again would not help.
+        cause = e if isinstance(e, OSError) else e.__context__
+        if isinstance(cause, OSError):
+            raise WriteError(f"cannot write {path}: {cause.strerror or cause}; free disk space or make the "
+                             "folder writable, then rerun the same command (finished runs are kept)") from None
         raise
 
 

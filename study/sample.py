@@ -101,4 +101,8 @@ def task(cfg: DictConfig) -> None:
 main = hydra_entry("sample", task, check)
 
 if __name__ == "__main__":
-    main()
+    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,
+    # and functions of `__main__` cannot be found in the job's process.
+    from study.sample import main as _entry
+
+    _entry()

@@ -127,6 +127,9 @@ def check_dataset(name: str, options_json: str) -> None:
     """Build the dataset once so a bad dataset setting is refused here, not in every worker."""
     from study.data import build_dataset
 
+    if name != "digits":
+        return  # file-backed datasets: `preflight` checks their layout; building them here would decode or
+        # download (and write a cache) before the command is accepted
     try:
         with warnings.catch_warnings():  # a degenerate split warns from torch; the error below says it in one line
             warnings.simplefilter("ignore")
@@ -241,4 +244,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,
+    # and functions of `__main__` cannot be found in the job's process.
+    from study.train import main as _entry
+
+    _entry()
