@@ -109,7 +109,7 @@ def digits(image_size: int = 16, test_fraction: float = 0.2, split_seed: int = 0
     """scikit-learn's bundled handwritten digits (1,797 8x8 images, 10 classes), upsampled once.
 
     The 17 grey levels (0..16) are scaled to 0..255. Upsampling to `image_size` is bilinear and happens
-    once here, so training pays nothing for it; 8x8 would leave 2x2 maps after two reductions.
+    once here, so training pays nothing for it (at the native 8x8 the last stage sees 2x2 maps).
     """
     from sklearn.datasets import load_digits
 
