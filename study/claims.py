@@ -17,6 +17,7 @@ overwrites or duplicates the record; at worst its training is wasted.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -124,6 +125,8 @@ class Claim:
         if self.held():
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+            with contextlib.suppress(FileNotFoundError):  # takers' lock, if the claim was ever taken over
+                self.path.with_name(f".{self.path.name}.lock").unlink()
 
 
 def _new_owner() -> dict[str, Any]:
@@ -152,26 +155,31 @@ def _link_new(path: Path, owner: dict[str, Any]) -> bool:
 
 def _take_over(path: Path, stale: dict[str, Any] | None, token: str) -> None:
     """Remove the stale claim `stale` from `path`, leaving any newer claim in place."""
-    grave = path.with_name(f".{path.name}.{token}.stale")
+    # Takers serialise on a lock file, and each removes the claim only if it is still the one judged
+    # stale: a fresh claim linked in meanwhile is never touched, so at most one owner ever results.
+    lock = path.with_name(f".{path.name}.lock")
     try:
-        os.rename(path, grave)
-    except FileNotFoundError:
-        return  # another taker was faster
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
     except OSError as e:
         raise WriteError(f"cannot take over stale claim {path}: {e.strerror}; remove it by hand") from None
-    moved = read_owner(grave)
-    if stale is not None and (moved is None or moved.get("token") != stale.get("token")):
-        # We moved a fresh claim that replaced the stale one after we read it: put it back.
-        with contextlib.suppress(FileExistsError):
-            os.link(grave, path)
-    else:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not path.exists():
+            return  # another taker was faster
+        now = read_owner(path)
+        if (now is None) != (stale is None) or (now is not None and now.get("token") != stale.get("token")):
+            return  # replaced by a newer claim since we looked
         who = f"{stale.get('host')} pid {stale.get('pid')}" if stale else "an unreadable owner"
         log.warning("taking over stale claim %s (held by %s)", path, who)
-    with contextlib.suppress(OSError):
-        grave.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    except OSError as e:
+        raise WriteError(f"cannot take over stale claim {path}: {e.strerror}; remove it by hand") from None
+    finally:
+        os.close(fd)
 
 
-def acquire(record: Path, settings: ClaimSettings, attempts: int = 3) -> Claim | None:
+def acquire(record: Path, settings: ClaimSettings, attempts: int = 5) -> Claim | None:
     """Claim the run whose record is `record`; None when a live owner holds it."""
     path = claim_path(record)
     owner = _new_owner()
@@ -179,6 +187,8 @@ def acquire(record: Path, settings: ClaimSettings, attempts: int = 3) -> Claim |
         if _link_new(path, owner):
             return Claim(path, owner, settings)
         current = read_owner(path)
+        if current is None and not path.exists():
+            continue  # released, or moved aside by a taker, between our link and our look: try again
         if not is_stale(path, current, settings):
             if path.exists():
                 return None
