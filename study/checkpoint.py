@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from study.records import WriteError
+from study.records import write_error
 from study.trainer import History, TrainState
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ def _save_atomic(path: Path, obj: Any) -> None:
         # cause is that OSError: either way the study cannot go on, and training it again would not help.
         cause = e if isinstance(e, OSError) else e.__context__
         if isinstance(cause, OSError):
-            raise WriteError(f"cannot write {path}: {cause.strerror or cause}; free disk space or make the "
-                             "folder writable, then rerun the same command (finished runs are kept)") from None
+            raise write_error(path, cause) from None
         raise
 
 

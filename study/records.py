@@ -53,6 +53,12 @@ class NotOwner(RuntimeError):
     """A worker tried to write a record whose claim it no longer holds (it was taken over as stale)."""
 
 
+def write_error(path: Path, e: OSError) -> WriteError:
+    """The one-line error for a file of the study that could not be written."""
+    return WriteError(f"cannot write {path}: {e.strerror or e}; free disk space or make the folder "
+                      "writable, then rerun the same command (finished runs are kept)")
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` so readers see the old file or the new one, never a partial one.
 
@@ -71,8 +77,7 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError as e:
         _discard(tmp)
-        raise WriteError(f"cannot write {path}: {e.strerror or e}; free disk space or make the folder "
-                         "writable, then rerun the same command (finished runs are kept)") from None
+        raise write_error(path, e) from None
     except BaseException:
         _discard(tmp)
         raise
