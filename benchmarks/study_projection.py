@@ -1,7 +1,8 @@
 """Projected wall time of the README's default study, and run-level parallelism on this machine.
 
     python benchmarks/study_projection.py             # projection from a few real default-budget runs
-    python benchmarks/study_projection.py --parallel  # also: 1 run x all cores vs single-thread runs side by side
+    python benchmarks/study_projection.py --parallel  # also: the real train command, 1 worker x all cores
+                                                      # vs one single-thread worker per core
 
 The projection trains a few cells of the default sample with the real default budget and digits config,
 single-threaded, under supervised and rotation, and scales the median CPU seconds to 500 cells spread over
@@ -12,12 +13,10 @@ share the machine; the wall-clock figure assumes the cores are otherwise idle.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -75,51 +74,53 @@ def project_default_study(threads: int = 1, n_cells: int = 3) -> dict[str, Any]:
                         f"on {cores} idle core(s)")}
 
 
-def _startup() -> float:
-    """Runs in a fresh worker: time to import torch and the library and load the dataset."""
-    t0 = time.perf_counter()
-    from study.data import build_dataset
-    from study.objectives import create_objective  # noqa: F401
+def parallelism(n_cells: int, cores: int, repeats: int = 2) -> dict[str, Any]:
+    """The real train command on `n_cells` default cells: 1 worker x all cores vs 1 thread x `cores` workers.
 
-    build_dataset("digits", image_size=default_config()[1]["image_size"])
-    return time.perf_counter() - t0
+    Each layout trains the same cells under rotation and supervised in a fresh study directory, startup
+    included; the two layouts alternate `repeats` times so drift on a shared machine hits both.
+    """
+    import shutil
+    import subprocess
+    import tempfile
 
-
-def parallelism(arch: str, cores: int) -> dict[str, float]:
-    """Runs per minute: one run using all cores vs `cores` single-thread runs side by side."""
-    ctx = multiprocessing.get_context("spawn")
-    t0 = time.perf_counter()
-    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        one = pool.submit(one_run, arch, "supervised", cores).result()["wall_s"]
-    t1 = time.perf_counter()
-    with ProcessPoolExecutor(cores, mp_context=ctx) as pool:
-        startup = statistics.median(pool.map(_startup, range(cores)))
-        t2 = time.perf_counter()
-        side = [f.result()["wall_s"] for f in [pool.submit(one_run, arch, "supervised", 1) for _ in range(cores)]]
-        t3 = time.perf_counter()
-    del t0, t1
-    return {"one_run_all_cores_s": one, "runs_per_min_threads": 60 / one,
-            "side_by_side_s": t3 - t2, "runs_per_min_workers": 60 * cores / (t3 - t2),
-            "worker_startup_s": startup, "single_thread_run_s": statistics.median(side)}
+    layouts = {"threads": (1, cores), "workers": (cores, 1)}
+    walls: dict[str, list[float]] = {k: [] for k in layouts}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "sample"
+        subprocess.run([sys.executable, "-m", "study.sample", f"n={n_cells}", f"study_dir={base}"],
+                       cwd=ROOT, check=True, capture_output=True)
+        for _ in range(repeats):
+            for name, (workers, threads) in layouts.items():
+                study = Path(tmp) / name
+                shutil.rmtree(study, ignore_errors=True)
+                shutil.copytree(base, study)
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "study.train", "-m", "objective=rotation,supervised",
+                                f"workers={workers}", f"threads={threads}", f"study_dir={study}"],
+                               cwd=ROOT, check=True, capture_output=True)
+                walls[name].append(time.perf_counter() - t0)
+    runs = 2 * n_cells
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    return {"cells": n_cells, "cores": cores, "wall_s": walls,
+            "runs_per_min": {k: 60 * runs / v for k, v in med.items()},
+            "summary": (f"{n_cells} cells x (rotation + supervised), real train command, median of {repeats}: "
+                        f"1 worker x {cores} threads {med['threads']:.1f} s ({60 * runs / med['threads']:.1f} "
+                        f"runs/min); {cores} workers x 1 thread {med['workers']:.1f} s "
+                        f"({60 * runs / med['workers']:.1f} runs/min)")}
 
 
 def main() -> None:
     """Print the projection (and the parallelism comparison with --parallel)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=3)
-    p.add_argument("--parallel", action="store_true")
+    p.add_argument("--parallel", action="store_true",
+                   help="also time the real train command: one worker using all cores vs one worker per core")
+    p.add_argument("--parallel-cells", type=int, default=24)
     args = p.parse_args()
     print(project_default_study(1, args.cells)["summary"])
     if args.parallel:
-        from study.sampler import draw
-
-        cores = len(os.sched_getaffinity(0))
-        arch = draw("nb201", 1, seed=0)[0].to_str()
-        r = parallelism(arch, cores)
-        print(f"one supervised run with {cores} threads: {r['one_run_all_cores_s']:.2f} s wall "
-              f"({r['runs_per_min_threads']:.1f} runs/min); {cores} single-thread runs side by side: "
-              f"{r['side_by_side_s']:.2f} s ({r['runs_per_min_workers']:.1f} runs/min, each "
-              f"{r['single_thread_run_s']:.2f} s); worker startup {r['worker_startup_s']:.2f} s")
+        print(parallelism(args.parallel_cells, len(os.sched_getaffinity(0)))["summary"])
 
 
 if __name__ == "__main__":

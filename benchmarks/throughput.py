@@ -77,8 +77,8 @@ def ours(cell: NB201Cell, x: np.ndarray, y: np.ndarray, args: argparse.Namespace
     data = ImageData("bench", xt, yt, xt[:256], yt[:256], 10, mean.to(args.device), std.to(args.device))
     objective = create_objective("supervised", data, crop_padding=4)
     budget = Budget("bench", 1, args.width, args.cells_per_stage, args.batch_size, 0.1)
-    layout = {"channels_last": False} if args.contiguous else {}
-    trunk = Trunk(cell, 3, args.width, args.cells_per_stage, **layout)
+    trunk = Trunk(cell, 3, args.width, args.cells_per_stage, channels_last=not args.contiguous,
+                  fused=not args.per_edge)
     model = objective.build(trunk).to(args.device)
     opt = make_optimizer(model, budget)
     gen = torch.Generator(device=args.device).manual_seed(0)
@@ -198,6 +198,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="steps per timed round")
     p.add_argument("--images", type=int, default=2048)
     p.add_argument("--contiguous", action="store_true", help="our network without channels_last (A/B)")
+    p.add_argument("--per-edge", action="store_true",
+                   help="our network with one ReLU-conv-BN per edge, as the reference computes it (A/B)")
+    p.add_argument("--no-projection", action="store_true", help="skip the default-study projection")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -238,8 +241,9 @@ def main() -> None:
               f"{results['paper_training_h']:.1f} h at this rate")
     from study_projection import project_default_study  # noqa: E402  (benchmarks/ is on sys.path)
 
-    results["default_study"] = project_default_study(args.threads)
-    print(results["default_study"]["summary"])
+    if not args.no_projection:
+        results["default_study"] = project_default_study(args.threads)
+        print(results["default_study"]["summary"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

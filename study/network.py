@@ -98,6 +98,77 @@ class Cell(nn.Module):
         return nodes[-1]
 
 
+class FusedCell(nn.Module):
+    """The same cell computed with fewer, larger kernels: convolutions sharing a source node run as one.
+
+    Node i's output feeds up to three edges. The reference applies ReLU-Conv-BN once per edge; here the
+    ReLU of a node is computed once, and all k x k convolutions leaving it run as one convolution with
+    the target edges' filters stacked along output channels, followed by one BN over the stacked
+    channels. BN normalises each channel on its own, so this is exactly the per-edge computation with
+    the same parameters (an edge's filters and BN affine are a slice of the group's) and the same
+    parameter count; only float summation order differs. The backward pass sums the gradients of the
+    stacked filters into the node in one transposed convolution instead of several plus adds. Fewer,
+    wider kernels pay off most where calls are small: narrow cells, small images, CPUs.
+    """
+
+    KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+
+    def __init__(self, cell: NB201Cell, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.groups = nn.ModuleDict()  # "<src>_<kernel>" -> Conv + BN over the group's stacked edges
+        self.targets: dict[str, list[int]] = {}  # group key -> target node of each stacked slice
+        self.others = nn.ModuleDict()  # skip and pooling edges, "<src>_<dst>"
+        for (src, dst), op_name in zip(cell.EDGES, cell.edges):
+            if op_name in self.KERNELS:
+                self.targets.setdefault(f"{src}_{self.KERNELS[op_name]}", []).append(dst)
+            elif op_name != "none":
+                self.others[f"{src}_{dst}"] = make_op(op_name, channels)
+        for key, dsts in self.targets.items():
+            kernel = int(key.split("_")[1])
+            self.groups[key] = nn.Sequential(
+                nn.Conv2d(channels, channels * len(dsts), kernel, padding=kernel // 2, bias=False),
+                nn.BatchNorm2d(channels * len(dsts)),
+            )
+        self.n_nodes = cell.N_NODES
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        terms: list[list[torch.Tensor]] = [[] for _ in range(self.n_nodes)]
+        node = x
+        for src in range(self.n_nodes - 1):
+            if src > 0:  # every input of node src comes from an earlier node, so it is complete
+                node = sum(terms[src][1:], terms[src][0]) if terms[src] else torch.zeros_like(x)
+            relu = None
+            for kernel in (1, 3):
+                key = f"{src}_{kernel}"
+                if key not in self.groups:
+                    continue
+                if relu is None:
+                    relu = torch.relu(node)
+                out = self.groups[key](relu)  # (B, k*C, H, W)
+                # split, not slicing: its backward concatenates the slices' gradients in one call.
+                for dst, part in zip(self.targets[key], out.split(self.channels, dim=1)):
+                    terms[dst].append(part)
+            for dst in range(src + 1, self.n_nodes):
+                key = f"{src}_{dst}"
+                if key in self.others:
+                    terms[dst].append(self.others[key](node))
+        last = terms[-1]
+        return sum(last[1:], last[0]) if last else torch.zeros_like(x)
+
+    @torch.no_grad()
+    def load_from(self, plain: "Cell") -> None:
+        """Copy the weights and BN state of an equivalent per-edge `Cell` into the stacked groups."""
+        for key, dsts in self.targets.items():
+            src = key.split("_")[0]
+            edges = [plain.ops[f"{src}_{dst}"] for dst in dsts]
+            conv, bn = self.groups[key]
+            conv.weight.copy_(torch.cat([e[1].weight for e in edges]))
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(bn, name).copy_(torch.cat([getattr(e[2], name) for e in edges]))
+            bn.num_batches_tracked.copy_(edges[0][2].num_batches_tracked)
+
+
 class ResidualReduction(nn.Module):
     """Residual block that halves the resolution and changes the width (NAS-Bench-201's ResNet block)."""
 
@@ -117,7 +188,8 @@ class Trunk(nn.Module):
     """Stem, three stages of cells with two reductions, final BN-ReLU; returns the last feature map."""
 
     def __init__(
-        self, cell: NB201Cell, c_in: int, width: int, cells_per_stage: int, channels_last: bool = True
+        self, cell: NB201Cell, c_in: int, width: int, cells_per_stage: int, channels_last: bool = True,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         # Activations in channels_last (NHWC): oneDNN and cuDNN convolutions, and the pooling, run
@@ -133,7 +205,7 @@ class Trunk(nn.Module):
             if stage > 0:
                 layers.append(ResidualReduction(c, 2 * c))
                 c *= 2
-            layers.extend(Cell(cell, c) for _ in range(cells_per_stage))
+            layers.extend((FusedCell if fused else Cell)(cell, c) for _ in range(cells_per_stage))
         self.layers = nn.Sequential(*layers)
         self.last = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.c_out = c

@@ -1,8 +1,9 @@
 """The fast path computes what the plain eager path computes: same parameters, same losses step by step.
 
-Fast path: channels_last activations, pooling as a depthwise convolution (study.network.BoxPool), foreach
-SGD (study.trainer.make_optimizer). Plain path: contiguous NCHW, torch's nn.AvgPool2d, the default
-single-tensor SGD. Different summation orders give float32 rounding differences, which a few SGD steps
+Fast path: cells with the convolutions of each node stacked into one (study.network.FusedCell), channels_last
+activations, pooling as a depthwise convolution (study.network.BoxPool), foreach SGD
+(study.trainer.make_optimizer). Plain path: one ReLU-conv-BN per edge as the reference computes it
+(study.network.Cell), contiguous NCHW, torch's nn.AvgPool2d, the default single-tensor SGD. Different summation orders give float32 rounding differences, which a few SGD steps
 amplify only slightly: losses must agree to 1e-4 (absolute) over 4 steps.
 """
 
@@ -15,18 +16,23 @@ import torch
 from torch import nn
 
 from study.data import build_dataset
-from study.network import BoxPool, Trunk, count_params
+from study.network import BoxPool, Cell, FusedCell, Trunk, count_params
 from study.objectives import create_objective
 from study.space import NB201Cell
 from study.trainer import Budget, evaluate, make_optimizer
 
 TOLERANCE = 1e-4
-ARCH = "|avg_pool_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+ARCHS = [
+    "|avg_pool_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+    # three 3x3 convs stacked on node 0, two 1x1 on node 1: what FusedCell changes most
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+]
 
 
 def plain(model: nn.Module) -> nn.Module:
-    """A copy of `model` in the plain eager form: NCHW activations and torch's own average pooling."""
+    """A copy of a per-edge `model` in the plain eager form: NCHW activations and torch's own average pooling."""
     model = copy.deepcopy(model)
+    assert not any(isinstance(m, FusedCell) for m in model.modules())
     for module in model.modules():
         if isinstance(module, Trunk):
             module.memory_format = torch.contiguous_format
@@ -35,6 +41,21 @@ def plain(model: nn.Module) -> nn.Module:
                 setattr(module, name, nn.AvgPool2d(child.kernel, child.stride, child.padding,
                                                    count_include_pad=False))
     return model
+
+
+def fast_copy(slow: nn.Module, fast: nn.Module) -> nn.Module:
+    """Load the weights of the plain per-edge model `slow` into the fused model `fast` (same cell)."""
+    slow_state, fast_state = slow.state_dict(), fast.state_dict()
+    missing = fast.load_state_dict({k: v for k, v in slow_state.items() if k in fast_state}, strict=False).missing_keys
+    fused = [m for m in fast.modules() if isinstance(m, FusedCell)]
+    per_edge = [m for m in slow.modules() if isinstance(m, Cell)]
+    assert len(fused) == len(per_edge) > 0
+    for f, p in zip(fused, per_edge):
+        f.load_from(p)
+    cell_keys = {f"{name}.{key}" for name, m in fast.named_modules() if isinstance(m, FusedCell)
+                 for key in m.state_dict()}
+    assert set(missing) <= cell_keys  # everything outside the cells loaded by name
+    return fast
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +76,18 @@ def test_box_pool_equals_avg_pool_with_gradients(size, kernel, stride, padding):
     torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("objective_name", ["supervised", "rotation"])
-def test_fast_and_plain_paths_give_the_same_losses(data, objective_name):
+def test_fast_and_plain_paths_give_the_same_losses(data, objective_name, arch):
     objective = create_objective(objective_name, data, crop_padding=1)
     torch.manual_seed(0)
-    fast = objective.build(Trunk(NB201Cell.from_str(ARCH), data.channels, 4, 1))
-    slow = plain(fast)
+    slow = plain(objective.build(Trunk(NB201Cell.from_str(arch), data.channels, 4, 1, fused=False)))
+    fast = fast_copy(slow, objective.build(Trunk(NB201Cell.from_str(arch), data.channels, 4, 1)))
     assert count_params(fast) == count_params(slow)
-    assert fast.state_dict().keys() == slow.state_dict().keys()
     assert not any(isinstance(m, BoxPool) for m in slow.modules())
+    with torch.no_grad():  # identical starting point
+        x = objective.test_batch(data.test_x[:16], data.test_y[:16], torch.Generator())[0]
+        torch.testing.assert_close(fast.eval()(x), slow.eval()(x), rtol=0, atol=1e-5)
 
     budget = Budget("t", 1, 4, 1, 32, 0.1)
     opt_fast = make_optimizer(fast, budget)

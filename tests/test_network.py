@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from study.network import Cell, Trunk, classifier, complexity, count_flops, count_params, make_op
+from study.network import Cell, FusedCell, Trunk, classifier, complexity, count_flops, count_params, make_op
 from study.sampler import draw
 from study.space import NB201_OPS, NB201Cell
 
@@ -73,3 +73,37 @@ def test_closed_form_complexity_equals_measured(args):
         net = classifier(c, c_in, width, n, classes)
         measured = (count_params(net), count_flops(net, torch.zeros(2, c_in, size, size)))
         assert complexity(c, *args) == measured
+
+
+@pytest.mark.parametrize("arch", [c.to_str() for c in draw("nb201", 24, seed=11)] + [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_1x1~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+    "|none~0|+|nor_conv_3x3~0|none~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|",
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+])
+def test_fused_cell_computes_the_per_edge_cell(arch):
+    """Stacking a node's convolutions changes kernels, not the function: outputs, gradients, BN statistics."""
+    cell = NB201Cell.from_str(arch)
+    torch.manual_seed(0)
+    per_edge, fused = Cell(cell, 4), FusedCell(cell, 4)
+    fused.load_from(per_edge)
+    assert count_params(fused) == count_params(per_edge)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in fused.modules()) <= sum(
+        isinstance(m, torch.nn.Conv2d) for m in per_edge.modules())
+    x = torch.randn(3, 4, 6, 6, requires_grad=True)
+    weights = torch.randn(3, 4, 6, 6)
+    outs, grads = [], []
+    for module in (per_edge, fused):
+        out = module(x)
+        outs.append(out)
+        if out.requires_grad:  # not for the all-`none` cell, an exact constant zero
+            grads.append(torch.autograd.grad((out * weights).sum(), x)[0])
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    if grads:
+        torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+    # Running statistics updated identically: each edge's BN is a slice of its group's BN.
+    per_edge_means = {key: op[2].running_mean for key, op in per_edge.ops.items() if isinstance(op, torch.nn.Sequential)}
+    for key, dsts in fused.targets.items():
+        src = key.split("_")[0]
+        stacked = torch.cat([per_edge_means[f"{src}_{dst}"] for dst in dsts])
+        torch.testing.assert_close(fused.groups[key][1].running_mean, stacked, rtol=1e-5, atol=1e-6)
