@@ -8,6 +8,8 @@ rounds so drift on a shared machine hits both, and medians over rounds are repor
 
     python benchmarks/throughput.py [--width 8 --cells-per-stage 1 --threads 1 --json out.json]
     python benchmarks/throughput.py --width 16 --cells-per-stage 5 --rounds 3    # the paper network
+    python benchmarks/throughput.py --width 16 --cells-per-stage 5 --precision bf16   # bf16 autocast (AMX CPUs)
+    python benchmarks/throughput.py --per-edge        # A/B: one ReLU-conv-BN per edge instead of FusedCell
 
 Data: CIFAR-10 JPEGs unpacked at /tmp/cifar10-jpeg (see ../shared/data/README.md) if present, else random
 uint8 images of CIFAR shape (the output says which). Also measured: the matmul peak (torch.mm) at the same
@@ -36,7 +38,7 @@ from study.network import Trunk, complexity  # noqa: E402
 from study.objectives import create_objective  # noqa: E402
 from study.sampler import draw  # noqa: E402
 from study.space import NB201Cell  # noqa: E402
-from study.trainer import Budget, make_optimizer  # noqa: E402
+from study.trainer import Budget, autocast, make_optimizer  # noqa: E402
 
 CIFAR_DIR = Path("/tmp/cifar10-jpeg")
 MEAN = [x / 255 for x in (125.3, 123.0, 113.9)]
@@ -92,7 +94,8 @@ def ours(cell: NB201Cell, x: np.ndarray, y: np.ndarray, args: argparse.Namespace
             idx = state["order"][state["pos"]:state["pos"] + args.batch_size]
             state["pos"] += args.batch_size
             inputs, targets = objective.train_batch(xt[idx], yt[idx], gen)
-            loss = objective.loss(model(inputs), targets)
+            with autocast(inputs.device, args.precision):
+                loss = objective.loss(model(inputs), targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -148,9 +151,10 @@ def reference(cell: NB201Cell, x: np.ndarray, y: np.ndarray, args: argparse.Name
     return steps
 
 
-def matmul_peak(threads: int, device: str, n: int = 1024, reps: int = 20) -> float:
-    """Measured float32 torch.mm GFLOP/s at this thread count (best of several tries)."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_peak(threads: int, device: str, n: int = 1024, reps: int = 20,
+                dtype: torch.dtype = torch.float32) -> float:
+    """Measured torch.mm GFLOP/s in `dtype` at this thread count (best of several tries)."""
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     best = 0.0
     for _ in range(5):
         torch.mm(a, b)
@@ -200,17 +204,23 @@ def main() -> None:
     p.add_argument("--contiguous", action="store_true", help="our network without channels_last (A/B)")
     p.add_argument("--per-edge", action="store_true",
                    help="our network with one ReLU-conv-BN per edge, as the reference computes it (A/B)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="our autocast (auto: bf16 on CUDA, fp32 on CPU); the reference always trains in fp32")
     p.add_argument("--no-projection", action="store_true", help="skip the default-study projection")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     x, y, source = load_images(args.images, seed=0)
-    peak = matmul_peak(args.threads, args.device)
+    # Peak in the dtype our convolutions run in: bf16 under autocast (tensor cores, AMX), else fp32.
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and args.device.startswith("cuda"))
+    peak = matmul_peak(args.threads, args.device, dtype=torch.bfloat16 if bf16 else torch.float32)
     print(f"data: {source}\ndevice {args.device}, {args.threads} thread(s), batch {args.batch_size}, "
-          f"C={args.width} N={args.cells_per_stage}; torch.mm peak {peak:.1f} GFLOP/s")
+          f"C={args.width} N={args.cells_per_stage}, our precision {args.precision}; "
+          f"torch.mm peak {peak:.1f} GFLOP/s ({'bf16' if bf16 else 'fp32'})")
     results: dict[str, Any] = {"device": args.device, "threads": args.threads, "batch_size": args.batch_size,
                                "width": args.width, "cells_per_stage": args.cells_per_stage, "data": source,
-                               "matmul_gflops": peak, "cells": {}}
+                               "precision": args.precision, "fused": not args.per_edge,
+                               "matmul_gflops": peak, "matmul_dtype": "bf16" if bf16 else "fp32", "cells": {}}
     print(f"{'cell':<11} {'ours img/s':>10} {'ref img/s':>10} {'ratio':>6} {'ours ms':>8} {'ref ms':>8} "
           f"{'MFLOP/img':>9} {'GFLOP/s':>8} {'%peak':>6}")
     for name, cell in cells().items():

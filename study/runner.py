@@ -44,9 +44,10 @@ class Setup:
     threads: int
     config: dict[str, Any] = field(default_factory=dict)
     claims: ClaimSettings = ClaimSettings()
+    precision: str = "fp32"  # fp32 or bf16 (autocast), resolved from `precision` for the device
 
     def identity(self) -> dict[str, Any]:
-        """What defines a run besides its cell and seed (device, threads and paths do not)."""
+        """What defines a run besides its cell and seed (device, threads, precision and paths do not)."""
         # Where data is cached and whether it may be downloaded do not change it: moving a study keeps its runs.
         dataset_options = {k: v for k, v in self.dataset_options.items() if k not in ("cache_dir", "download")}
         return {"space": self.space, "objective": self.objective, "objective_options": self.objective_options,
@@ -128,7 +129,8 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     start = ckpt.load(model, setup.device)
     resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes}
     try:
-        history = train(model, objective, data, setup.budget, spec.seed, start=start, on_state=ckpt.save)
+        history = train(model, objective, data, setup.budget, spec.seed, start=start, on_state=ckpt.save,
+                        precision=setup.precision)
     except Diverged as e:
         rec = record(spec, setup, "failed", reason=str(e), params=count_params(model),
                      wall_s=ckpt.wall_s(), device=setup.device, **resumed)
@@ -140,6 +142,7 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
             params=count_params(model), wall_s=ckpt.wall_s(), device=setup.device, **resumed,
         )
     rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
+    rec["precision"] = setup.precision
     write_record(spec.path, rec)
     ckpt.discard()
     return rec

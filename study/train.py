@@ -64,6 +64,17 @@ def resolve_budget(cfg: DictConfig, objective: str) -> Budget:
         raise UserError(str(e)) from None
 
 
+def resolve_precision(value: str, device: str) -> str:
+    """`auto` -> bf16 on CUDA, fp32 on CPU; fp32 and bf16 as given (bf16 on CPU is fast only with AMX)."""
+    from study.trainer import PRECISIONS
+
+    if value not in PRECISIONS:
+        raise UserError(f"precision {value!r} is not one of {', '.join(PRECISIONS)}; use precision=auto")
+    if value == "auto":
+        return "bf16" if device.startswith("cuda") else "fp32"
+    return value
+
+
 def resolve_device(value: str) -> str:
     """`auto` -> cuda when available, else cpu; anything else must be a device torch knows."""
     import torch
@@ -94,6 +105,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     if "cache_dir" in dataset_options and dataset_options["cache_dir"] is None:
         dataset_options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
     device = resolve_device(str(OmegaConf.select(cfg, "device")))
+    precision = resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
     cores = settings.cpu_count()
     # CPU: one single-threaded worker per core (a small network cannot keep two threads busy inside a
     # step). CUDA: several trainings share each GPU, since one small network leaves it mostly idle.
@@ -106,6 +118,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
         space=settings.space_name(cfg), objective=objective, objective_options=options,
         dataset=cfg.dataset.name, dataset_options=dataset_options, budget=resolve_budget(cfg, objective),
         device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
+        precision=precision,
     )
     return study_dir, setup, settings.integer(cfg, "seed", "seed"), workers
 

@@ -90,14 +90,25 @@ def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.SGD:
     )
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA (tensor cores; same exponent range as fp32, so no loss scaling), off on CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
+    """Mixed precision for the forward pass: bf16 autocast or plain fp32.
+
+    `auto` is bf16 on CUDA (tensor cores; same exponent range as fp32, so no loss scaling) and fp32 on CPU,
+    where bf16 pays off only on CPUs with AMX and wide layers (benchmarks/throughput.py --precision bf16)
+    and costs time on small ones. Parameters, optimiser state and BN statistics stay fp32 either way.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    enabled = device.type == "cuda" if precision == "auto" else precision == "bf16"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def train_epoch(
     model: nn.Module, objective: Objective, data: ImageData, opt: torch.optim.Optimizer,
-    batch_size: int, gen: torch.Generator,
+    batch_size: int, gen: torch.Generator, precision: str = "auto",
 ) -> float:
     """One pass over the training set in a random order; returns the mean training loss."""
     model.train()
@@ -108,7 +119,7 @@ def train_epoch(
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         inputs, targets = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
-        with autocast(inputs.device):
+        with autocast(inputs.device, precision):
             loss = objective.loss(model(inputs), targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -121,7 +132,7 @@ def train_epoch(
 @torch.no_grad()
 def precise_bn(
     model: nn.Module, objective: Objective, data: ImageData, n_samples: int, batch_size: int,
-    gen: torch.Generator,
+    gen: torch.Generator, precision: str = "auto",
 ) -> None:
     """Recompute BN running statistics as exact averages over `n_samples` training images."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -137,14 +148,15 @@ def precise_bn(
     for start in range(0, len(idx_all), batch_size):
         idx = idx_all[start:start + batch_size]
         inputs, _ = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
-        model(inputs)
+        with autocast(inputs.device, precision):  # the statistics training sees
+            model(inputs)
     for bn, m in zip(bns, momenta):
         bn.momentum = m
 
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seed: int
+    model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seed: int, precision: str = "auto",
 ) -> float:
     """Top-1 accuracy on the test set; the generator is reseeded so every evaluation sees the same inputs."""
     model.eval()
@@ -154,7 +166,7 @@ def evaluate(
     for start in range(0, data.test_x.shape[0], batch_size):
         images = data.test_x[start:start + batch_size]
         inputs, targets = objective.test_batch(images, data.test_y[start:start + batch_size], gen)
-        with autocast(inputs.device):
+        with autocast(inputs.device, precision):
             hits += objective.correct(model(inputs), targets)
         total += targets.numel()
     return hits.item() / total
@@ -182,12 +194,14 @@ StateCallback = Callable[[nn.Module, TrainState], None]
 def train(
     model: nn.Module, objective: Objective, data: ImageData, budget: Budget, seed: int,
     on_epoch: EpochCallback | None = None, start: TrainState | None = None, on_state: StateCallback | None = None,
+    precision: str = "auto",
 ) -> History:
     """Train `model` for the budget's epochs, testing after every epoch; raises Diverged on NaN loss.
 
     `start` continues a training from a saved state (the model already holds its weights); `on_state`
-    receives the model and state after every epoch, e.g. to checkpoint it.
+    receives the model and state after every epoch, e.g. to checkpoint it. `precision` is `autocast`'s.
     """
+    autocast(data.train_x.device, precision)  # refuse an unknown precision before training
     gen = torch.Generator(device=data.train_x.device).manual_seed(seed)
     opt = make_optimizer(model, budget)
     history = History()
@@ -199,11 +213,11 @@ def train(
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs)
-        loss = train_epoch(model, objective, data, opt, budget.batch_size, gen)
+        loss = train_epoch(model, objective, data, opt, budget.batch_size, gen, precision)
         if not math.isfinite(loss):
             raise Diverged(epoch)
-        precise_bn(model, objective, data, budget.precise_bn, budget.batch_size, gen)
-        acc = evaluate(model, objective, data, budget.eval_batch_size, seed)
+        precise_bn(model, objective, data, budget.precise_bn, budget.batch_size, gen, precision)
+        acc = evaluate(model, objective, data, budget.eval_batch_size, seed, precision)
         history.train_loss.append(loss)
         history.test_acc.append(acc)
         history.epoch_s.append(time.perf_counter() - t0)

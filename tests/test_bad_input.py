@@ -142,6 +142,7 @@ TRAIN = [
     (["threads=0"], ["threads must be a positive integer"]),
     (["device=tpu9"], ["device", "device=cpu"]),
     (["device=cuda"], ["no CUDA GPU", "device=cpu"]),
+    (["precision=fp16"], ["precision 'fp16'", "precision=auto"]),
     (["dataset.image_size=10"], ["image_size must be a multiple of 4"]),
     (["dataset.test_fraction=2"], ["0 training", "dataset.test_fraction"]),
     (["dataset.split_seed=x"], ["dataset digits", "dataset.* settings"]),
