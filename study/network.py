@@ -131,28 +131,26 @@ class FusedCell(nn.Module):
                 nn.BatchNorm2d(channels * len(dsts)),
             )
         self.n_nodes = cell.N_NODES
+        # Per source node, in order: the conv groups it feeds (1x1 before 3x3) and its other edges, so the
+        # forward pass does no key building or lookups beyond these.
+        self.plan = [([k for k in (f"{src}_1", f"{src}_3") if k in self.groups],
+                      [(f"{src}_{dst}", dst) for dst in range(src + 1, self.n_nodes) if f"{src}_{dst}" in self.others])
+                     for src in range(self.n_nodes - 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         terms: list[list[torch.Tensor]] = [[] for _ in range(self.n_nodes)]
         node = x
-        for src in range(self.n_nodes - 1):
+        for src, (group_keys, other_edges) in enumerate(self.plan):
             if src > 0:  # every input of node src comes from an earlier node, so it is complete
                 node = sum(terms[src][1:], terms[src][0]) if terms[src] else torch.zeros_like(x)
-            relu = None
-            for kernel in (1, 3):
-                key = f"{src}_{kernel}"
-                if key not in self.groups:
-                    continue
-                if relu is None:
-                    relu = torch.relu(node)
+            relu = torch.relu(node) if group_keys else None  # shared by the node's 1x1 and 3x3 groups
+            for key in group_keys:
                 out = self.groups[key](relu)  # (B, k*C, H, W)
                 # split, not slicing: its backward concatenates the slices' gradients in one call.
                 for dst, part in zip(self.targets[key], out.split(self.channels, dim=1)):
                     terms[dst].append(part)
-            for dst in range(src + 1, self.n_nodes):
-                key = f"{src}_{dst}"
-                if key in self.others:
-                    terms[dst].append(self.others[key](node))
+            for key, dst in other_edges:
+                terms[dst].append(self.others[key](node))
         last = terms[-1]
         return sum(last[1:], last[0]) if last else torch.zeros_like(x)
 
