@@ -18,8 +18,10 @@ from omegaconf import DictConfig
 from study.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-# argv flags of Hydra that take a value; when present we leave validation to Hydra itself.
-_FLAGS_WITH_VALUE = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun"}
+# Hydra's flags that take a value. Those that pick another config or rerun a job leave validation to Hydra;
+# the others (--cfg job, --package ...) only change what Hydra prints, so the overrides are still checked.
+_HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun"}
+_FLAGS_WITH_VALUE = _HYDRA_OWNS | {"-c", "--cfg", "-p", "--package", "-sc", "--shell-completion"}
 
 Check = Callable[[DictConfig], None]
 Task = Callable[[DictConfig], None]
@@ -56,9 +58,10 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    if any(a in _FLAGS_WITH_VALUE or a.startswith("--info") or a in ("-h", "--help", "--hydra-help") for a in argv):
+    if any(a in _HYDRA_OWNS or a.startswith(("--info", "-i")) or a in ("-h", "--help", "--hydra-help")
+           or a.split("=")[0] in ("-sc", "--shell-completion") for a in argv):
         return
-    args = [a for a in argv if not a.startswith("-")]
+    args = overrides_in(argv)
     try:
         overrides = OverridesParser.create().parse_overrides(args)
     except HydraException as e:
@@ -91,6 +94,19 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
                 check(cfg)
             except UserError as e:
                 fail(str(e))
+
+
+def overrides_in(argv: list[str]) -> list[str]:
+    """The key=value overrides of a command line: argv without Hydra's flags and their values."""
+    args, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in _FLAGS_WITH_VALUE:
+            skip = True  # `--cfg job`: the next word is the flag's value
+        elif not a.startswith("-"):
+            args.append(a)
+    return args
 
 
 def config_name_to_module(config_name: str) -> str:

@@ -92,3 +92,19 @@ def test_resampling_a_study_with_runs_needs_force(cli, tiny_study):
     assert (tiny_study / "cells.jsonl").read_text() == cells
     same = cli("study.sample", "n=4", f"study_dir={tiny_study}")
     assert same.returncode == 0 and (tiny_study / "cells.jsonl").read_text() == cells
+
+
+def test_cfg_job_prints_the_composed_config_and_still_checks_overrides(cli, sampled):
+    before = files_under(sampled)
+    shown = cli("study.train", "--cfg", "job", "budget.epochs=7", "objective=rotation", f"study_dir={sampled}")
+    assert shown.returncode == 0, shown.stderr
+    assert "epochs: 7" in shown.stdout and "name: rotation" in shown.stdout
+    package = cli("study.train", "-p", "budget", "--cfg", "job", "budget=paper", f"study_dir={sampled}")
+    assert package.returncode == 0 and package.stdout.startswith("# @package budget") and "width: 16" in package.stdout
+    assert_refused(cli("study.train", "--cfg", "job", "budget.epochs=0", f"study_dir={sampled}"), "budget.epochs")
+    assert_refused(cli("study.sample", "-c", "job", "n=0", f"study_dir={sampled}"), "n must be")
+    assert files_under(sampled) == before  # printing a config trains and writes nothing
+
+
+def test_logs_are_filed_under_the_command_name(tiny_study):
+    assert {p.name for p in (tiny_study / "logs").iterdir()} == {"sample", "train-multirun"}
