@@ -51,6 +51,17 @@ def _save_atomic(path: Path, obj: Any) -> None:
         raise
 
 
+def _mismatch(current: dict[str, torch.Tensor], saved: dict[str, Any]) -> str | None:
+    """Why `saved` cannot be loaded into a model whose state dict is `current` (None if it can)."""
+    missing, unexpected = sorted(set(current) - set(saved)), sorted(set(saved) - set(current))
+    if missing or unexpected:
+        return f"{len(missing)} missing and {len(unexpected)} unexpected tensors, e.g. {(missing + unexpected)[0]}"
+    for key, tensor in current.items():
+        if not isinstance(saved[key], torch.Tensor) or saved[key].shape != tensor.shape:
+            return f"{key} has another shape"
+    return None
+
+
 @dataclass
 class Checkpointer:
     """Saves one run's state after every epoch and restores it at the start of a later attempt."""
@@ -70,6 +81,12 @@ class Checkpointer:
             saved = torch.load(self.path, map_location=device, weights_only=True)
             if saved.get("format") != FORMAT or saved.get("identity") != self.identity:
                 log.warning("ignoring checkpoint %s: it belongs to another run or format", self.path)
+                return None
+            mismatch = _mismatch(model.state_dict(), saved["model"])
+            if mismatch:
+                # Refused whole: load_state_dict copies the matching tensors before it raises, which would
+                # leave a half-loaded network to train "from scratch".
+                log.warning("ignoring checkpoint %s: written by a different network (%s)", self.path, mismatch)
                 return None
             model.load_state_dict(saved["model"])
         except Exception as e:  # unreadable or from an incompatible model: training from scratch is safe

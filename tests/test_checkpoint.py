@@ -84,6 +84,24 @@ def test_checkpoint_of_another_run_or_a_corrupt_file_is_ignored(data, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files behind
 
 
+def test_checkpoint_of_a_different_network_leaves_the_fresh_model_untouched(data, tmp_path):
+    # A checkpoint written by the per-edge cell (an older release) shares the stem, reduction and head keys
+    # with today's fused cell but not the cells'. It must be refused whole: a partial load would start
+    # "from scratch" with half-trained weights and record a run that trained neither way.
+    cell = draw("nb201", 1, seed=3)[0]
+    objective = create_objective("supervised", data, crop_padding=2)
+    ident = {"cell_id": "c", "seed": 0, "identity": "x"}
+    torch.manual_seed(0)
+    old = objective.build(Trunk(cell, objective.c_in, BUDGET.width, BUDGET.cells_per_stage, fused=False))
+    train(old, objective, data, replace(BUDGET, epochs=1), seed=0, on_state=Checkpointer(tmp_path / "c.ckpt", ident).save)
+    fresh = _model(objective, cell)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    assert any(k in before and not torch.equal(before[k], v) for k, v in old.state_dict().items())
+    assert Checkpointer(tmp_path / "c.ckpt", ident).load(fresh, "cpu") is None
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
 def _setup(budget: Budget) -> Setup:
     return Setup(space="nb201", objective="supervised", objective_options={"crop_padding": 2}, dataset="digits",
                  dataset_options=SMALL, budget=budget, device="cpu", threads=1)
