@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from study_projection import default_config  # noqa: E402
+from study_projection import default_config, default_run  # noqa: E402
 
 CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward")
 BN_OPS = ("aten::native_batch_norm", "aten::native_batch_norm_backward")
@@ -42,8 +42,7 @@ def spread(n: int) -> list[str]:
     from study.network import complexity
     from study.sampler import draw
 
-    _, ds = default_config()
-    budget, _ = default_config()
+    budget, ds = default_config()
     sample = draw("nb201", 500, seed=0)
     ranked = sorted(sample, key=lambda c: complexity(c, 1, ds["image_size"], budget["width"],
                                                      budget["cells_per_stage"], 10)[1])
@@ -52,20 +51,9 @@ def spread(n: int) -> list[str]:
 
 def run(arch: str, objective: str, profile: bool) -> dict[str, float]:
     """One default-budget training of `arch`; its CPU seconds, split by kernel family when profiled."""
-    from study.data import build_dataset
-    from study.network import Trunk
-    from study.objectives import create_objective
-    from study.space import NB201Cell
-    from study.trainer import Budget, train
+    from study.trainer import train
 
-    raw, ds = default_config()
-    overrides = (raw.pop("objectives", None) or {}).get(objective, {})
-    budget = Budget(**{**raw, **overrides})
-    data = build_dataset("digits", image_size=ds["image_size"], test_fraction=ds["test_fraction"],
-                         split_seed=ds["split_seed"])
-    obj = create_objective(objective, data, crop_padding=ds["crop_padding"])
-    torch.manual_seed(0)
-    model = obj.build(Trunk(NB201Cell.from_str(arch), data.channels, budget.width, budget.cells_per_stage))
+    model, obj, data, budget = default_run(arch, objective)
     if not profile:
         c0 = time.process_time()
         train(model, obj, data, budget, 0)

@@ -33,27 +33,37 @@ def default_config() -> tuple[dict[str, Any], dict[str, Any]]:
     return budget, dataset
 
 
-def one_run(arch: str, objective: str, threads: int, seed: int = 0) -> dict[str, float]:
-    """Train one default-budget run; returns its CPU and wall seconds."""
+def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any, Any]:
+    """The model, objective, dataset and budget of one default-budget run of `arch` on digits."""
     import torch
 
     from study.data import build_dataset
     from study.network import Trunk
     from study.objectives import create_objective
     from study.space import NB201Cell
-    from study.trainer import Budget, train
+    from study.trainer import Budget
 
-    torch.set_num_threads(threads)
     raw, ds = default_config()
     overrides = (raw.pop("objectives", None) or {}).get(objective, {})
     budget = Budget(**{**raw, **overrides})
     data = build_dataset("digits", image_size=ds["image_size"], test_fraction=ds["test_fraction"],
                          split_seed=ds["split_seed"])
     obj = create_objective(objective, data, crop_padding=ds["crop_padding"])
-    c0, w0 = time.process_time(), time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = obj.build(Trunk(NB201Cell.from_str(arch), data.channels, budget.width, budget.cells_per_stage))
+    return model, obj, data, budget
+
+
+def one_run(arch: str, objective: str, threads: int, seed: int = 0) -> dict[str, float]:
+    """Train one default-budget run; returns its CPU and wall seconds (training and testing, not set-up)."""
+    import torch
+
+    from study.trainer import train
+
+    torch.set_num_threads(threads)
+    model, obj, data, budget = default_run(arch, objective, seed)
+    c0, w0 = time.process_time(), time.perf_counter()
     train(model, obj, data, budget, seed)
     return {"cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0}
 
