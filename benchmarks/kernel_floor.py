@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -49,27 +49,30 @@ def spread(n: int) -> list[str]:
     return [ranked[round(i * (len(ranked) - 1) / max(1, n - 1))].to_str() for i in range(n)]
 
 
-def run(arch: str, objective: str, profile: bool) -> dict[str, float]:
-    """One default-budget training of `arch`; its CPU seconds, split by kernel family when profiled."""
-    from study.trainer import train
+def kernel_shares(fn: Callable[[], Any]) -> dict[str, float]:
+    """Shares of `fn()`'s self CPU time (under torch.profiler) spent in conv and in BN kernels (CPU only)."""
+    from torch.profiler import ProfilerActivity, profile
 
-    model, obj, data, budget = default_run(arch, objective)
-    if not profile:
-        c0 = time.process_time()
-        train(model, obj, data, budget, 0)
-        return {"cpu_s": time.process_time() - c0}
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as profiler
-
-    with profiler(activities=[ProfilerActivity.CPU]) as prof:
-        train(model, obj, data, budget, 0)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
     self_us: dict[str, float] = {}
     for e in prof.key_averages():
         self_us[e.key] = self_us.get(e.key, 0.0) + e.self_cpu_time_total
-    total = sum(self_us.values()) / 1e6
-    conv = sum(self_us.get(k, 0.0) for k in CONV_OPS) / 1e6
-    bn = sum(self_us.get(k, 0.0) for k in BN_OPS) / 1e6
-    return {"profiled_s": total, "conv_s": conv, "bn_s": bn}
+    total = sum(self_us.values())
+    return {"conv": sum(self_us.get(k, 0.0) for k in CONV_OPS) / total,
+            "bn": sum(self_us.get(k, 0.0) for k in BN_OPS) / total}
+
+
+def run(arch: str, objective: str, profile: bool) -> dict[str, float]:
+    """One default-budget training of `arch`: its CPU seconds, or its kernel shares when profiled."""
+    from study.trainer import train
+
+    model, obj, data, budget = default_run(arch, objective)
+    if profile:
+        return kernel_shares(lambda: train(model, obj, data, budget, 0))
+    c0 = time.process_time()
+    train(model, obj, data, budget, 0)
+    return {"cpu_s": time.process_time() - c0}
 
 
 def floor(n_cells: int, cores: int) -> dict[str, Any]:
@@ -83,7 +86,7 @@ def floor(n_cells: int, cores: int) -> dict[str, Any]:
             plain = run(arch, objective, profile=False)
             prof = run(arch, objective, profile=True)
             # The profiler's own overhead lands in "rest"; the kernel shares are taken of the plain run.
-            share_conv, share_bn = prof["conv_s"] / prof["profiled_s"], prof["bn_s"] / prof["profiled_s"]
+            share_conv, share_bn = prof["conv"], prof["bn"]
             runs.append({"arch": arch, "cpu_s": plain["cpu_s"], "conv_s": plain["cpu_s"] * share_conv,
                          "bn_s": plain["cpu_s"] * share_bn})
             print(f"  {objective:10s} {plain['cpu_s']:5.2f} s  conv {share_conv:4.0%}  bn {share_bn:4.0%}  {arch}",

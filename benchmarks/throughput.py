@@ -10,6 +10,7 @@ rounds so drift on a shared machine hits both, and medians over rounds are repor
     python benchmarks/throughput.py --width 16 --cells-per-stage 5 --rounds 3    # the paper network
     python benchmarks/throughput.py --width 16 --cells-per-stage 5 --precision bf16   # bf16 autocast (AMX CPUs)
     python benchmarks/throughput.py --per-edge        # A/B: one ReLU-conv-BN per edge instead of FusedCell
+    python benchmarks/throughput.py --split           # where each pipeline's step goes: conv, BN, the rest
 
 Data: CIFAR-10 JPEGs unpacked at /tmp/cifar10-jpeg (see ../shared/data/README.md) if present, else random
 uint8 images of CIFAR shape (the output says which). Also measured: the matmul peak (torch.mm) at the same
@@ -151,6 +152,15 @@ def reference(cell: NB201Cell, x: np.ndarray, y: np.ndarray, args: argparse.Name
     return steps
 
 
+def split(fn: Callable[[int], None], steps: int, ms_step: float) -> dict[str, float]:
+    """ms per step in conv kernels, BN kernels and the rest: profiled shares of `steps` steps times `ms_step`."""
+    from kernel_floor import kernel_shares  # noqa: E402  (benchmarks/ is on sys.path)
+
+    shares = kernel_shares(lambda: fn(steps))
+    return {"conv": shares["conv"] * ms_step, "bn": shares["bn"] * ms_step,
+            "rest": (1 - shares["conv"] - shares["bn"]) * ms_step}
+
+
 def matmul_peak(threads: int, device: str, n: int = 1024, reps: int = 20,
                 dtype: torch.dtype = torch.float32) -> float:
     """Measured torch.mm GFLOP/s in `dtype` at this thread count (best of several tries)."""
@@ -207,6 +217,8 @@ def main() -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="our autocast (auto: bf16 on CUDA, fp32 on CPU); the reference always trains in fp32")
     p.add_argument("--no-projection", action="store_true", help="skip the default-study projection")
+    p.add_argument("--split", action="store_true",
+                   help="CPU: split each pipeline's step into conv kernels, BN kernels and the rest (torch.profiler)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -223,6 +235,7 @@ def main() -> None:
                                "matmul_gflops": peak, "matmul_dtype": "bf16" if bf16 else "fp32", "cells": {}}
     print(f"{'cell':<11} {'ours img/s':>10} {'ref img/s':>10} {'ratio':>6} {'ours ms':>8} {'ref ms':>8} "
           f"{'MFLOP/img':>9} {'GFLOP/s':>8} {'%peak':>6}")
+    splits: list[tuple[str, dict[str, Any]]] = []
     for name, cell in cells().items():
         fns = {"ours": ours(cell, x, y, args), "reference": reference(cell, x, y, args)}
         for fn in fns.values():
@@ -244,6 +257,18 @@ def main() -> None:
         print(f"{name:<11} {row['ours_img_s']:>10.0f} {row['reference_img_s']:>10.0f} {row['ratio']:>6.2f} "
               f"{row['ours_ms_step']:>8.1f} {row['reference_ms_step']:>8.1f} {row['mflops_per_image']:>9.1f} "
               f"{gflops:>8.2f} {row['percent_of_peak']:>6.1f}")
+        if args.split and args.device == "cpu":
+            row["split_ms_step"] = {k: split(fn, args.steps, ms[k]) for k, fn in fns.items()}
+            splits.append((name, row))
+    if splits:
+        print("split of a step (shares under torch.profiler, applied to the timed ms/step):")
+        print(f"{'cell':<11} {'pipeline':<10} {'conv ms':>8} {'BN ms':>8} {'rest ms':>8}")
+        for name, row in splits:
+            for k, part in row["split_ms_step"].items():
+                print(f"{name:<11} {k:<10} {part['conv']:>8.1f} {part['bn']:>8.1f} {part['rest']:>8.1f}")
+            ours_kernels = row["split_ms_step"]["ours"]["conv"] + row["split_ms_step"]["ours"]["bn"]
+            row["ratio_if_only_kernels"] = row["reference_ms_step"] / ours_kernels
+            print(f"{name:<11} ratio if our step were its conv and BN kernels alone: {row['ratio_if_only_kernels']:.2f}")
     median = results["cells"]["median"]["ours_img_s"]
     results["paper_training_h"] = 50_000 * 100 / median / 3600 if args.width == 16 and args.cells_per_stage == 5 else None
     if results["paper_training_h"] is not None:

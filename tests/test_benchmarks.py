@@ -20,17 +20,21 @@ def bench(script: str, *args: str, timeout: float = 600) -> subprocess.Completed
                           text=True, timeout=timeout, cwd=ROOT)
 
 
-def test_throughput_json_has_both_pipelines_per_cell(tmp_path):
+def test_throughput_json_has_both_pipelines_per_cell_and_their_split(tmp_path):
     pytest.importorskip("xautodl")
     out = tmp_path / "t.json"
     done = bench("throughput.py", "--rounds", "1", "--steps", "1", "--images", "256", "--no-projection",
-                 "--json", str(out))
+                 "--split", "--json", str(out))
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert set(result["cells"]) == {"conv-heavy", "light", "median"}
     for cell in result["cells"].values():
         assert cell["ours_img_s"] > 0 and cell["reference_img_s"] > 0
         assert cell["ratio"] == pytest.approx(cell["ours_img_s"] / cell["reference_img_s"], rel=0.01)
+        for pipeline, part in cell["split_ms_step"].items():  # both pipelines run conv and BN kernels
+            assert part["conv"] > 0 and part["bn"] > 0 and part["rest"] > 0
+            step = cell["ours_ms_step" if pipeline == "ours" else "reference_ms_step"]
+            assert sum(part.values()) == pytest.approx(step)
     assert result["matmul_gflops"] > 0 and result["threads"] == 1
 
 
