@@ -76,7 +76,7 @@ def run(arch: str, objective: str, profile: bool) -> dict[str, float]:
 
 
 def floor(n_cells: int, cores: int) -> dict[str, Any]:
-    """Per-run wall and kernel seconds for both objectives, and the default study's projection."""
+    """Per-run CPU and kernel seconds for both objectives, and the default study's projection."""
     archs = spread(n_cells)
     out: dict[str, Any] = {"cells": archs, "objectives": {}}
     run(archs[-1], "supervised", profile=False)  # warm-up: oneDNN builds its kernels on first use
