@@ -39,7 +39,7 @@ from study.network import Trunk, complexity  # noqa: E402
 from study.objectives import create_objective  # noqa: E402
 from study.sampler import draw  # noqa: E402
 from study.space import NB201Cell  # noqa: E402
-from study.trainer import Budget, autocast, make_optimizer  # noqa: E402
+from study.trainer import Budget, autocast, compute_precision, make_optimizer  # noqa: E402
 
 CIFAR_DIR = Path("/tmp/cifar10-jpeg")
 MEAN = [x / 255 for x in (125.3, 123.0, 113.9)]
@@ -224,7 +224,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x, y, source = load_images(args.images, seed=0)
     # Peak in the dtype our convolutions run in: bf16 under autocast (tensor cores, AMX), else fp32.
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and args.device.startswith("cuda"))
+    bf16 = compute_precision(args.precision, torch.device(args.device).type) == "bf16"
     peak = matmul_peak(args.threads, args.device, dtype=torch.bfloat16 if bf16 else torch.float32)
     print(f"data: {source}\ndevice {args.device}, {args.threads} thread(s), batch {args.batch_size}, "
           f"C={args.width} N={args.cells_per_stage}, our precision {args.precision}; "

@@ -18,10 +18,11 @@ from omegaconf import DictConfig
 from study.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-# Hydra's flags that take a value. Those that pick another config or rerun a job leave validation to Hydra;
-# the others (--cfg job, --package ...) only change what Hydra prints, so the overrides are still checked.
-_HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun"}
-_FLAGS_WITH_VALUE = _HYDRA_OWNS | {"-c", "--cfg", "-p", "--package", "-sc", "--shell-completion"}
+# Hydra's flags that pick another config, rerun a job or complete a shell leave validation to Hydra. Those that
+# only change what Hydra prints (--cfg job, --package ...) take a value; the overrides around them are checked.
+_HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun",
+               "-sc", "--shell-completion"}
+_FLAGS_WITH_VALUE = {"-c", "--cfg", "-p", "--package"}
 
 Check = Callable[[DictConfig], None]
 Task = Callable[[DictConfig], None]
@@ -58,8 +59,8 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    if any(a in _HYDRA_OWNS or a.startswith(("--info", "-i")) or a in ("-h", "--help", "--hydra-help")
-           or a.split("=")[0] in ("-sc", "--shell-completion") for a in argv):
+    if any(a.split("=")[0] in _HYDRA_OWNS or a.startswith(("--info", "-i")) or a in ("-h", "--help", "--hydra-help")
+           for a in argv):
         return
     args = overrides_in(argv)
     try:

@@ -66,13 +66,13 @@ def resolve_budget(cfg: DictConfig, objective: str) -> Budget:
 
 def resolve_precision(value: str, device: str) -> str:
     """`auto` -> bf16 on CUDA, fp32 on CPU; fp32 and bf16 as given (bf16 on CPU is fast only with AMX)."""
-    from study.trainer import PRECISIONS
+    import torch
+
+    from study.trainer import PRECISIONS, compute_precision
 
     if value not in PRECISIONS:
         raise UserError(f"precision {value!r} is not one of {', '.join(PRECISIONS)}; use precision=auto")
-    if value == "auto":
-        return "bf16" if device.startswith("cuda") else "fp32"
-    return value
+    return compute_precision(value, torch.device(device).type)
 
 
 def resolve_device(value: str) -> str:

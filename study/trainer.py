@@ -100,10 +100,17 @@ def autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
     where bf16 pays off only on CPUs with AMX and wide layers (benchmarks/throughput.py --precision bf16)
     and costs time on small ones. Parameters, optimiser state and BN statistics stay fp32 either way.
     """
+    enabled = compute_precision(precision, device.type) == "bf16"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def compute_precision(precision: str, device_type: str) -> str:
+    """What `precision` means on a device type: "bf16" or "fp32" (`auto`: bf16 on CUDA, fp32 elsewhere)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    enabled = device.type == "cuda" if precision == "auto" else precision == "bf16"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+    if precision == "auto":
+        return "bf16" if device_type == "cuda" else "fp32"
+    return precision
 
 
 def train_epoch(

@@ -1,10 +1,11 @@
 """The fast path computes what the plain eager path computes: same parameters, same losses step by step.
 
-Fast path: cells with the convolutions of each node stacked into one (study.network.FusedCell), channels_last
-activations, pooling as a depthwise convolution (study.network.BoxPool), foreach SGD
+Fast path: cells with the convolutions of each node stacked into one (study.network.FusedCell),
+channels_last activations, pooling as a depthwise convolution (study.network.BoxPool), foreach SGD
 (study.trainer.make_optimizer). Plain path: one ReLU-conv-BN per edge as the reference computes it
-(study.network.Cell), contiguous NCHW, torch's nn.AvgPool2d, the default single-tensor SGD. Different summation orders give float32 rounding differences, which a few SGD steps
-amplify only slightly: losses must agree to 1e-4 (absolute) over 4 steps.
+(study.network.Cell), contiguous NCHW, torch's nn.AvgPool2d, the default single-tensor SGD. Different
+summation orders give float32 rounding differences, which a few SGD steps amplify only slightly: losses
+must agree to 1e-4 (absolute) over 4 steps.
 """
 
 from __future__ import annotations
