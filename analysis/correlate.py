@@ -2,7 +2,8 @@
 
 Reads every record of the study (and of the studies in `compare=[...]`), keeps the runs of one dataset
 and budget per study, merges seeds per cell, keeps the cells complete for every objective, and compares
-every objective and baseline (parameters, FLOPs, a random ranking) with the reference objective.
+every objective and baseline (parameters, FLOPs, a random ranking) with the reference objective, and
+with the ground truth where it is known (NAS-Bench-201's 200-epoch accuracies, or `truth=PATH`).
 Writes tables, figures and report.md to `<study_dir>/analysis/`.
 """
 
@@ -18,11 +19,12 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from analysis import report, tables
+from analysis import report, tables, truth as truths
+from analysis.baselines import trained_baselines
 from analysis.completeness import cell_status, dropped_cells, summarize
 from analysis.load import cell_table, load_runs
 from analysis.selection import random_ranking
-from analysis.studies import StudyData, StudySpec, load_study, parse_compare, select_runs, shared_cells
+from analysis.studies import StudyData, StudySpec, load_study, parse_compare, read_info, select_runs, shared_cells
 from analysis.tables import BASELINES, RANDOM, correlations  # noqa: F401  (public API of this module)
 from study import settings
 from study.cli import hydra_entry
@@ -53,6 +55,7 @@ class Request:
     trials: int = 1000
     seed: int = 0
     require_all_seeds: bool = True
+    truth: str | None = None
 
 
 def parse(cfg: DictConfig) -> Request:
@@ -72,7 +75,13 @@ def parse(cfg: DictConfig) -> Request:
                    permutations=settings.positive_int(cfg, "permutations", "permutations"),
                    trials=settings.positive_int(cfg, "trials", "trials"),
                    seed=settings.integer(cfg, "seed", "seed"),
-                   require_all_seeds=settings.boolean(cfg, "require_all_seeds"))
+                   require_all_seeds=settings.boolean(cfg, "require_all_seeds"),
+                   truth=_optional_str(OmegaConf.select(cfg, "truth", default=None)))
+
+
+def _optional_str(value: Any) -> str | None:
+    """None for an unset option (null or empty), else its string."""
+    return None if value is None or str(value).strip() == "" else str(value)
 
 
 def primary_spec(req: Request) -> StudySpec:
@@ -84,7 +93,7 @@ def primary_spec(req: Request) -> StudySpec:
 def check(cfg: DictConfig) -> None:
     """Refuse before writing anything: no sample, bad options, a compared study without a sample."""
     req = parse(cfg)
-    read_cells(req.study_dir)
+    sample = read_cells(req.study_dir)
     for spec in parse_compare(req.compare, primary_spec(req)):
         read_cells(spec.study_dir)
     logging.disable(logging.WARNING)  # corrupted records are reported once, by the task
@@ -92,9 +101,20 @@ def check(cfg: DictConfig) -> None:
         done = select_runs(load_runs(req.study_dir), req)
     finally:
         logging.disable(logging.NOTSET)
-    if "/" not in req.reference and req.reference not in set(done["objective"]):
+    truth = study_truth(req)
+    if req.truth is not None:  # a user's file that matches no cell is the wrong file: say so before any work
+        truths.join(pd.DataFrame(sample), truth, required=True)
+    if "/" not in req.reference and req.reference not in set(done["objective"]) and (
+            truth is None or req.reference not in truth.columns):
+        known = f" or a truth column ({', '.join(truth.columns)})" if truth is not None else ""
         raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
-                        f"(python -m study.train objective={req.reference}) or set reference=<objective>")
+                        f"(python -m study.train objective={req.reference}) or set reference=<objective>{known}")
+
+
+def study_truth(req: Request) -> truths.Truth | None:
+    """The truth this study is joined with: `truth=PATH`, else the built-in one of its space, else None."""
+    space = req.space or read_info(req.study_dir).get("sample", {}).get("space")
+    return truths.for_study(space, req.truth)
 
 
 def _per_seed(study: StudyData, objective: str, column: str, ids: list[str]) -> pd.DataFrame:
@@ -135,13 +155,13 @@ def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], 
     return rows
 
 
-def _resolve_reference(req: Request, columns: list[str], label: str) -> str:
+def _resolve_reference(req: Request, columns: list[str], label: str, truth: list[str]) -> str:
     """The reference column: a plain objective of the primary study or `<label>/<objective>`."""
     name = req.reference.removeprefix(f"{label}/")
     if name not in columns:
         raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
                         f"(python -m study.train objective={req.reference}) or set reference=<objective> "
-                        f"(one of: {', '.join(columns)})")
+                        f"(one of: {', '.join([*columns, *truth])})")
     return name
 
 
@@ -166,17 +186,27 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     complete = status == "complete"
     empty = [c for c in status.columns if not complete[c].any()]
     objectives = [c for c in status.columns if c not in empty]
-    reference = _resolve_reference(req, objectives, primary.label)
+    truth, truth_table = _truth_columns(req, studies[0], ids, [*status.columns, *BASELINES, RANDOM])
+    truth_cols = list(truth_table.columns)
+    reference = req.reference if req.reference in truth_cols else _resolve_reference(req, objectives, primary.label,
+                                                                                      truth_cols)
     keep = complete[objectives].all(axis=1)
-    cells = values[objectives][keep].join(studies[0].cells[list(BASELINES)], how="left")
+    if reference in truth_cols:
+        keep &= truth_table[reference].reindex(keep.index).notna()
+    baselines, baseline_shape = trained_baselines(studies[0].cells, studies[0].scoped, [reference, "supervised"],
+                                                  read_record)
+    cells = values[objectives][keep].join(baselines, how="left").join(truth_table, how="left")
     cells[RANDOM] = random_ranking(len(cells), req.seed)
 
     others = [o for o in objectives if o != reference]
     proxies = [*others, *BASELINES]
     noise = tables.seed_noise({c: per_seed[c].loc[cells.index] for c in objectives})
-    reliability = dict(zip(noise["objective"], noise["reliability"]))
-    corr = correlations(cells, reference, proxies, bootstrap=req.bootstrap, permutations=req.permutations,
-                        seed=req.seed, reliability=reliability)
+    # The truth is a benchmark's seed mean over full trainings: treated as exact, like the baselines.
+    reliability = {**dict(zip(noise["objective"], noise["reliability"])), **{t: 1.0 for t in truth_cols}}
+    stats = dict(bootstrap=req.bootstrap, permutations=req.permutations, seed=req.seed, reliability=reliability)
+    corr = correlations(cells, reference, proxies, **stats)
+    against_truth = truths.correlate(cells, [t for t in truth_cols if t != reference], objectives, reference,
+                                     **stats)
     notes = [f"**{r.objective}**: ρ = {r.spearman:.2f} against a {reference} ceiling of {r.ref_ceiling:.2f}"
              + ("" if math.isnan(r.ceiling) else f" (its own ceiling given both seed noises: {r.ceiling:.2f})")
              for r in corr.itertuples() if r.kind == "objective" and not math.isnan(r.ref_ceiling)]
@@ -184,19 +214,41 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
               "noise at this budget and no ceiling is defined; train longer or add seeds"
               for r in noise.itertuples() if r.seed_rho <= 0]
     notes += [f"{c}: no complete cell yet, left out of the analysis" for c in empty]
-    columns = [*objectives, *BASELINES, RANDOM]
+    columns = [*objectives, *BASELINES, *truth_cols, RANDOM]
+    setup = _setup(req, studies, seeds, len(cells))
+    if baseline_shape:
+        setup["params, FLOPs"] = f"of {baseline_shape}"
+    if truth_cols:
+        setup["ground truth"] = f"{truth.source}: {', '.join(truth_cols)}"
+    main_truth = reference if reference in truth_cols else (truth_cols[0] if truth_cols else None)
     results = report.Results(
-        setup=_setup(req, studies, seeds, len(cells)), reference=reference, cells=cells, objectives=others,
+        setup=setup, reference=reference, cells=cells, objectives=others,
         correlations=corr, noise=noise, selection=tables.selection(cells, reference, [reference, *proxies, RANDOM]),
         curves=tables.random_curves(cells, reference, [reference, *proxies, RANDOM], req.trials, req.seed),
         matrix=tables.rank_matrix(cells, columns), ecdf=tables.ecdf(cells, objectives),
         completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent),
-        notes=notes)
+        notes=notes, truth=against_truth, truth_column=main_truth,
+        verdict=truths.verdict(corr, against_truth, reference, main_truth, objectives))
     runs = pd.concat([s.runs.assign(study=s.spec.label) for s in studies], ignore_index=True)
-    table = studies[0].cells[["arch", *BASELINES]].join(values, how="left")
+    table = studies[0].cells[["arch"]].join(baselines).join(values, how="left").join(truth_table, how="left")
     table[RANDOM] = cells[RANDOM]
     table["in_analysis"] = table.index.isin(cells.index)
     return results, runs[["study", *[c for c in runs.columns if c != "study"]]], table.rename_axis("cell_id")
+
+
+def _truth_columns(req: Request, study: StudyData, ids: list[str],
+                   taken: list[str]) -> tuple[truths.Truth | None, pd.DataFrame]:
+    """The truth joined to the sample (columns that match at least one analysable cell); refuses clashes."""
+    truth = study_truth(req)
+    if truth is None:
+        return None, pd.DataFrame(index=study.cells.index)
+    joined = truths.join(study.cells, truth, required=req.truth is not None)
+    joined = joined[[c for c in joined.columns if joined.loc[ids, c].notna().any()]]
+    clash = sorted(set(joined.columns) & set(taken))
+    if clash:
+        raise UserError(f"truth column(s) {', '.join(clash)} of {truth.source} have the name of an objective or "
+                        "baseline; rename them in the truth file")
+    return truth, joined
 
 
 def task(cfg: DictConfig) -> None:
@@ -215,7 +267,11 @@ def task(cfg: DictConfig) -> None:
     log.info("completeness:\n%s", results.completeness.to_string(index=False))
     log.info("rank correlation with %s accuracy (%s, seeds merged by %s):\n%s", results.reference, req.metric,
              req.merge, shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    for note in results.notes:
+    if len(results.truth):
+        against = results.truth[["objective", "reference", "n_cells", "spearman", "spearman_low", "spearman_high"]]
+        log.info("rank correlation with the ground truth:\n%s",
+                 against.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for note in [*results.verdict, *results.notes]:
         log.info("%s", note.replace("**", ""))
     log.info("wrote %s (see report.md)", out)
 

@@ -21,6 +21,7 @@ from scipy import stats  # noqa: E402
 STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
          "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False}
 PERCENT = FuncFormatter(lambda v, _: f"{100 * v:.4g}%")  # 0.45 -> 45%, 0.725 -> 72.5%
+COUNTS = {"params": "parameters", "flops": "multiply-accumulates per image"}
 
 
 def _grid(n: int, width: float = 3.2, height: float = 3.0, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -53,21 +54,26 @@ def scatter_panels(cells: pd.DataFrame, reference: str, others: list[str], corr:
     with plt.rc_context(STYLE):
         fig, axes = _grid(len(others))
         for ax, name in zip(axes, others):
+            count = name in COUNTS  # params, FLOPs: counts on a log axis, not accuracies; the line fits log x
             pair = cells[[name, reference]].dropna()
             x, y = pair[name].to_numpy(float), pair[reference].to_numpy(float)
             ax.scatter(x, y, s=12, alpha=0.7, color="tab:blue", edgecolors="none", label=f"{len(pair)} cells")
             if len(pair) >= 2 and np.ptp(x) > 0:
-                slope, intercept, _, _ = stats.theilslopes(y, x)
-                xs = np.linspace(x.min(), x.max(), 50)
+                fx = np.log10(x) if count else x
+                slope, intercept, _, _ = stats.theilslopes(y, fx)
+                xs = np.linspace(fx.min(), fx.max(), 50)
                 label = rf"$\rho$ = {_interval(corr.loc[name])}"
                 ceiling = corr.loc[name].get("ceiling", math.nan)
                 if not math.isnan(ceiling):
                     label += f"\nceiling {ceiling:.2f}"
-                ax.plot(xs, intercept + slope * xs, color="tab:red", lw=1.5, label=label)
+                ax.plot(10 ** xs if count else xs, intercept + slope * xs, color="tab:red", lw=1.5, label=label)
             ax.legend(loc="best", frameon=False, handlelength=1.2)
-            ax.set_xlabel(f"{name} accuracy")
+            ax.set_xlabel(COUNTS.get(name, f"{name} accuracy"))
             ax.set_ylabel(f"{reference} accuracy")
-            ax.xaxis.set_major_formatter(PERCENT)
+            if count:
+                ax.set_xscale("log")
+            else:
+                ax.xaxis.set_major_formatter(PERCENT)
             ax.yaxis.set_major_formatter(PERCENT)
             ax.grid(alpha=0.3, lw=0.5)
         fig.tight_layout()

@@ -19,7 +19,9 @@ FIGURES = {"correlations": "Accuracy of each objective against the reference, ro
            "rank_heatmap": "Spearman's rho between every pair of objectives and baselines.",
            "random_experiment": "Reference accuracy of the best-by-proxy cell among m cells drawn at random "
                                 "(mean and 25-75% band over draws).",
-           "accuracy_ecdf": "Distribution of the cells' accuracy under each objective."}
+           "accuracy_ecdf": "Distribution of the cells' accuracy under each objective.",
+           "truth": "Each objective and the parameter count against the ground truth, robust (Theil-Sen) line, "
+                    "Spearman's rho with its 95% bootstrap interval."}
 _MAX_DROPPED_LISTED = 25
 
 
@@ -40,6 +42,9 @@ class Results:
     completeness: pd.DataFrame
     dropped: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    truth: pd.DataFrame = field(default_factory=pd.DataFrame)  # correlations against each truth column
+    truth_column: str | None = None  # the truth the figure and the verdict use
+    verdict: list[str] = field(default_factory=list)  # does anything beat counting parameters?
 
 
 def _num(value: float, digits: int = 2) -> str:
@@ -87,10 +92,33 @@ def _tex(text: str) -> str:
 
 def latex(corr: pd.DataFrame, reference: str) -> str:
     """The correlations table as a booktabs LaTeX tabular, ready for `\\input`."""
-    rows = correlation_rows(corr)
-    lines = [r"% rank correlation with " + _tex(reference) + " accuracy; needs \\usepackage{booktabs}",
-             r"\begin{tabular}{llrllrr}", r"\toprule",
-             r"Objective & Kind & $n$ & Spearman $\rho$ [95\% CI] & Kendall $\tau$ [95\% CI] & $p$ & Ceiling \\",
+    head = r"Objective & Kind & $n$ & Spearman $\rho$ [95\% CI] & Kendall $\tau$ [95\% CI] & $p$ & Ceiling \\"
+    return _tabular(correlation_rows(corr), "llrllrr", head, "rank correlation with " + _tex(reference) + " accuracy")
+
+
+def truth_rows(against: pd.DataFrame) -> pd.DataFrame:
+    """The ground-truth table, wide: one row per objective or baseline, one ρ [CI] column per truth column."""
+    rows = against.assign(rho=[_interval(r, "spearman") for _, r in against.iterrows()])
+    wide = rows.pivot(index="objective", columns="reference", values="rho")
+    order = list(dict.fromkeys(against["objective"]))
+    kinds = dict(zip(against["objective"], against["kind"]))
+    wide = wide.reindex(order)[list(dict.fromkeys(against["reference"]))]
+    n = against.groupby("objective")["n_cells"].max().reindex(order).astype(str)
+    return pd.concat([pd.DataFrame({"objective": order, "kind": [kinds[o] for o in order], "n": n.to_numpy()}),
+                      wide.reset_index(drop=True).rename(columns=lambda c: f"ρ with {c} [95% CI]")], axis=1)
+
+
+def truth_latex(against: pd.DataFrame) -> str:
+    """The ground-truth table as a booktabs LaTeX tabular."""
+    rows = truth_rows(against)
+    truths = list(dict.fromkeys(against["reference"]))
+    head = "Objective & Kind & $n$ & " + " & ".join(rf"$\rho$ with {_tex(t)}" for t in truths) + r" \\"
+    return _tabular(rows, "llr" + "l" * len(truths), head, "Spearman rho [95\\% CI] with the ground truth")
+
+
+def _tabular(rows: pd.DataFrame, align: str, head: str, comment: str) -> str:
+    """A DataFrame of strings as a booktabs tabular with a header line and a comment line."""
+    lines = [f"% {comment}; needs \\usepackage{{booktabs}}", rf"\begin{{tabular}}{{{align}}}", r"\toprule", head,
              r"\midrule"]
     for row in rows.itertuples(index=False):
         cells = (re.sub(r"(?<![\w.])-(?=\d)", "$-$", _tex(str(v))).replace("<", "$<$") for v in row)
@@ -117,7 +145,7 @@ def render(res: Results, figures: list[str]) -> str:
               "Intervals: 95% percentile bootstrap over cells. p: two-sided permutation test of Spearman's rho. "
               "Ceiling: the most this measure can correlate with the reference given the seed noise of both "
               "(sqrt of the product of their seed-mean reliabilities; parameters and FLOPs are exact).", "",
-              "## Noise ceiling", ""]
+              *[f"**{line}**\n" for line in res.verdict], *_truth_section(res), "## Noise ceiling", ""]
     if res.noise.empty or res.noise["reliability"].isna().all():
         parts.append("Every objective has a single seed: train more (`seed=0,1` with `-m`) to measure the noise.")
     else:
@@ -145,6 +173,18 @@ def render(res: Results, figures: list[str]) -> str:
     return "\n".join(parts)
 
 
+def _truth_section(res: Results) -> list[str]:
+    """report.md's ground-truth section (empty when the study's cells have no known truth)."""
+    if res.truth.empty:
+        return []
+    source = res.setup.get("ground truth", "")
+    return ["## Against the ground truth", "",
+            f"Spearman's ρ [95% bootstrap interval] of every objective and baseline with the ground truth ({source}), "
+            "on the analysed cells that have it (truth.csv has Kendall's τ, p and ceilings too). A ranking is worth "
+            "what it agrees with the truth: the parameter count is the bar any objective has to clear.", "",
+            markdown(truth_rows(res.truth)), ""]
+
+
 def draw(res: Results) -> dict[str, object]:
     """Every figure the results support, by file stem."""
     from analysis import plots  # matplotlib is slow to import; a refused command never needs it
@@ -158,6 +198,11 @@ def draw(res: Results) -> dict[str, object]:
         figs["random_experiment"] = plots.random_experiment(res.curves, res.reference)
     if len(res.ecdf):
         figs["accuracy_ecdf"] = plots.accuracy_ecdf(res.ecdf)
+    if res.truth_column and len(res.cells):
+        against = res.correlations if res.truth_column == res.reference else \
+            res.truth[res.truth["reference"] == res.truth_column]
+        shown = [o for o in against["objective"] if o != "flops"]
+        figs["truth"] = plots.scatter_panels(res.cells, res.truth_column, shown, against)
     return figs
 
 
@@ -176,6 +221,12 @@ def write(out: Path, res: Results, runs: pd.DataFrame, cells: pd.DataFrame) -> l
     write_atomic(out / "runs.csv", runs.to_csv(index=False))
     write_atomic(out / "correlations.tex", latex(res.correlations, res.reference))
     written += [out / n for n in ("rank_matrix.csv", "cells.csv", "runs.csv", "correlations.tex")]
+    for stale in ("truth.csv", "truth.tex"):  # every output is regenerated: no truth now means no truth table
+        (out / stale).unlink(missing_ok=True)
+    if not res.truth.empty:
+        write_atomic(out / "truth.csv", res.truth.to_csv(index=False, float_format="%.4f"))
+        write_atomic(out / "truth.tex", truth_latex(res.truth))
+        written += [out / "truth.csv", out / "truth.tex"]
     from analysis import plots
 
     figures = []

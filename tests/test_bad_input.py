@@ -279,3 +279,24 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
     assert files_under(study / "runs") == runs
     todo, done = plan(study, read_cells(study), setup, 0)
     assert done == 3 and len(todo) == 2  # the old runs still count, matched by canonical id
+
+
+TRUTH_FILES = {
+    "missing": (None, ["does not exist"]),
+    "no arch column": ("x,y\n1,2\n", ["no `arch` column"]),
+    "text values": ("arch,acc\nA,high\n", ["non-numeric column(s) acc"]),
+    "repeated arch": ("arch,acc\nA,1\nA,2\n", ["more than once"]),
+    "matches no cell": ("arch,acc\nfoo,1\n", ["matches no cell", "as cells.jsonl does"]),
+}
+
+
+@pytest.mark.parametrize("case", list(TRUTH_FILES))
+def test_correlate_truth_file(invoke, tmp_path, study, case):
+    fake_records(study, {})
+    text, words = TRUTH_FILES[case]
+    path = tmp_path / "truth.csv"
+    if text is not None:
+        path.write_text(text)
+    before = files_under(tmp_path)
+    assert_refused(invoke("analysis.correlate", f"study_dir={study}", f"truth={path}"), ["truth file", *words])
+    assert files_under(tmp_path) == before

@@ -1,0 +1,83 @@
+"""The params and FLOPs baselines of the network a study trained, not of the one it sampled.
+
+cells.jsonl holds params and FLOPs computed when the sample was drawn, for the sampling command's
+network shape. A study trained at another shape (sampled at `budget=default`, trained at `budget=paper`)
+must be compared with the complexity of what it trained, so the baselines are recomputed from the shape
+stored in the records' config: the supervised classifier (backbone + pooled linear head) at the trained
+width, depth and input, the same network for every objective so the ranking does not depend on heads.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.tables import BASELINES
+
+log = logging.getLogger(__name__)
+
+
+def trained_shape(config: dict[str, Any], objective: str) -> dict[str, int] | None:
+    """c_in, image_size, n_classes, width and cells_per_stage of a run's network, from its stored config."""
+    try:
+        data, budget = config["dataset"], dict(config["budget"])
+        budget.update((budget.get("objectives") or {}).get(objective) or {})
+        shape = {"c_in": data["channels"], "image_size": data["image_size"], "n_classes": data["n_classes"],
+                 "width": budget["width"], "cells_per_stage": budget["cells_per_stage"]}
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return shape if all(isinstance(v, int) and not isinstance(v, bool) for v in shape.values()) else None
+
+
+def complexity_of(space: str, arch: str, shape: dict[str, int]) -> tuple[int, int] | None:
+    """Params and MACs per image of the supervised network of `arch` at `shape`; None if it cannot be built."""
+    from study.errors import UserError
+    from study.space import get_space
+
+    try:
+        entry = get_space(space)
+        cell = entry.parse(arch)
+    except UserError:
+        return None
+    if space != "nb201":
+        return None
+    from study.network import complexity
+
+    return complexity(cell, shape["c_in"], shape["image_size"], shape["width"], shape["cells_per_stage"],
+                      shape["n_classes"])
+
+
+def trained_baselines(sample: pd.DataFrame, scoped: pd.DataFrame, prefer: list[str],
+                      read_config: Any) -> tuple[pd.DataFrame, str | None]:
+    """Per cell of `sample` (indexed by id, with `arch`): params and FLOPs of the network trained.
+
+    The shape comes from one complete run of the first objective in `prefer` that has one (the
+    reference's runs first: per-objective budget overrides may change the width). Falls back to the
+    sample's values when the records do not say (hand-made or older studies). Returns the table and a
+    sentence for the report saying which shape the baselines describe.
+    """
+    fallback = sample.reindex(columns=list(BASELINES))
+    done = scoped[scoped["status"] == "complete"]
+    for objective in [*prefer, *sorted(set(done["objective"]) - set(prefer))]:
+        runs = done[done["objective"] == objective]
+        if runs.empty:
+            continue
+        first = runs.iloc[0]
+        shape = trained_shape((read_config(first["path"]) or {}).get("config") or {}, objective)
+        space = first.get("space")
+        if shape is None or not isinstance(space, str):
+            return fallback, None
+        values = {cid: complexity_of(space, str(arch), shape) for cid, arch in sample["arch"].items()}
+        if any(v is None for v in values.values()):
+            return fallback, None
+        table = pd.DataFrame.from_dict(values, orient="index", columns=list(BASELINES)).reindex(sample.index)
+        where = (f"the network trained: C={shape['width']}, N={shape['cells_per_stage']}, input "
+                 f"{shape['c_in']}x{shape['image_size']}x{shape['image_size']}, {shape['n_classes']} classes")
+        if not np.array_equal(table.to_numpy(float), fallback.to_numpy(float)):
+            log.info("params and FLOPs baselines are those of %s (the sample's cells.jsonl describes another shape)",
+                     where)
+        return table, where
+    return fallback, None

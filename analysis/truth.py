@@ -1,0 +1,154 @@
+"""Ground truth: accuracies of fully trained architectures, joined to a study's cells by architecture.
+
+A study ranks cells by what it trained cheaply; the truth says how good the cells really are. For
+NAS-Bench-201 it ships with the package (`analysis/data/nb201-accuracy.csv.gz`, see NOTICE.md beside
+it): the 200-epoch test accuracies of all 15,625 cells on CIFAR-10, CIFAR-100 and ImageNet16-120.
+For any space, `truth=PATH` names a CSV of `arch,<column>,...` written by the user.
+
+Both are joined on the `arch` string of the cell that was trained (cells.jsonl), exactly: members of one
+canonical class were trained separately by the benchmark and their accuracies differ, so the truth of a
+cell is that of the very architecture the study trained.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import math
+
+import pandas as pd
+
+from analysis.tables import BASELINES, correlations
+from study.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DATA = Path(__file__).resolve().parent / "data"
+NB201_FILE = DATA / "nb201-accuracy.csv.gz"
+# Source column -> the name an analysis uses (reference=nb201-cifar10, cells.csv, tables).
+NB201_COLUMNS = {"cifar10_test": "nb201-cifar10", "cifar100_test": "nb201-cifar100",
+                 "imagenet16_120_test": "nb201-imagenet16-120"}
+BUILTIN_SPACES = ("nb201",)
+
+
+class TruthError(UserError):
+    """A truth file that cannot be read or joined."""
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Truth columns for architectures: `table` is indexed by arch string, one float column per measure."""
+
+    source: str             # what it is, for the report ("NAS-Bench-201 (200 epochs)" or the file's path)
+    table: pd.DataFrame
+
+    @property
+    def columns(self) -> list[str]:
+        """The truth measures, in file order."""
+        return list(self.table.columns)
+
+
+@functools.lru_cache(maxsize=1)
+def _nb201_table() -> pd.DataFrame:
+    table = pd.read_csv(NB201_FILE, compression="gzip")
+    return table.set_index("arch")[list(NB201_COLUMNS)].rename(columns=NB201_COLUMNS)
+
+
+def nb201() -> Truth:
+    """NAS-Bench-201's 200-epoch test accuracies of all 15,625 cells, as fractions like a study's accuracies."""
+    return Truth("NAS-Bench-201 (NATS-Bench tss, 200 epochs, seed mean)", _nb201_table() / 100.0)
+
+
+def read_truth_csv(path: str | Path) -> Truth:
+    """A user's truth file: a CSV with an `arch` column and one or more numeric columns."""
+    path = Path(path).expanduser()
+    fix = "give a CSV with a header `arch,<measure>,...` and one row per architecture"
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise TruthError(f"truth file {str(path)!r} does not exist; {fix}") from None
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TruthError(f"truth file {str(path)!r} does not parse as CSV ({first}); {fix}") from None
+    if "arch" not in table.columns:
+        raise TruthError(f"truth file {str(path)!r} has no `arch` column (columns: {', '.join(map(str, table.columns))}); "
+                         f"{fix}")
+    measures = [c for c in table.columns if c != "arch"]
+    bad = [c for c in measures if not pd.api.types.is_numeric_dtype(table[c])]
+    if not measures or bad:
+        what = f"non-numeric column(s) {', '.join(map(str, bad))}" if bad else "no measure column"
+        raise TruthError(f"truth file {str(path)!r} has {what}; {fix}")
+    table["arch"] = table["arch"].astype(str).str.strip()
+    dup = table["arch"][table["arch"].duplicated()]
+    if len(dup):
+        raise TruthError(f"truth file {str(path)!r} lists architecture {dup.iloc[0]!r} more than once; "
+                         "keep one row per architecture (average repeated runs first)")
+    return Truth(str(path), table.set_index("arch")[measures].astype(float))
+
+
+def for_study(space: str | None, path: str | None) -> Truth | None:
+    """The truth an analysis joins: the user's file when given, else the built-in one of the space, if any."""
+    if path:
+        return read_truth_csv(path)
+    if space == "nb201":
+        return nb201()
+    return None
+
+
+def join(cells: pd.DataFrame, truth: Truth, required: bool) -> pd.DataFrame:
+    """Truth columns for the study's cells (indexed like `cells`, which has an `arch` column).
+
+    A user's file (`required`) that matches none of the cells is refused: it is the wrong file or the
+    wrong string form. Partial matches are fine (the analysis uses the cells that have a value).
+    """
+    joined = truth.table.reindex(cells["arch"].astype(str).to_numpy())
+    joined.index = cells.index
+    matched = int(joined.notna().any(axis=1).sum())
+    if required and matched == 0:
+        example = truth.table.index[0] if len(truth.table) else "?"
+        raise TruthError(f"truth file {truth.source!r} matches no cell of the study by arch (the study's first is "
+                         f"{cells['arch'].iloc[0]!r}, the file's first {example!r}); write the architectures as "
+                         "cells.jsonl does")
+    if matched < len(cells):
+        log.info("truth (%s) known for %d of %d cells", truth.source, matched, len(cells))
+    return joined
+
+
+def correlate(cells: pd.DataFrame, columns: list[str], objectives: list[str], reference: str,
+              **stats) -> pd.DataFrame:
+    """Every objective (the reference included) and baseline against each truth column, one block per column."""
+    parts = []
+    for column in columns:
+        part = correlations(cells, column, [*objectives, *BASELINES], **stats)
+        part.loc[part["objective"] == reference, "kind"] = "reference"
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else correlations(cells, reference, [], **stats)
+
+
+def verdict(main: pd.DataFrame, against: pd.DataFrame, reference: str, column: str | None,
+            objectives: list[str]) -> list[str]:
+    """Plain sentences: does the reference, or any objective, rank cells better than parameters do?"""
+    if column is None:
+        return []
+    table = main if reference == column else against[against["reference"] == column]
+    rho = dict(zip(table["objective"], table["spearman"]))
+    params = rho.get("params", math.nan)
+    if math.isnan(params):
+        return []
+    lines = []
+    if reference != column and not math.isnan(rho.get(reference, math.nan)):
+        better = rho[reference] > params
+        lines.append(f"Against the ground truth ({column}), the reference {reference} ranks these cells at "
+                     f"ρ = {rho[reference]:.2f} and the parameter count at ρ = {params:.2f}: the reference ranks "
+                     + ("them better than counting parameters does." if better else
+                        "them worse than counting parameters does, so agreeing with it says little about which "
+                        "cells are good."))
+    trained = {o: rho[o] for o in objectives if o in rho and not math.isnan(rho[o])}
+    if trained and max(trained.values()) <= params:
+        lines.append(f"No objective of this study ranks cells better than counting parameters (ρ = {params:.2f} with "
+                     f"{column}): at this budget the study does not rank architectures; use a larger budget or "
+                     "data closer to the truth's.")
+    return lines
