@@ -1,124 +1,257 @@
-"""Ranking fidelity per CPU-minute of candidate budgets for the default (digits) study.
+"""The fidelity ladder: how well candidate budgets rank NAS-Bench-201 cells, per CPU-second.
 
-For each candidate budget it trains the first `--cells` cells of the default sample (seed 0, so the same
-cells the README's study starts with) under `supervised` with two seeds and under `rotation` with one,
-and reports:
+For each candidate budget (dataset, resolution, training subset, width, depth, epochs, batch) it trains
+the first `--cells` cells of the default sample (seed 0: the cells the README's study starts with),
+`supervised` with two seeds and `rotation` with one, single-threaded, and reports:
 
-- the seed-to-seed Spearman rho of the supervised best accuracies: the noise ceiling, the best rank
-  agreement any objective can reach against a supervised ranking measured at that budget;
-- the Spearman rho of rotation (seed 0) against supervised (mean of the two seeds);
-- CPU seconds per run (median, `time.process_time` inside a single-threaded worker, so other load on
-  the machine does not inflate it) and the projected wall time of the 500-cell study (rotation +
-  supervised, one seed) on a 2-core machine.
+- CPU seconds per run (median of `time.process_time` inside a single-threaded worker, so other load on
+  the machine does not inflate it) and per cell (supervised + rotation, one seed each);
+- the seed-to-seed Spearman rho of the supervised accuracies (the noise of the test metric);
+- Spearman rho with NAS-Bench-201's 200-epoch CIFAR-10 test accuracy (the truth) of the supervised
+  ranking (seed mean) and of the rotation ranking, with 95% bootstrap intervals;
+- the same rho for the parameter count of the network trained (the baseline any budget must beat).
 
-    python benchmarks/budget_fidelity.py                       # the built-in candidates, 40 cells
-    python benchmarks/budget_fidelity.py --only s8-c8-e4 --cells 20
+    python benchmarks/budget_fidelity.py                                # every candidate, 40 cells
+    python benchmarks/budget_fidelity.py --only c16-c8-e3-n10k --cells 48
+    python benchmarks/budget_fidelity.py --report                       # table and figure only
 
-Results go to a JSONL file (one line per run) that a rerun resumes from, and the table is printed
-(and written as Markdown next to it).
+CIFAR-10 candidates read an image folder (`--cifar`, default /tmp/cifar10-jpeg: unpack
+`shared/data/cifar10-jpeg.tar.gz` there). Runs go to a JSONL file (one line per run) that a rerun resumes
+from; the table is written as Markdown and JSON next to it, the figure as PNG.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
+import os
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# name: (image_size, crop_padding, budget overrides). Crop padding stays CIFAR's 4/32 of the image side.
-CANDIDATES: dict[str, tuple[int, int, dict[str, Any]]] = {
-    "s16-c8-e8": (16, 2, {"width": 8, "epochs": 8}),          # the provisional default
-    "s16-c8-e4": (16, 2, {"width": 8, "epochs": 4}),
-    "s8-c8-e8": (8, 1, {"width": 8, "epochs": 8}),
-    "s8-c8-e4": (8, 1, {"width": 8, "epochs": 4}),
-    "s8-c8-e2": (8, 1, {"width": 8, "epochs": 2}),
-    "s8-c4-e4": (8, 1, {"width": 4, "epochs": 4}),
-    "s8-c8-e4-b256": (8, 1, {"width": 8, "epochs": 4, "batch_size": 256, "lr": 0.2}),
-    "s8-c8-e4-b64": (8, 1, {"width": 8, "epochs": 4, "batch_size": 64, "lr": 0.05}),
-    "s8-c8-e4-pbn": (8, 1, {"width": 8, "epochs": 4, "precise_bn": 512}),
-}
-BASE = {"name": "candidate", "epochs": 8, "width": 8, "cells_per_stage": 1, "batch_size": 128, "lr": 0.1}
+RESULTS = Path(__file__).parent / "results"
+CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "unnas-fidelity-cache"
+BASE = {"name": "candidate", "epochs": 4, "width": 8, "cells_per_stage": 1, "batch_size": 128, "lr": 0.1}
 RUNS = (("supervised", 0), ("supervised", 1), ("rotation", 0))
-_DATA: dict[int, Any] = {}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One rung of the ladder: a dataset at a resolution, and the budget's overrides."""
+
+    family: str                       # one line in the figure
+    dataset: str                      # digits or cifar10 (an image folder)
+    image_size: int
+    budget: dict[str, Any] = field(default_factory=dict)
+    train_subset: int = 0
+    test_subset: int = 0
+    rotation: dict[str, Any] = field(default_factory=dict)   # rotation's overrides (batch, lr)
+    precision: str = "fp32"           # bf16: autocast, to compare its ranking with fp32's (same budget)
+    runs: tuple[tuple[str, int], ...] = RUNS
+
+    @property
+    def crop_padding(self) -> int:
+        return max(1, round(4 * self.image_size / 32))  # CIFAR's 4 pixels at 32, scaled
+
+
+_ROT_SMALL = {"batch_size": 32, "lr": 0.025}  # the paper's rotation ratio: a quarter of the images and lr
+CANDIDATES: dict[str, Candidate] = {
+    # Built-in digits (the default study's data).
+    "d8-c8-e4": Candidate("digits 8 px", "digits", 8, {"epochs": 4}),                    # the default budget
+    "d8-c8-e8": Candidate("digits 8 px", "digits", 8, {"epochs": 8}),
+    "d8-c16-e8": Candidate("digits 8 px", "digits", 8, {"epochs": 8, "width": 16}),
+    "d16-c8-e8": Candidate("digits 16 px", "digits", 16, {"epochs": 8}),
+    # CIFAR-10 (the shared JPEG copy), downsampled to 16 px and at full 32 px, on training subsets.
+    "c16-c8-e3-n5k": Candidate("cifar10 16 px", "cifar10", 16, {"epochs": 3, "batch_size": 64, "lr": 0.05},
+                               5000, 2000, _ROT_SMALL),
+    "c16-c8-e3-n10k": Candidate("cifar10 16 px", "cifar10", 16, {"epochs": 3, "batch_size": 64, "lr": 0.05},
+                                10000, 2000, _ROT_SMALL),
+    "c16-c16-e3-n5k": Candidate("cifar10 16 px", "cifar10", 16,
+                                {"epochs": 3, "batch_size": 64, "lr": 0.05, "width": 16}, 5000, 2000, _ROT_SMALL),
+    "c16-c8-e6-n10k": Candidate("cifar10 16 px", "cifar10", 16, {"epochs": 6, "batch_size": 64, "lr": 0.05},
+                                10000, 2000, _ROT_SMALL),
+    "c32-c8-e3-n5k": Candidate("cifar10 32 px", "cifar10", 32, {"epochs": 3, "batch_size": 64, "lr": 0.05},
+                               5000, 2000, _ROT_SMALL),
+    "c32-c8-e3-n10k": Candidate("cifar10 32 px", "cifar10", 32, {"epochs": 3, "batch_size": 64, "lr": 0.05},
+                                10000, 2000, _ROT_SMALL),   # the `short` budget before this ladder
+}
+# bf16 twins: supervised seed 0 only, compared with the fp32 candidate's seed 0 (and its seed-to-seed rho).
+BF16 = {f"{name}-bf16": name for name in ("c16-c8-e3-n5k",)}
+CANDIDATES.update({twin: replace(CANDIDATES[name], family="bf16", precision="bf16", runs=(("supervised", 0),))
+                   for twin, name in BF16.items()})
+_DATA: dict[tuple, Any] = {}
+
+
+def load(c: Candidate, cifar: str) -> Any:
+    """The candidate's dataset (cached per process)."""
+    from study.data import build_dataset
+
+    key = (c.dataset, c.image_size, c.train_subset, c.test_subset)
+    if key not in _DATA:
+        if c.dataset == "digits":
+            _DATA[key] = build_dataset("digits", image_size=c.image_size)
+        else:
+            _DATA[key] = build_dataset("imagefolder", data_root=cifar, cache_dir=str(CACHE), image_size=c.image_size,
+                                       train_subset=c.train_subset, test_subset=c.test_subset)
+    return _DATA[key]
 
 
 def train_one(task: dict[str, Any]) -> dict[str, Any]:
     """Train one (candidate, cell, objective, seed) single-threaded; returns accuracy and CPU seconds."""
     import torch
 
-    from study.data import build_dataset
     from study.network import Trunk
     from study.objectives import create_objective
     from study.space import NB201Cell
     from study.trainer import Budget, train
 
     torch.set_num_threads(1)
-    size, pad, overrides = CANDIDATES[task["candidate"]]
-    if size not in _DATA:
-        _DATA[size] = build_dataset("digits", image_size=size)
-    data = _DATA[size]
-    budget = Budget(**{**BASE, **overrides})
-    objective = create_objective(task["objective"], data, crop_padding=pad)
+    c = CANDIDATES[task["candidate"]]
+    data = load(c, task["cifar"])
+    extra = c.rotation if task["objective"] == "rotation" else {}
+    budget = Budget(**{**BASE, **c.budget, **extra})
+    objective = create_objective(task["objective"], data, crop_padding=c.crop_padding)
     t0 = time.process_time()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(task["seed"])
         model = objective.build(Trunk(NB201Cell.from_str(task["arch"]), data.channels, budget.width,
                                       budget.cells_per_stage))
-    history = train(model, objective, data, budget, task["seed"])
-    return {**task, "best": history.best, "final": history.final, "cpu_s": time.process_time() - t0}
+    history = train(model, objective, data, budget, task["seed"], precision=c.precision)
+    row = {k: v for k, v in task.items() if k != "cifar"}
+    return {**row, "best": history.best, "final": history.final, "cpu_s": time.process_time() - t0}
 
 
-def summarize(rows: list[dict[str, Any]], cells: int) -> list[dict[str, Any]]:
-    """One table row per candidate with all its runs present."""
+def _rho(x: list[float], y: list[float], seed: int = 0) -> dict[str, float]:
+    """Spearman rho with a 95% percentile bootstrap interval over cells."""
+    import numpy as np
+
+    from analysis.uncertainty import bootstrap_ci
     from scipy.stats import spearmanr
 
+    xa, ya = np.asarray(x, float), np.asarray(y, float)
+    low, high = bootstrap_ci(xa, ya, "spearman", n_resamples=1000, level=0.95, seed=seed)
+    return {"rho": float(spearmanr(xa, ya).statistic), "low": low, "high": high}
+
+
+def summarize(rows: list[dict[str, Any]], archs: list[str]) -> list[dict[str, Any]]:
+    """One table row per candidate with all its runs present on at least 5 cells."""
+    from analysis.truth import nb201
+    from study.network import complexity
+    from study.space import NB201Cell
+
+    truth = nb201().table["nb201-cifar10"]
     table = []
-    for name in CANDIDATES:
-        acc = {(r["arch"], r["objective"], r["seed"]): r["best"] for r in rows if r["candidate"] == name}
-        archs = sorted({a for a, _, _ in acc})
-        archs = [a for a in archs if all((a, o, s) in acc for o, s in RUNS)]
-        if len(archs) < 5:
+    for name, c in CANDIDATES.items():
+        if c.runs != RUNS:
+            continue  # bf16 twins: see precision()
+        acc = {(r["arch"], r["objective"], r["seed"]): r for r in rows if r["candidate"] == name}
+        done = [a for a in archs if all((a, o, s) in acc for o, s in RUNS)]
+        if len(done) < 5:
             continue
-        s0 = [acc[a, "supervised", 0] for a in archs]
-        s1 = [acc[a, "supervised", 1] for a in archs]
-        rot = [acc[a, "rotation", 0] for a in archs]
+        s0 = [acc[a, "supervised", 0]["best"] for a in done]
+        s1 = [acc[a, "supervised", 1]["best"] for a in done]
+        rot = [acc[a, "rotation", 0]["best"] for a in done]
         sup = [(x + y) / 2 for x, y in zip(s0, s1)]
-        cpu = {o: statistics.median(r["cpu_s"] for r in rows if r["candidate"] == name and r["objective"] == o)
-               for o in ("supervised", "rotation")}
-        per_cell = cpu["supervised"] + cpu["rotation"]
+        true = [float(truth[a]) for a in done]
+        b = {**BASE, **c.budget}
+        c_in, n_classes = (1, 10) if c.dataset == "digits" else (3, 10)
+        params = [complexity(NB201Cell.from_str(a), c_in, c.image_size, b["width"], b["cells_per_stage"],
+                             n_classes)[0] for a in done]
+        cpu = {o: statistics.median(acc[a, o, 0]["cpu_s"] for a in done) for o in ("supervised", "rotation")}
+        from scipy.stats import spearmanr
+
         table.append({
-            "candidate": name, "n_cells": len(archs), "sup_cpu_s": cpu["supervised"], "rot_cpu_s": cpu["rotation"],
-            "study_min_2core": 500 * per_cell / 2 / 60,
+            "candidate": name, "family": c.family, "n_cells": len(done),
+            "sup_cpu_s": cpu["supervised"], "rot_cpu_s": cpu["rotation"],
+            "cell_cpu_s": cpu["supervised"] + cpu["rotation"],
             "sup_acc": statistics.mean(sup), "rot_acc": statistics.mean(rot),
-            "rho_sup_seeds": spearmanr(s0, s1).statistic, "rho_rot_sup": spearmanr(rot, sup).statistic,
+            "rho_sup_seeds": float(spearmanr(s0, s1).statistic),
+            "truth_sup": _rho(sup, true), "truth_sup_seed0": _rho(s0, true), "truth_rot": _rho(rot, true),
+            "truth_params": _rho(params, true), "rho_rot_sup": float(spearmanr(rot, sup).statistic),
         })
     return table
 
 
+def precision(rows: list[dict[str, Any]], archs: list[str]) -> list[dict[str, Any]]:
+    """bf16 against fp32 on the same budget: rho(fp32 seed 0, bf16 seed 0) beside rho(fp32 seed 0, seed 1)."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for twin, name in BF16.items():
+        acc = {(r["candidate"], r["arch"], r["seed"]): r for r in rows if r["objective"] == "supervised"}
+        done = [a for a in archs if all(k in acc for k in ((name, a, 0), (name, a, 1), (twin, a, 0)))]
+        if len(done) < 5:
+            continue
+        f0, f1, b0 = ([acc[c, a, s]["best"] for a in done] for c, s in ((name, 0), (name, 1), (twin, 0)))
+        out.append({"candidate": name, "n_cells": len(done),
+                    "rho_fp32_bf16": float(spearmanr(f0, b0).statistic),
+                    "rho_fp32_seeds": float(spearmanr(f0, f1).statistic),
+                    "cpu_s_fp32": statistics.median(acc[name, a, 0]["cpu_s"] for a in done),
+                    "cpu_s_bf16": statistics.median(acc[twin, a, 0]["cpu_s"] for a in done)})
+    return out
+
+
+def _ci(r: dict[str, float]) -> str:
+    return f"{r['rho']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" if not math.isnan(r["low"]) else f"{r['rho']:.2f}"
+
+
 def markdown(table: list[dict[str, Any]]) -> str:
-    """The table as Markdown."""
-    head = ("| candidate | cells | sup CPU s/run | rot CPU s/run | 500-cell study, 2 cores (min) | sup acc | rot acc "
-            "| rho sup seed0 vs seed1 | rho rot vs sup |\n|---|---|---|---|---|---|---|---|---|\n")
+    """The ladder as Markdown: cost, noise, and rho with the truth beside the params baseline."""
+    head = ("| candidate | cells | CPU s/run sup | CPU s/run rot | CPU s/cell (sup+rot) | sup seed-to-seed ρ "
+            "| ρ(sup, truth) | ρ(rot, truth) | ρ(params, truth) | ρ(rot, sup) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
     return head + "".join(
-        f"| {t['candidate']} | {t['n_cells']} | {t['sup_cpu_s']:.2f} | {t['rot_cpu_s']:.2f} | "
-        f"{t['study_min_2core']:.1f} | {t['sup_acc']:.3f} | {t['rot_acc']:.3f} | {t['rho_sup_seeds']:.2f} | "
-        f"{t['rho_rot_sup']:.2f} |\n" for t in table)
+        f"| {t['candidate']} | {t['n_cells']} | {t['sup_cpu_s']:.1f} | {t['rot_cpu_s']:.1f} | {t['cell_cpu_s']:.1f} "
+        f"| {t['rho_sup_seeds']:.2f} | {_ci(t['truth_sup'])} | {_ci(t['truth_rot'])} | {_ci(t['truth_params'])} "
+        f"| {t['rho_rot_sup']:.2f} |\n" for t in table)
+
+
+def figure(table: list[dict[str, Any]], path: Path) -> None:
+    """rho(supervised, truth) against CPU seconds per cell, one line per family; params as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    families = sorted({t["family"] for t in table})
+    for i, fam in enumerate(families):
+        rows = sorted((t for t in table if t["family"] == fam), key=lambda t: t["cell_cpu_s"])
+        xs = [t["cell_cpu_s"] for t in rows]
+        ax.plot(xs, [t["truth_sup"]["rho"] for t in rows], "o-", color=f"C{i}", label=f"{fam}: supervised")
+        ax.plot(xs, [t["truth_rot"]["rho"] for t in rows], "s--", color=f"C{i}", alpha=0.6, label=f"{fam}: rotation")
+        for t in rows:
+            ax.annotate(t["candidate"], (t["cell_cpu_s"], t["truth_sup"]["rho"]), fontsize=6, alpha=0.7,
+                        xytext=(3, 3), textcoords="offset points")
+    params = [t["truth_params"]["rho"] for t in table]
+    ax.axhspan(min(params), max(params), color="grey", alpha=0.2, lw=0)
+    ax.axhline(statistics.median(params), color="grey", lw=1.2, label="parameter count (range over ladder cells)")
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU seconds per cell (supervised + rotation, one thread)")
+    ax.set_ylabel("Spearman ρ with NAS-Bench-201 CIFAR-10 (200 epochs)")
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(fontsize=6.5, frameon=False, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
 
 
 def main() -> None:
-    """Run the missing runs of the chosen candidates and print the fidelity table."""
+    """Run the missing runs of the chosen candidates and write the ladder table and figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2, help="single-threaded worker processes")
     parser.add_argument("--only", nargs="*", default=list(CANDIDATES), choices=list(CANDIDATES))
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "budget_fidelity.jsonl")
+    parser.add_argument("--cifar", default="/tmp/cifar10-jpeg", help="CIFAR-10 as train/ and test/ image folders")
+    parser.add_argument("--out", type=Path, default=RESULTS / "budget_fidelity.jsonl")
+    parser.add_argument("--report", action="store_true", help="only summarise the runs already in --out")
     args = parser.parse_args()
 
     from study.sampler import draw
@@ -128,22 +261,39 @@ def main() -> None:
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     have = {(r["candidate"], r["arch"], r["objective"], r["seed"]) for r in rows}
     # Candidate-major order, so each candidate's row completes early and an interrupted run still reports.
-    tasks = [{"candidate": c, "arch": a, "objective": o, "seed": s}
-             for c in args.only for a in archs for o, s in RUNS if (c, a, o, s) not in have]
+    tasks = [] if args.report else [
+        {"candidate": c, "arch": a, "objective": o, "seed": s, "cifar": args.cifar}
+        for c in args.only for a in archs for o, s in CANDIDATES[c].runs if (c, a, o, s) not in have]
+    if any(CANDIDATES[t["candidate"]].dataset == "cifar10" for t in tasks):
+        if not (Path(args.cifar) / "train").is_dir():
+            sys.exit(f"error: no CIFAR-10 image folder at {args.cifar}; unpack shared/data/cifar10-jpeg.tar.gz there "
+                     "or pass --cifar PATH")
+        for size in sorted({CANDIDATES[t["candidate"]].image_size for t in tasks}):  # decode once, not per worker
+            load(Candidate("", "cifar10", size), args.cifar)
     print(f"{len(tasks)} runs to do ({len(rows)} already in {args.out})", flush=True)
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool, args.out.open("a") as sink:
-        for i, fut in enumerate(as_completed([pool.submit(train_one, t) for t in tasks]), 1):
-            row = fut.result()
-            rows.append(row)
-            sink.write(json.dumps(row) + "\n")
-            sink.flush()
-            if i % 20 == 0:
-                print(f"{i}/{len(tasks)} runs", flush=True)
-    table = summarize([r for r in rows if r["arch"] in set(archs)], args.cells)
+    if tasks:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool, args.out.open("a") as sink:
+            for i, fut in enumerate(as_completed([pool.submit(train_one, t) for t in tasks]), 1):
+                row = fut.result()
+                rows.append(row)
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+                if i % 20 == 0:
+                    print(f"{i}/{len(tasks)} runs", flush=True)
+    table = summarize(rows, archs)
     text = markdown(table)
+    bf16 = precision(rows, archs)
+    if bf16:
+        text += ("\n| fp32 candidate | cells | ρ(fp32 seed 0, bf16 seed 0) | ρ(fp32 seed 0, fp32 seed 1) | CPU s fp32 "
+                 "| CPU s bf16 |\n|---|---|---|---|---|---|\n" + "".join(
+                     f"| {b['candidate']} | {b['n_cells']} | {b['rho_fp32_bf16']:.2f} | {b['rho_fp32_seeds']:.2f} "
+                     f"| {b['cpu_s_fp32']:.1f} | {b['cpu_s_bf16']:.1f} |\n" for b in bf16))
     print(text)
     args.out.with_suffix(".md").write_text(text)
+    args.out.with_suffix(".json").write_text(json.dumps({"ladder": table, "precision": bf16}, indent=1) + "\n")
+    if table:
+        figure(table, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
