@@ -1,7 +1,7 @@
 """Training throughput: our step against the reference NAS-Bench-201 pipeline, side by side.
 
 Ours: the network from study.network with data resident on the device as uint8 tensors, batched
-augmentation (study.augment), SGD from study.trainer. Reference: xautodl's TinyNetwork fed by a torchvision
+augmentation (study.data.augment), SGD from study.trainer. Reference: xautodl's TinyNetwork fed by a torchvision
 DataLoader with the standard CIFAR transforms (RandomCrop 32 pad 4, flip, ToTensor, Normalize) and a plain
 SGD step, as NAS-Bench-201 trains. Same cells, batch size, thread count and device; the two alternate in
 rounds so drift on a shared machine hits both, and medians over rounds are reported.

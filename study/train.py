@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import sys
-import warnings
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -92,7 +91,7 @@ def resolve_device(value: str) -> str:
 
 def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     """Typed (study_dir, setup, seed, workers) from the config; UserError for anything invalid."""
-    from study.data import list_datasets
+    from study.data import DATASETS
     from study.objectives.base import objective_class
 
     study_dir = settings.study_dir(cfg)
@@ -100,8 +99,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     objective_class(objective)  # unknown name -> UserError listing the choices
     dataset_options = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                        if k not in ("name", "channels", "n_classes", "crop_padding")}
-    if cfg.dataset.name not in list_datasets():
-        raise UserError(f"unknown dataset {cfg.dataset.name!r}; choose one of: {', '.join(list_datasets())}")
+    DATASETS.get(cfg.dataset.name)  # unknown name -> DataError listing the choices
     if "cache_dir" in dataset_options and dataset_options["cache_dir"] is None:
         dataset_options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
     device = resolve_device(str(OmegaConf.select(cfg, "device")))
@@ -136,35 +134,22 @@ def check_cells(cells: list[dict], space_name: str) -> None:
 
 
 @functools.lru_cache(maxsize=None)  # once per dataset setting, though every sweep value is checked
-def check_dataset(name: str, options_json: str) -> None:
-    """Build the dataset once so a bad dataset setting is refused here, not in every worker."""
-    from study.data import build_dataset
+def check_dataset(name: str, options_json: str, n_classes: int) -> None:
+    """The dataset's own cheap checks (study/data), so a bad dataset setting is refused here, not in every worker."""
+    from study.data import preflight
 
-    if name != "digits":
-        return  # file-backed datasets: `preflight` checks their layout; building them here would decode or
-        # download (and write a cache) before the command is accepted
-    try:
-        with warnings.catch_warnings():  # a degenerate split warns from torch; the error below says it in one line
-            warnings.simplefilter("ignore")
-            data = build_dataset(name, **json.loads(options_json))
-    except UserError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise UserError(f"dataset {name}: {e}; check the dataset.* settings") from None
-    if len(data.train_y) == 0 or len(data.test_y) == 0:
-        raise UserError(f"dataset {name} has {len(data.train_y)} training and {len(data.test_y)} test images "
-                        "with these settings; check dataset.test_fraction")
+    preflight(name, json.loads(options_json), n_classes)
 
 
 def check(cfg: DictConfig) -> None:
     """Refuse a train command before anything runs: bad values, no sample, incompatible objective."""
-    from study.images import preflight
     from study.objectives.base import objective_class
 
     study_dir, setup, _, _ = parse(cfg)
     cells = read_cells(study_dir)
     check_cells(cells, setup.space)
-    check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True))
+    n_classes = settings.positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
+    check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), n_classes)
     assigned(cfg, cells)
     cls = objective_class(setup.objective)
     if cls.needs_color and settings.integer(cfg, "dataset.channels", "dataset.channels") != 3:
@@ -172,8 +157,6 @@ def check(cfg: DictConfig) -> None:
             f"objective {setup.objective!r} needs colour images but dataset {setup.dataset!r} is grayscale; "
             "use an RGB dataset (e.g. dataset=cifar10)"
         )
-    n_classes = settings.positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
-    preflight(setup.dataset, setup.dataset_options, n_classes)
     check_objective_options(setup, settings.positive_int(cfg, "dataset.channels", "dataset.channels"),
                             settings.positive_int(cfg, "dataset.image_size", "dataset.image_size"), n_classes)
 

@@ -68,7 +68,7 @@ class Objective:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images to standardised floats with the dataset's statistics."""
-        from study.augment import normalize
+        from study.data.augment import normalize
 
         return normalize(images, self.data.mean, self.data.std)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from study.augment import random_flip
+from study.data.augment import random_flip
 from study.color import N_BINS, ab_bins, ab_to_bin, lightness_input, rgb_to_lab
 from study.data import ImageData
 from study.network import Trunk

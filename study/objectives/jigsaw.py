@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from study.augment import random_flip, random_grayscale
+from study.data.augment import random_flip, random_grayscale
 from study.data import ImageData
 from study.network import Trunk
 from study.objectives.base import Objective, ObjectiveError, register_objective
