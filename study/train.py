@@ -3,7 +3,7 @@
 Each Hydra job is one (objective, seed[, shard]); it trains its cells of `<study_dir>/cells.jsonl` that
 have no complete record yet and writes one record per run. Rerunning the same command skips finished
 runs and resumes interrupted ones from their checkpoints. `shards=N`, `cells=[...]`/`cell=a,b` and
-`dry_run=true` group the work for a cluster (see launch/shards.py and launch/sweep.py).
+`dry_run=true` group the work for a cluster (see study/commands/shards.py and study/commands/sweep.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from launch import shards as sharding
-from launch.sweep import expand_argv
+from study.commands import shards as sharding
+from study.commands.sweep import expand_argv
 from study import settings
 from study.cli import hydra_entry
 from study.errors import UserError

@@ -8,8 +8,8 @@ import shlex
 import pytest
 from hydra import compose, initialize_config_dir
 
-from launch.shards import Slot, choose, pinned_device, register_resolvers, share
-from launch.sweep import expand_argv
+from study.commands.shards import Slot, choose, pinned_device, register_resolvers, share
+from study.commands.sweep import expand_argv
 from study.cli import CONF_DIR
 from study.errors import UserError
 
