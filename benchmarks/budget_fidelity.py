@@ -54,9 +54,9 @@ def train_one(task: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from study.data import build_dataset
-    from study.network import Trunk
+    from study.spaces.nb201.network import Trunk
     from study.objectives import create_objective
-    from study.space import NB201Cell
+    from study.spaces.nb201 import NB201Cell
     from study.trainer import Budget, train
 
     torch.set_num_threads(1)
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "budget_fidelity.jsonl")
     args = parser.parse_args()
 
-    from study.sampler import draw
+    from study.spaces import draw
 
     archs = [c.to_str() for c in draw("nb201", args.cells, seed=0)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -38,9 +38,9 @@ def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any
     import torch
 
     from study.data import build_dataset
-    from study.network import Trunk
+    from study.spaces.nb201.network import Trunk
     from study.objectives import create_objective
-    from study.space import NB201Cell
+    from study.spaces.nb201 import NB201Cell
     from study.trainer import Budget
 
     raw, ds = default_config()
@@ -70,7 +70,7 @@ def one_run(arch: str, objective: str, threads: int, seed: int = 0) -> dict[str,
 
 def project_default_study(threads: int = 1, n_cells: int = 3) -> dict[str, Any]:
     """Median single-thread CPU seconds per run of the default budget, scaled to the 500-cell study."""
-    from study.sampler import draw
+    from study.spaces import draw
     from study.settings import cpu_count
 
     archs = [c.to_str() for c in draw("nb201", n_cells, seed=0)]

@@ -13,7 +13,7 @@ from typing import Any
 from study.errors import UserError
 from study.claims import ClaimSettings
 from study.records import identity_hash, read_record, run_dir, write_record
-from study.space import cell_id, get_space
+from study.spaces import NetShape, cell_id, get_space
 from study.trainer import Budget
 
 log = logging.getLogger(__name__)
@@ -113,15 +113,17 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
 
     from study.checkpoint import Checkpointer
     from study.checkpoint import path_for as checkpoint_path
-    from study.network import Trunk, count_params
+    from study.spaces.modules import count_params
     from study.objectives import create_objective
     from study.trainer import Diverged, train
 
-    cell = get_space(setup.space).parse(spec.arch)
+    space = get_space(setup.space)
+    cell = space.parse(spec.arch)
     objective = create_objective(setup.objective, data, **setup.objective_options)
+    shape = NetShape(objective.c_in, data.image_size, data.n_classes, setup.budget.width, setup.budget.cells_per_stage)
     with torch.random.fork_rng(devices=[]):  # the seed fixes the init without touching global state
         torch.manual_seed(spec.seed)
-        model = objective.build(Trunk(cell, objective.c_in, setup.budget.width, setup.budget.cells_per_stage))
+        model = objective.build(space.build(cell, shape))
     model = model.to(setup.device)
     # A requeued job resumes from the last epoch saved by an earlier attempt (see study/checkpoint.py).
     ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,

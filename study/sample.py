@@ -13,7 +13,7 @@ from study import settings
 from study.cli import hydra_entry
 from study.errors import UserError
 from study.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
-from study.sampler import NetShape, available, describe, draw
+from study.spaces import NetShape, describe, get_space
 
 log = logging.getLogger("study.sample")
 
@@ -51,10 +51,7 @@ def parse(cfg: DictConfig) -> SampleRequest:
 def check(cfg: DictConfig) -> None:
     """Refuse a sample request before anything is written."""
     req = parse(cfg)
-    n_max = len(available(req.space, req.include_degenerate))
-    if req.n > n_max:
-        kind = "cells" if req.include_degenerate else "non-degenerate cells"
-        raise UserError(f"n={req.n} is more than the {n_max} distinct {kind} of space {req.space!r}; use n<={n_max}")
+    get_space(req.space).sample(req.n, req.seed, req.include_degenerate)  # n too large -> SpaceError naming the limit
     old = _read_meta(req.study_dir)
     # An unreadable study.json next to trained runs counts as different: never replace cells blindly.
     if old != _meta(req) and has_runs(req.study_dir) and not req.force:
@@ -86,8 +83,9 @@ def task(cfg: DictConfig) -> None:
     if _read_meta(req.study_dir) == _meta(req) and (req.study_dir / CELLS_FILE).exists():
         log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, req.n)
         return
-    cells = draw(req.space, req.n, req.seed, req.include_degenerate)
-    rows = [describe(c, req.shape) for c in cells]
+    space = get_space(req.space)
+    cells = space.sample(req.n, req.seed, req.include_degenerate)
+    rows = [describe(space, c, req.shape) for c in cells]
     # Cells first: a crash in between leaves old metadata, so the next call simply redraws.
     write_atomic(req.study_dir / CELLS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
     write_json_atomic(req.study_dir / STUDY_FILE, {"sample": _meta(req)})

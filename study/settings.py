@@ -92,10 +92,10 @@ def claim_settings(cfg: DictConfig) -> "ClaimSettings":
 
 def space_name(cfg: DictConfig) -> str:
     """The configured space's registry name."""
-    from study.space import get_space
+    from study.spaces import SPACES
 
     name = _get(cfg, "space.name")
-    get_space(name)  # raises a UserError naming the choices
+    SPACES.get(name)  # raises a UserError naming the choices
     return name
 
 

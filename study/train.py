@@ -25,7 +25,7 @@ from study.cli import hydra_entry
 from study.errors import UserError
 from study.records import read_cells
 from study.runner import Setup, plan, raise_mismatch
-from study.space import cell_id, get_space
+from study.spaces import cell_id, get_space
 from study.trainer import Budget
 from study.workers import run_all
 

@@ -55,7 +55,8 @@ def assert_refused(done: tuple[int, str], words: list[str]) -> None:
 @pytest.fixture
 def study(tmp_path):
     """A folder with a sampled cells file (as study.sample writes it) and a file beside it."""
-    from study.space import NB201Cell, cell_id
+    from study.spaces import cell_id
+    from study.spaces.nb201 import NB201Cell
 
     folder = tmp_path / "s"
     folder.mkdir()

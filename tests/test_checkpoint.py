@@ -16,10 +16,10 @@ import torch
 
 from study.checkpoint import Checkpointer, path_for
 from study.data import build_dataset
-from study.network import Trunk
+from study.spaces.nb201.network import Trunk
 from study.objectives import create_objective
 from study.runner import RunSpec, Setup, execute
-from study.sampler import draw
+from study.spaces import draw
 from study.trainer import Budget, train
 from tests.conftest import ROOT
 

@@ -38,7 +38,8 @@ def small_runs(study_dir, lr=0.1, epochs=1):
     from study.data import build_dataset
     from study.runner import RunSpec, Setup
     from study.records import identity_hash, run_dir
-    from study.space import NB201Cell, cell_id
+    from study.spaces import cell_id
+    from study.spaces.nb201 import NB201Cell
     from study.trainer import Budget
 
     budget = Budget(name="tiny", epochs=epochs, width=4, cells_per_stage=1, batch_size=64, lr=lr)

@@ -1,9 +1,9 @@
 """The fast path computes what the plain eager path computes: same parameters, same losses step by step.
 
-Fast path: cells with the convolutions of each node stacked into one (study.network.FusedCell),
-channels_last activations, pooling as a depthwise convolution (study.network.BoxPool), foreach SGD
+Fast path: cells with the convolutions of each node stacked into one (study.spaces.nb201.network.FusedCell),
+channels_last activations, pooling as a depthwise convolution (study.spaces.nb201.network.BoxPool), foreach SGD
 (study.trainer.make_optimizer). Plain path: one ReLU-conv-BN per edge as the reference computes it
-(study.network.Cell), contiguous NCHW, torch's nn.AvgPool2d, the default single-tensor SGD. Different
+(study.spaces.nb201.network.Cell), contiguous NCHW, torch's nn.AvgPool2d, the default single-tensor SGD. Different
 summation orders give float32 rounding differences, which a few SGD steps amplify only slightly: losses
 must agree to 1e-4 (absolute) over 4 steps.
 """
@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from study.data import build_dataset
-from study.network import BoxPool, Cell, FusedCell, Trunk, count_params
+from study.spaces.nb201.network import BoxPool, Cell, FusedCell, Trunk
+from study.spaces.modules import count_params
 from study.objectives import create_objective
-from study.space import NB201Cell
+from study.spaces.nb201 import NB201Cell
 from study.trainer import Budget, evaluate, make_optimizer
 
 TOLERANCE = 1e-4

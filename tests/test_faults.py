@@ -33,8 +33,7 @@ def popen_cli(module: str, *args: str) -> subprocess.Popen:
 
 def sample(tmp_path, n: int):
     """A study with `n` sampled cells (written directly: the sample command has its own tests)."""
-    from study.sampler import draw
-    from study.space import cell_id
+    from study.spaces import cell_id, draw
 
     study = tmp_path / "study"
     study.mkdir()

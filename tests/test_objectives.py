@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from study.data import build_dataset
-from study.network import Trunk
+from study.spaces.nb201.network import Trunk
 from study.objectives import ObjectiveError, create_objective, list_objectives
 from study.objectives.base import objective_class
-from study.sampler import draw
+from study.spaces import draw
 from study.trainer import Budget, evaluate, train
 from tests.image_fixtures import write_tiny_cifar, write_tiny_folder
 

@@ -52,7 +52,8 @@ CELLS = [
 
 @pytest.fixture
 def cells():
-    from study.space import NB201Cell, cell_id
+    from study.spaces import cell_id
+    from study.spaces.nb201 import NB201Cell
 
     return [{"id": cell_id(NB201Cell.from_str(c["arch"]).canonical()), "arch": c["arch"]} for c in CELLS]
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from study.data.augment import random_flip, random_grayscale
 from study.data import ImageData
-from study.network import Trunk
+from study.spaces.base import Backbone
 from study.objectives.base import Objective, ObjectiveError, register_objective
 from study.permutations import all_permutations, hamming_permutations
 
@@ -76,7 +76,7 @@ def shuffle_tiles(tiles: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
 class TileClassifier(nn.Module):
     """Each tile through the shared trunk, pooled; features concatenated in slot order; one linear layer."""
 
-    def __init__(self, trunk: Trunk, n_tiles: int, n_classes: int) -> None:
+    def __init__(self, trunk: Backbone, n_tiles: int, n_classes: int) -> None:
         super().__init__()
         self.trunk = trunk
         self.fc = nn.Linear(n_tiles * trunk.c_out, n_classes)
@@ -125,7 +125,7 @@ class Jigsaw(Objective):
         """Tiles per puzzle (4 or 9)."""
         return self.grid * self.grid
 
-    def build(self, trunk: Trunk) -> nn.Module:
+    def build(self, trunk: Backbone) -> nn.Module:
         return TileClassifier(trunk, self.n_tiles, self.n_classes)
 
     def puzzles(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
