@@ -64,13 +64,14 @@ def train_one(task: dict[str, Any]) -> dict[str, Any]:
     if size not in _DATA:
         _DATA[size] = build_dataset("digits", image_size=size)
     data = _DATA[size]
-    budget = Budget(**{**BASE, **overrides})
+    settings = {**BASE, **overrides}
+    width, cells_per_stage = settings.pop("width"), settings.pop("cells_per_stage")
+    budget = Budget(**settings)
     objective = create_objective(task["objective"], data, crop_padding=pad)
     t0 = time.process_time()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(task["seed"])
-        model = objective.build(Trunk(NB201Cell.from_str(task["arch"]), data.channels, budget.width,
-                                      budget.cells_per_stage))
+        model = objective.build(Trunk(NB201Cell.from_str(task["arch"]), data.channels, width, cells_per_stage))
     history = train(model, objective, data, budget, task["seed"])
     return {**task, "best": history.best, "final": history.final, "cpu_s": time.process_time() - t0}
 

@@ -59,7 +59,7 @@ def throughput(name: str, data: ImageData, cell, width: int, cells: int, batch: 
     torch.manual_seed(0)
     model = obj.build(Trunk(cell, obj.c_in, width, cells))
     model.train()
-    opt = make_optimizer(model, Budget("bench", 1, width, cells, batch, 0.01))
+    opt = make_optimizer(model, Budget("bench", 1, batch, 0.01))
     gen = torch.Generator().manual_seed(0)
 
     def step(k: int) -> None:

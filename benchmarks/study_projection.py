@@ -20,17 +20,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
 def default_config() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The default budget and digits dataset settings as plain dicts (from conf/)."""
-    budget = yaml.safe_load((ROOT / "conf/budget/default.yaml").read_text())
-    dataset = yaml.safe_load((ROOT / "conf/dataset/digits.yaml").read_text())
-    return budget, dataset
+    """The default budget and digits dataset settings as plain dicts (conf/ composed as study.train does)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("train", ["budget=default", "dataset=digits"]), resolve=True)
+    return cfg["budget"], cfg["dataset"]
 
 
 def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any, Any]:
@@ -45,13 +46,15 @@ def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any
 
     raw, ds = default_config()
     overrides = (raw.pop("objectives", None) or {}).get(objective, {})
-    budget = Budget(**{**raw, **overrides})
+    settings = {**raw, **overrides}
+    width, cells_per_stage = settings.pop("width"), settings.pop("cells_per_stage")
+    budget = Budget(**settings)
     data = build_dataset("digits", image_size=ds["image_size"], test_fraction=ds["test_fraction"],
                          split_seed=ds["split_seed"])
     obj = create_objective(objective, data, crop_padding=ds["crop_padding"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = obj.build(Trunk(NB201Cell.from_str(arch), data.channels, budget.width, budget.cells_per_stage))
+        model = obj.build(Trunk(NB201Cell.from_str(arch), data.channels, width, cells_per_stage))
     return model, obj, data, budget
 
 

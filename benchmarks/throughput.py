@@ -79,7 +79,7 @@ def ours(cell: NB201Cell, x: np.ndarray, y: np.ndarray, args: argparse.Namespace
     mean, std = channel_stats(xt.cpu())
     data = ImageData("bench", xt, yt, xt[:256], yt[:256], 10, mean.to(args.device), std.to(args.device))
     objective = create_objective("supervised", data, crop_padding=4)
-    budget = Budget("bench", 1, args.width, args.cells_per_stage, args.batch_size, 0.1)
+    budget = Budget("bench", 1, args.batch_size, 0.1)
     trunk = Trunk(cell, 3, args.width, args.cells_per_stage, channels_last=not args.contiguous,
                   fused=not args.per_edge)
     model = objective.build(trunk).to(args.device)

@@ -33,13 +33,7 @@ class SampleRequest:
 
 def parse(cfg: DictConfig) -> SampleRequest:
     """Typed values from the config; UserError for anything out of range."""
-    shape = NetShape(
-        c_in=settings.positive_int(cfg.dataset, "channels", "dataset.channels"),
-        image_size=settings.positive_int(cfg.dataset, "image_size", "dataset.image_size"),
-        n_classes=settings.positive_int(cfg.dataset, "n_classes", "dataset.n_classes"),
-        width=settings.positive_int(cfg.budget, "width", "budget.width"),
-        cells_per_stage=settings.positive_int(cfg.budget, "cells_per_stage", "budget.cells_per_stage"),
-    )
+    shape = settings.net_shape(cfg)  # the width and depth study.train resolves for the same space and budget
     return SampleRequest(
         study_dir=settings.study_dir(cfg), space=settings.space_name(cfg),
         n=settings.positive_int(cfg, "n", "n"), seed=settings.integer(cfg, "seed", "seed"),

@@ -12,6 +12,7 @@ from study.errors import UserError
 
 if TYPE_CHECKING:
     from study.claims import ClaimSettings
+    from study.spaces import NetShape
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -97,6 +98,28 @@ def space_name(cfg: DictConfig) -> str:
     name = _get(cfg, "space.name")
     SPACES.get(name)  # raises a UserError naming the choices
     return name
+
+
+def net_shape(cfg: DictConfig, budget: dict[str, Any] | None = None) -> "NetShape":
+    """The network's shape: input and classes from `dataset`, width and depth from `budget` (or cfg.budget).
+
+    `budget` holds width and cells_per_stage when the caller has merged per-objective overrides already.
+    """
+    from study.spaces import NetShape
+
+    c_in = positive_int(cfg, "dataset.channels", "dataset.channels")
+    image_size = positive_int(cfg, "dataset.image_size", "dataset.image_size")
+    n_classes = positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
+    sizes = {}
+    for key in ("width", "cells_per_stage"):
+        if budget is None:
+            sizes[key] = positive_int(cfg, f"budget.{key}", f"budget.{key}")
+            continue
+        value = budget.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"budget.{key} must be a positive integer, got {value!r}; e.g. budget.{key}=3")
+        sizes[key] = value
+    return NetShape(c_in=c_in, image_size=image_size, n_classes=n_classes, **sizes)
 
 
 def auto_int(cfg: DictConfig, key: str, default: int) -> int:

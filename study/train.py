@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import sys
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,19 +23,30 @@ from study.commands.sweep import expand_argv
 from study import settings
 from study.cli import hydra_entry
 from study.errors import UserError
-from study.records import read_cells
+from study.records import STUDY_FILE, read_cells
 from study.runner import Setup, plan, raise_mismatch
-from study.spaces import cell_id, get_space
+from study.spaces import NetShape, cell_id, get_space
 from study.trainer import Budget
 from study.workers import run_all
 
 log = logging.getLogger("study.train")
 
-_BUDGET_KEYS = {f.name for f in fields(Budget)}
+# The network's width and depth are budget settings for the user (budget.width=16) and a NetShape in code.
+_SHAPE_KEYS = ("width", "cells_per_stage")
+_BUDGET_KEYS = {f.name for f in fields(Budget)} | set(_SHAPE_KEYS)
 
 
 def resolve_budget(cfg: DictConfig, objective: str) -> Budget:
-    """The budget for `objective`: the base values with that objective's overrides applied."""
+    """The optimiser recipe for `objective`: the base values with that objective's overrides applied."""
+    return resolve_run(cfg, objective)[0]
+
+
+def resolve_run(cfg: DictConfig, objective: str) -> tuple[Budget, NetShape]:
+    """The recipe and the network shape trained for `objective` (budget values with its overrides applied).
+
+    Width and depth come from the budget; conf/budget/*.yaml takes them from the space's `shapes` entry for
+    the budget's name when conf/space/<name>.yaml has one, and `budget.width=...` on the command line wins.
+    """
     raw = OmegaConf.to_container(cfg.budget, resolve=True)
     per_objective = raw.pop("objectives", None) or {}
     if isinstance(per_objective, dict):
@@ -57,8 +68,9 @@ def resolve_budget(cfg: DictConfig, objective: str) -> Budget:
     if not 0 <= raw["momentum"] < 1 or (raw.get("nesterov", True) and raw["momentum"] == 0):
         raise UserError(f"budget.momentum must be in [0, 1) (above 0 with nesterov), got {raw['momentum']}; "
                         "e.g. budget.momentum=0.9")
+    shape = settings.net_shape(cfg, {k: raw.pop(k, None) for k in _SHAPE_KEYS})
     try:
-        return Budget(**raw)
+        return Budget(**raw), shape
     except (TypeError, ValueError) as e:
         raise UserError(str(e)) from None
 
@@ -97,6 +109,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     study_dir = settings.study_dir(cfg)
     objective = OmegaConf.select(cfg, "objective.name")
     objective_class(objective)  # unknown name -> UserError listing the choices
+    budget, shape = resolve_run(cfg, objective)
     dataset_options = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                        if k not in ("name", "channels", "n_classes", "crop_padding")}
     DATASETS.get(cfg.dataset.name)  # unknown name -> DataError listing the choices
@@ -114,7 +127,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
     setup = Setup(
         space=settings.space_name(cfg), objective=objective, objective_options=options,
-        dataset=cfg.dataset.name, dataset_options=dataset_options, budget=resolve_budget(cfg, objective),
+        dataset=cfg.dataset.name, dataset_options=dataset_options, budget=budget, shape=shape,
         device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
         precision=precision,
     )
@@ -182,6 +195,7 @@ def task(cfg: DictConfig) -> None:
     from study.data import build_dataset
 
     study_dir, setup, seed, workers = parse(cfg)
+    warn_if_resized(study_dir, setup.shape)
     slot = sharding.current_slot()
     rows, where = assigned(cfg, read_cells(study_dir), slot)
     cells = [cell for _, cell in rows]
@@ -209,6 +223,18 @@ def task(cfg: DictConfig) -> None:
     if progress.skipped:
         log.info("%s: %s; rerun later to pick up any they leave unfinished", label,
                  ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
+
+
+def warn_if_resized(study_dir: Path, shape: NetShape) -> None:
+    """Say so when the trained shape is not the one cells.jsonl's params and FLOPs were computed at."""
+    try:
+        sampled = json.loads((study_dir / STUDY_FILE).read_text())["sample"]["net"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no or an old study.json: nothing to compare with
+    if sampled != asdict(shape):
+        differ = ", ".join(f"{k} {sampled.get(k)} -> {v}" for k, v in asdict(shape).items() if sampled.get(k) != v)
+        log.warning("this network differs from the sampled one (%s): cells.jsonl's params and FLOPs do not describe "
+                    "it; each run record carries its own (net, net_params, net_flops)", differ)
 
 
 def assigned(cfg: DictConfig, cells: list[dict], slot: sharding.Slot = sharding.Slot()) -> tuple[list, str]:

@@ -250,6 +250,7 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
     from study.cli import CONF_DIR
     from study.records import read_cells
     from study.runner import Setup, plan
+    from study.spaces import NetShape
     from study.trainer import Budget
 
     study = tmp_path / "s"
@@ -262,8 +263,8 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
 
     sample("n=3")
     setup = Setup(space="nb201", objective="supervised", objective_options={}, dataset="digits", dataset_options={},
-                  budget=Budget(name="tiny", epochs=1, width=4, cells_per_stage=1, batch_size=8, lr=0.1),
-                  device="cpu", threads=1)
+                  budget=Budget(name="tiny", epochs=1, batch_size=8, lr=0.1),
+                  shape=NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1), device="cpu", threads=1)
     todo, _ = plan(study, read_cells(study), setup, 0)
     for spec in todo:
         write_record(spec.path, {"cell_id": spec.cell_id, "identity": spec.path.parent.parent.name.split("-")[-1],

@@ -38,13 +38,14 @@ def small_runs(study_dir, lr=0.1, epochs=1):
     from study.data import build_dataset
     from study.runner import RunSpec, Setup
     from study.records import identity_hash, run_dir
-    from study.spaces import cell_id
+    from study.spaces import NetShape, cell_id
     from study.spaces.nb201 import NB201Cell
     from study.trainer import Budget
 
-    budget = Budget(name="tiny", epochs=epochs, width=4, cells_per_stage=1, batch_size=64, lr=lr)
+    budget = Budget(name="tiny", epochs=epochs, batch_size=64, lr=lr)
+    shape = NetShape(c_in=1, image_size=SMALL_DATA["image_size"], n_classes=10, width=4, cells_per_stage=1)
     setup = Setup(space="nb201", objective="supervised", objective_options={"crop_padding": 2}, dataset="digits",
-                  dataset_options=SMALL_DATA, budget=budget, device="cpu", threads=1, claims=FAST)
+                  dataset_options=SMALL_DATA, budget=budget, shape=shape, device="cpu", threads=1, claims=FAST)
     folder = run_dir(study_dir, "supervised", "digits", "tiny", identity_hash(setup.identity()), 0)
     specs = []
     for arch in ARCHS:

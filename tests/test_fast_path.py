@@ -91,7 +91,7 @@ def test_fast_and_plain_paths_give_the_same_losses(data, objective_name, arch):
         x = objective.test_batch(data.test_x[:16], data.test_y[:16], torch.Generator())[0]
         torch.testing.assert_close(fast.eval()(x), slow.eval()(x), rtol=0, atol=1e-5)
 
-    budget = Budget("t", 1, 4, 1, 32, 0.1)
+    budget = Budget("t", 1, 32, 0.1)
     opt_fast = make_optimizer(fast, budget)
     opt_slow = torch.optim.SGD(slow.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
                                foreach=False)
@@ -122,7 +122,7 @@ def test_precision_sets_the_compute_dtype_and_keeps_training_close(data, precisi
     from study.trainer import train
 
     objective = create_objective("supervised", data, crop_padding=1)
-    budget = Budget("t", 2, 4, 1, 64, 0.05)
+    budget = Budget("t", 2, 64, 0.05)
     results = {}
     for name in ("fp32", precision):
         torch.manual_seed(0)
@@ -143,4 +143,4 @@ def test_unknown_precision_is_refused(data):
     objective = create_objective("supervised", data, crop_padding=1)
     model = objective.build(Trunk(NB201Cell.from_str(ARCHS[0]), data.channels, 4, 1))
     with pytest.raises(ValueError, match="precision"):
-        train(model, objective, data, Budget("t", 1, 4, 1, 64, 0.05), seed=0, precision="fp16")
+        train(model, objective, data, Budget("t", 1, 64, 0.05), seed=0, precision="fp16")

@@ -84,7 +84,7 @@ def test_evaluation_is_repeatable_and_learning_beats_chance(digits):
     obj = create_objective("supervised", digits, crop_padding=2)
     torch.manual_seed(0)
     model = obj.build(Trunk(draw("nb201", 1, seed=0)[0], 1, 8, 1))
-    budget = Budget(name="t", epochs=3, width=8, cells_per_stage=1, batch_size=64, lr=0.1)
+    budget = Budget(name="t", epochs=3, batch_size=64, lr=0.1)
     history = train(model, obj, digits, budget, seed=0)
     assert evaluate(model, obj, digits, 100, seed=0) == evaluate(model, obj, digits, 512, seed=0)
     assert history.final == pytest.approx(evaluate(model, obj, digits, 512, seed=0))

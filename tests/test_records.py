@@ -11,7 +11,10 @@ from study.errors import UserError
 from study.records import (StudyError, WriteError, content_checksum, identity_hash, quarantine, read_cells,
                            read_record, write_json_atomic, write_record)
 from study.runner import Setup, plan
+from study.spaces import NetShape
 from study.trainer import Budget
+
+TINY = NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1)
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temporary(tmp_path):
@@ -39,9 +42,9 @@ def test_unreadable_records_are_ignored_with_a_warning(tmp_path, caplog):
 
 
 def _setup(**budget) -> Setup:
-    b = Budget(name="tiny", epochs=1, width=4, cells_per_stage=1, batch_size=8, lr=0.1, **budget)
+    b = Budget(name="tiny", epochs=1, batch_size=8, lr=0.1, **budget)
     return Setup(space="nb201", objective="supervised", objective_options={}, dataset="digits",
-                 dataset_options={}, budget=b, device="cpu", threads=1)
+                 dataset_options={}, budget=b, shape=TINY, device="cpu", threads=1)
 
 
 CELLS = [
