@@ -57,7 +57,7 @@ def train_one(task: dict[str, Any]) -> dict[str, Any]:
     from study.spaces.nb201.network import Trunk
     from study.objectives import create_objective
     from study.spaces.nb201 import NB201Cell
-    from study.trainer import Budget, train
+    from study.training.trainer import Budget, train
 
     torch.set_num_threads(1)
     size, pad, overrides = CANDIDATES[task["candidate"]]

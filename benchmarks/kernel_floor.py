@@ -65,7 +65,7 @@ def kernel_shares(fn: Callable[[], Any]) -> dict[str, float]:
 
 def run(arch: str, objective: str, profile: bool) -> dict[str, float]:
     """One default-budget training of `arch`: its CPU seconds, or its kernel shares when profiled."""
-    from study.trainer import train
+    from study.training.trainer import train
 
     model, obj, data, budget = default_run(arch, objective)
     if profile:
@@ -124,7 +124,7 @@ def fusion_probe(reps: int = 20) -> list[dict[str, Any]]:
 
 def main() -> None:
     """Measure, print, optionally write JSON."""
-    from study.settings import cpu_count
+    from study.commands.settings import cpu_count
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=12, help="cells of the default sample, spread over FLOPs")

@@ -29,7 +29,7 @@ from study.data import ImageData, build_dataset, fingerprint
 from study.objectives import create_objective, list_objectives
 from study.spaces import NetShape, draw, get_space
 from study.spaces.nb201.network import Trunk
-from study.trainer import Budget, make_optimizer
+from study.training.trainer import Budget, make_optimizer
 
 PAPER_BATCH = {"supervised": 128, "colorization": 128, "rotation": 32, "jigsaw": 32}
 

@@ -1,7 +1,7 @@
 """Training throughput: our step against the reference NAS-Bench-201 pipeline, side by side.
 
 Ours: the network from study.spaces.nb201.network with data resident on the device as uint8 tensors, batched
-augmentation (study.data.augment), SGD from study.trainer. Reference: xautodl's TinyNetwork fed by a torchvision
+augmentation (study.data.augment), SGD from study.training.trainer. Reference: xautodl's TinyNetwork fed by a torchvision
 DataLoader with the standard CIFAR transforms (RandomCrop 32 pad 4, flip, ToTensor, Normalize) and a plain
 SGD step, as NAS-Bench-201 trains. Same cells, batch size, thread count and device; the two alternate in
 rounds so drift on a shared machine hits both, and medians over rounds are reported.
@@ -39,7 +39,7 @@ from study.objectives import create_objective  # noqa: E402
 from study.spaces import NetShape, draw  # noqa: E402
 from study.spaces.nb201 import NB201Cell, complexity  # noqa: E402
 from study.spaces.nb201.network import Trunk  # noqa: E402
-from study.trainer import Budget, autocast, compute_precision, make_optimizer  # noqa: E402
+from study.training.trainer import Budget, autocast, compute_precision, make_optimizer  # noqa: E402
 
 CIFAR_DIR = Path("/tmp/cifar10-jpeg")
 MEAN = [x / 255 for x in (125.3, 123.0, 113.9)]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from study import settings
-from study.cli import hydra_entry
+from study.commands import settings
+from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
+from study.store.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
 from study.spaces import NetShape, describe, get_space
 
 log = logging.getLogger("study.sample")

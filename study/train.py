@@ -20,14 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from study.commands import shards as sharding
 from study.commands.sweep import expand_argv
-from study import settings
-from study.cli import hydra_entry
+from study.commands import settings
+from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.records import STUDY_FILE, read_cells
-from study.runner import Setup, plan, raise_mismatch
+from study.store.records import STUDY_FILE, read_cells
+from study.training.runner import Setup, plan, raise_mismatch
 from study.spaces import NetShape, cell_id, get_space
-from study.trainer import Budget
-from study.workers import run_all
+from study.training.trainer import Budget
+from study.training.workers import run_all
 
 log = logging.getLogger("study.train")
 
@@ -79,7 +79,7 @@ def resolve_precision(value: str, device: str) -> str:
     """`auto` -> bf16 on CUDA, fp32 on CPU; fp32 and bf16 as given (bf16 on CPU is fast only with AMX)."""
     import torch
 
-    from study.trainer import PRECISIONS, compute_precision
+    from study.training.trainer import PRECISIONS, compute_precision
 
     if value not in PRECISIONS:
         raise UserError(f"precision {value!r} is not one of {', '.join(PRECISIONS)}; use precision=auto")

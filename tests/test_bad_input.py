@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from study.records import write_record
+from study.store.records import write_record
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -234,7 +234,7 @@ def test_correlate_takes_one_budget_when_told_which(study):
     from hydra import compose, initialize_config_dir
 
     from analysis import correlate
-    from study.cli import CONF_DIR
+    from study.commands.cli import CONF_DIR
 
     fake_records(study, {}, {"budget": "default"})
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -247,11 +247,11 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
     from hydra import compose, initialize_config_dir
 
     from study import sample as app
-    from study.cli import CONF_DIR
-    from study.records import read_cells
-    from study.runner import Setup, plan
+    from study.commands.cli import CONF_DIR
+    from study.store.records import read_cells
+    from study.training.runner import Setup, plan
     from study.spaces import NetShape
-    from study.trainer import Budget
+    from study.training.trainer import Budget
 
     study = tmp_path / "s"
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from study.checkpoint import Checkpointer, path_for
+from study.training.checkpoint import Checkpointer, path_for
 from study.data import build_dataset
 from study.spaces.nb201.network import Trunk
 from study.objectives import create_objective
-from study.runner import RunSpec, Setup, execute
+from study.training.runner import RunSpec, Setup, execute
 from study.spaces import NetShape, draw
-from study.trainer import Budget, train
+from study.training.trainer import Budget, train
 from tests.conftest import ROOT
 
 BUDGET = Budget(name="t", epochs=4, batch_size=128, lr=0.1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from study.cli import CONF_DIR
+from study.commands.cli import CONF_DIR
 from study.train import parse as parse_train, resolve_budget, resolve_run
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF_DIR.iterdir()

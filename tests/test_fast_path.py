@@ -2,7 +2,7 @@
 
 Fast path: cells with the convolutions of each node stacked into one (study.spaces.nb201.network.FusedCell),
 channels_last activations, pooling as a depthwise convolution (study.spaces.nb201.network.BoxPool), foreach SGD
-(study.trainer.make_optimizer). Plain path: one ReLU-conv-BN per edge as the reference computes it
+(study.training.trainer.make_optimizer). Plain path: one ReLU-conv-BN per edge as the reference computes it
 (study.spaces.nb201.network.Cell), contiguous NCHW, torch's nn.AvgPool2d, the default single-tensor SGD. Different
 summation orders give float32 rounding differences, which a few SGD steps amplify only slightly: losses
 must agree to 1e-4 (absolute) over 4 steps.
@@ -21,7 +21,7 @@ from study.spaces.nb201.network import BoxPool, Cell, FusedCell, Trunk
 from study.spaces.modules import count_params
 from study.objectives import create_objective
 from study.spaces.nb201 import NB201Cell
-from study.trainer import Budget, evaluate, make_optimizer
+from study.training.trainer import Budget, evaluate, make_optimizer
 
 TOLERANCE = 1e-4
 ARCHS = [
@@ -119,7 +119,7 @@ def test_fast_and_plain_paths_give_the_same_losses(data, objective_name, arch):
                                              ("auto", torch.float32)])
 def test_precision_sets_the_compute_dtype_and_keeps_training_close(data, precision, dtype):
     """precision=bf16 runs convolutions in bf16 on CPU too; epoch losses within 10% of fp32; weights stay fp32."""
-    from study.trainer import train
+    from study.training.trainer import train
 
     objective = create_objective("supervised", data, crop_padding=1)
     budget = Budget("t", 2, 64, 0.05)
@@ -138,7 +138,7 @@ def test_precision_sets_the_compute_dtype_and_keeps_training_close(data, precisi
 
 
 def test_unknown_precision_is_refused(data):
-    from study.trainer import train
+    from study.training.trainer import train
 
     objective = create_objective("supervised", data, crop_padding=1)
     model = objective.build(Trunk(NB201Cell.from_str(ARCHS[0]), data.channels, 4, 1))

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from study.commands.shards import Slot, choose, pinned_device, register_resolvers, share
 from study.commands.sweep import expand_argv
-from study.cli import CONF_DIR
+from study.commands.cli import CONF_DIR
 from study.errors import UserError
 
 CELLS = [{"id": f"{k:02d}aa{k:06d}", "arch": "x"} for k in range(10)]

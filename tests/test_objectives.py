@@ -10,7 +10,7 @@ from study.spaces.nb201.network import Trunk
 from study.objectives import ObjectiveError, create_objective, list_objectives
 from study.objectives.base import objective_class
 from study.spaces import draw
-from study.trainer import Budget, evaluate, train
+from study.training.trainer import Budget, evaluate, train
 from tests.image_fixtures import write_tiny_cifar, write_tiny_folder
 
 # name -> how to build a tiny copy of it in a folder: every objective is tried on every one of them.
@@ -93,7 +93,7 @@ def test_evaluation_is_repeatable_and_learning_beats_chance(digits):
 
 
 def test_colorization_inputs_targets_and_per_pixel_head(datasets):
-    from study.color import ab_to_bin, lightness_input, rgb_to_lab
+    from study.objectives.color import ab_to_bin, lightness_input, rgb_to_lab
 
     data = datasets["imagefolder"]
     obj = create_objective("colorization", data)

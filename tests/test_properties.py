@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from study.records import content_checksum, read_record, seal, write_record
+from study.store.records import content_checksum, read_record, seal, write_record
 from study.spaces import SpaceError
 from study.spaces.nb201 import NB201_OPS, NB201Cell, nb201_classes
 

@@ -10,9 +10,9 @@ import pytest
 
 from study import sample as sample_app
 from study import train as train_app
-from study.records import iter_records, read_cells
+from study.store.records import iter_records, read_cells
 from study.spaces import NetShape, get_space
-from study.trainer import Budget
+from study.training.trainer import Budget
 from tests.test_config import compose_cfg
 
 SPACE_SHAPES = ["+space.shapes.tiny.width=6", "+space.shapes.tiny.cells_per_stage=2"]

@@ -2,7 +2,7 @@
 
 Input: the L channel of CIE Lab, normalised as (L/100 - 0.4735)/0.2507 (UnNAS divides by 100 and uses
 the mean of the CIFAR channel means and stds). Target: per pixel, the nearest of the 313 in-gamut ab bins
-(study/color.py derives them from the sRGB gamut and documents how); plain per-pixel cross-entropy, no
+(study/objectives/color.py derives them from the sRGB gamut and documents how); plain per-pixel cross-entropy, no
 class rebalancing. Head: a 1x1 convolution to 313 on the trunk's last feature map, bilinearly upsampled
 to the input size. Accuracy: per-pixel top-1. Augmentation: horizontal flip only, no crop (as UnNAS).
 """
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from study.data.augment import random_flip
-from study.color import N_BINS, ab_bins, ab_to_bin, lightness_input, rgb_to_lab
+from study.objectives.color import N_BINS, ab_bins, ab_to_bin, lightness_input, rgb_to_lab
 from study.data import ImageData
 from study.spaces.base import Backbone
 from study.objectives.base import Objective, register_objective

@@ -9,7 +9,7 @@ through the shared trunk one by one; their pooled features are concatenated in s
 linear layer over the permutation classes.
 
 Grid: 2x2 with all 24 permutations below 64 pixels (the paper's CIFAR-10 setting), 3x3 with the 1000
-maximal-Hamming permutations of study/permutations.py (generated here, seed `permutation_seed`) from 64
+maximal-Hamming permutations of study/objectives/permutations.py (generated here, seed `permutation_seed`) from 64
 pixels up, where cells of 21+ pixels still leave tiles the trunk can reduce twice. `grid=2|3` forces one.
 
 Training: horizontal flip, then 30% of the images converted to grayscale (against colour shortcuts such
@@ -27,7 +27,7 @@ from study.data.augment import random_flip, random_grayscale
 from study.data import ImageData
 from study.spaces.base import Backbone
 from study.objectives.base import Objective, ObjectiveError, register_objective
-from study.permutations import all_permutations, hamming_permutations
+from study.objectives.permutations import all_permutations, hamming_permutations
 
 TILE_SCALE = 0.76  # tile side / cell side (UnNAS: int(16 * 0.76) = 12 at 32 pixels)
 LARGE_IMAGE = 64  # from this image size up, a 3x3 grid

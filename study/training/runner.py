@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from study.errors import UserError
-from study.claims import ClaimSettings
-from study.records import identity_hash, read_record, run_dir, write_record
+from study.store.claims import ClaimSettings
+from study.store.records import identity_hash, read_record, run_dir, write_record
 from study.spaces import NetShape, cell_id, get_space
-from study.trainer import Budget
+from study.training.trainer import Budget
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,11 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     """Train one run and write its record (complete or failed); returns the record."""
     import torch
 
-    from study.checkpoint import Checkpointer
-    from study.checkpoint import path_for as checkpoint_path
+    from study.training.checkpoint import Checkpointer
+    from study.training.checkpoint import path_for as checkpoint_path
     from study.spaces.modules import count_params
     from study.objectives import create_objective
-    from study.trainer import Diverged, train
+    from study.training.trainer import Diverged, train
 
     space = get_space(setup.space)
     cell = space.parse(spec.arch)
@@ -128,7 +128,7 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
         torch.manual_seed(spec.seed)
         model = objective.build(space.build(cell, replace(setup.shape, c_in=objective.c_in)))
     model = model.to(setup.device)
-    # A requeued job resumes from the last epoch saved by an earlier attempt (see study/checkpoint.py).
+    # A requeued job resumes from the last epoch saved by an earlier attempt (see study/training/checkpoint.py).
     ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,
                                                       "identity": identity_hash(setup.identity())}, setup.config)
     start = ckpt.load(model, setup.device)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from study.errors import UserError
 from study.registry import unknown
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Hydra's flags that pick another config, rerun a job or complete a shell leave validation to Hydra. Those that
 # only change what Hydra prints (--cfg job, --package ...) take a value; the overrides around them are checked.
 _HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun",

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from study.errors import UserError
 
 if TYPE_CHECKING:
-    from study.claims import ClaimSettings
+    from study.store.claims import ClaimSettings
     from study.spaces import NetShape
 
 
@@ -81,7 +81,7 @@ def study_dir(cfg: DictConfig) -> Path:
 
 def claim_settings(cfg: DictConfig) -> "ClaimSettings":
     """Heartbeat and staleness of the claims that keep concurrent train commands apart."""
-    from study.claims import ClaimSettings
+    from study.store.claims import ClaimSettings
 
     heartbeat = number(cfg, "claims.heartbeat_s", "claims.heartbeat_s", strict=True)
     stale = number(cfg, "claims.stale_after_s", "claims.stale_after_s", strict=True)
