@@ -20,34 +20,37 @@ from analysis.tables import BASELINES
 log = logging.getLogger(__name__)
 
 
-def trained_shape(config: dict[str, Any], objective: str) -> dict[str, int] | None:
-    """c_in, image_size, n_classes, width and cells_per_stage of a run's network, from its stored config."""
-    try:
-        data, budget = config["dataset"], dict(config["budget"])
-        budget.update((budget.get("objectives") or {}).get(objective) or {})
-        shape = {"c_in": data["channels"], "image_size": data["image_size"], "n_classes": data["n_classes"],
-                 "width": budget["width"], "cells_per_stage": budget["cells_per_stage"]}
-    except (KeyError, TypeError, AttributeError):
-        return None
-    return shape if all(isinstance(v, int) and not isinstance(v, bool) for v in shape.values()) else None
+def trained_shape(record: dict[str, Any], objective: str) -> dict[str, int] | None:
+    """c_in, image_size, n_classes, width and cells_per_stage of a run's network.
+
+    Records say it (`net`); older ones only through their stored config (dataset and budget, with the
+    objective's budget overrides).
+    """
+    shape = record.get("net")
+    if not isinstance(shape, dict):
+        try:
+            config = record.get("config") or {}
+            data, budget = config["dataset"], dict(config["budget"])
+            budget.update((budget.get("objectives") or {}).get(objective) or {})
+            shape = {"c_in": data["channels"], "image_size": data["image_size"], "n_classes": data["n_classes"],
+                     "width": budget["width"], "cells_per_stage": budget["cells_per_stage"]}
+        except (KeyError, TypeError, AttributeError):
+            return None
+    keys = ("c_in", "image_size", "n_classes", "width", "cells_per_stage")
+    ok = all(isinstance(shape.get(k), int) and not isinstance(shape.get(k), bool) for k in keys)
+    return {k: shape[k] for k in keys} if ok else None
 
 
 def complexity_of(space: str, arch: str, shape: dict[str, int]) -> tuple[int, int] | None:
     """Params and MACs per image of the supervised network of `arch` at `shape`; None if it cannot be built."""
     from study.errors import UserError
-    from study.space import get_space
+    from study.spaces import NetShape, get_space
 
     try:
         entry = get_space(space)
-        cell = entry.parse(arch)
+        return entry.complexity(entry.parse(arch), NetShape(**shape))
     except UserError:
         return None
-    if space != "nb201":
-        return None
-    from study.network import complexity
-
-    return complexity(cell, shape["c_in"], shape["image_size"], shape["width"], shape["cells_per_stage"],
-                      shape["n_classes"])
 
 
 def trained_baselines(sample: pd.DataFrame, scoped: pd.DataFrame, prefer: list[str],
@@ -66,7 +69,7 @@ def trained_baselines(sample: pd.DataFrame, scoped: pd.DataFrame, prefer: list[s
         if runs.empty:
             continue
         first = runs.iloc[0]
-        shape = trained_shape((read_config(first["path"]) or {}).get("config") or {}, objective)
+        shape = trained_shape(read_config(first["path"]) or {}, objective)
         space = first.get("space")
         if shape is None or not isinstance(space, str):
             return fallback, None

@@ -26,10 +26,10 @@ from analysis.load import cell_table, load_runs
 from analysis.selection import random_ranking
 from analysis.studies import StudyData, StudySpec, load_study, parse_compare, read_info, select_runs, shared_cells
 from analysis.tables import BASELINES, RANDOM, correlations  # noqa: F401  (public API of this module)
-from study import settings
-from study.cli import hydra_entry
+from study.commands import settings
+from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.records import read_cells, read_record
+from study.store.records import read_cells, read_record
 
 log = logging.getLogger("analysis.correlate")
 

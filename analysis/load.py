@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.records import iter_records, read_cells
+from study.store.records import iter_records, read_cells
 
 log = logging.getLogger(__name__)
 

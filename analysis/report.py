@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.records import write_atomic
+from study.store.records import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.load import load_cells, load_runs
 from study.errors import UserError
-from study.records import STUDY_FILE
+from study.store.records import STUDY_FILE
 
 log = logging.getLogger(__name__)
 

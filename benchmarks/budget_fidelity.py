@@ -108,22 +108,23 @@ def train_one(task: dict[str, Any]) -> dict[str, Any]:
     """Train one (candidate, cell, objective, seed) single-threaded; returns accuracy and CPU seconds."""
     import torch
 
-    from study.network import Trunk
+    from study.spaces.nb201.network import Trunk
     from study.objectives import create_objective
-    from study.space import NB201Cell
-    from study.trainer import Budget, train
+    from study.spaces.nb201 import NB201Cell
+    from study.training.trainer import Budget, train
 
     torch.set_num_threads(1)
     c = CANDIDATES[task["candidate"]]
     data = load(c, task["cifar"])
     extra = c.rotation if task["objective"] == "rotation" else {}
-    budget = Budget(**{**BASE, **c.budget, **extra})
+    settings = {**BASE, **c.budget, **extra}
+    width, cells_per_stage = settings.pop("width"), settings.pop("cells_per_stage")
+    budget = Budget(**settings)
     objective = create_objective(task["objective"], data, crop_padding=c.crop_padding)
     t0 = time.process_time()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(task["seed"])
-        model = objective.build(Trunk(NB201Cell.from_str(task["arch"]), data.channels, budget.width,
-                                      budget.cells_per_stage))
+        model = objective.build(Trunk(NB201Cell.from_str(task["arch"]), data.channels, width, cells_per_stage))
     history = train(model, objective, data, budget, task["seed"], precision=c.precision)
     row = {k: v for k, v in task.items() if k != "cifar"}
     return {**row, "best": history.best, "final": history.final, "cpu_s": time.process_time() - t0}
@@ -144,8 +145,9 @@ def _rho(x: list[float], y: list[float], seed: int = 0) -> dict[str, float]:
 def summarize(rows: list[dict[str, Any]], archs: list[str]) -> list[dict[str, Any]]:
     """One table row per candidate with all its runs present on at least 5 cells."""
     from analysis.truth import nb201
-    from study.network import complexity
-    from study.space import NB201Cell
+    from study.spaces import NetShape
+    from study.spaces.nb201 import NB201Cell
+    from study.spaces.nb201.space import complexity
 
     truth = nb201().table["nb201-cifar10"]
     table = []
@@ -163,8 +165,8 @@ def summarize(rows: list[dict[str, Any]], archs: list[str]) -> list[dict[str, An
         true = [float(truth[a]) for a in done]
         b = {**BASE, **c.budget}
         c_in, n_classes = (1, 10) if c.dataset == "digits" else (3, 10)
-        params = [complexity(NB201Cell.from_str(a), c_in, c.image_size, b["width"], b["cells_per_stage"],
-                             n_classes)[0] for a in done]
+        shape = NetShape(c_in, c.image_size, n_classes, b["width"], b["cells_per_stage"])
+        params = [complexity(NB201Cell.from_str(a), shape)[0] for a in done]
         cpu = {o: statistics.median(acc[a, o, 0]["cpu_s"] for a in done) for o in ("supervised", "rotation")}
         from scipy.stats import spearmanr
 
@@ -254,7 +256,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only summarise the runs already in --out")
     args = parser.parse_args()
 
-    from study.sampler import draw
+    from study.spaces import draw
 
     archs = [c.to_str() for c in draw("nb201", args.cells, seed=0)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -39,13 +39,13 @@ BN_OPS = ("aten::native_batch_norm", "aten::native_batch_norm_backward")
 
 def spread(n: int) -> list[str]:
     """`n` cells of the default sample at evenly spaced FLOPs ranks (lightest to heaviest)."""
-    from study.network import complexity
-    from study.sampler import draw
+    from study.spaces import NetShape, draw
+    from study.spaces.nb201 import complexity
 
     budget, ds = default_config()
     sample = draw("nb201", 500, seed=0)
-    ranked = sorted(sample, key=lambda c: complexity(c, 1, ds["image_size"], budget["width"],
-                                                     budget["cells_per_stage"], 10)[1])
+    ranked = sorted(sample, key=lambda c: complexity(c, NetShape(1, ds["image_size"], 10, budget["width"],
+                                                              budget["cells_per_stage"]))[1])
     return [ranked[round(i * (len(ranked) - 1) / max(1, n - 1))].to_str() for i in range(n)]
 
 
@@ -65,7 +65,7 @@ def kernel_shares(fn: Callable[[], Any]) -> dict[str, float]:
 
 def run(arch: str, objective: str, profile: bool) -> dict[str, float]:
     """One default-budget training of `arch`: its CPU seconds, or its kernel shares when profiled."""
-    from study.trainer import train
+    from study.training.trainer import train
 
     model, obj, data, budget = default_run(arch, objective)
     if profile:
@@ -124,7 +124,7 @@ def fusion_probe(reps: int = 20) -> list[dict[str, Any]]:
 
 def main() -> None:
     """Measure, print, optionally write JSON."""
-    from study.settings import cpu_count
+    from study.commands.settings import cpu_count
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=12, help="cells of the default sample, spread over FLOPs")

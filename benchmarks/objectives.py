@@ -26,11 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from study.data import ImageData, build_dataset, fingerprint
-from study.network import Trunk
 from study.objectives import create_objective, list_objectives
-from study.sampler import draw
-from study.space import get_space
-from study.trainer import Budget, make_optimizer
+from study.spaces import NetShape, draw, get_space
+from study.spaces.nb201.network import Trunk
+from study.training.trainer import Budget, make_optimizer
 
 PAPER_BATCH = {"supervised": 128, "colorization": 128, "rotation": 32, "jigsaw": 32}
 
@@ -46,10 +45,10 @@ def random_data(n: int, size: int) -> ImageData:
 
 def median_cell(n: int = 100):
     """The cell of median FLOPs among n sampled cells (seed 0)."""
-    from study.network import complexity
+    from study.spaces.nb201 import complexity
 
     cells = draw("nb201", n, seed=0)
-    flops = [complexity(c, 3, 32, 16, 5, 10)[1] for c in cells]
+    flops = [complexity(c, NetShape(3, 32, 10, 16, 5))[1] for c in cells]
     return cells[sorted(range(n), key=flops.__getitem__)[n // 2]]
 
 
@@ -60,7 +59,7 @@ def throughput(name: str, data: ImageData, cell, width: int, cells: int, batch: 
     torch.manual_seed(0)
     model = obj.build(Trunk(cell, obj.c_in, width, cells))
     model.train()
-    opt = make_optimizer(model, Budget("bench", 1, width, cells, batch, 0.01))
+    opt = make_optimizer(model, Budget("bench", 1, batch, 0.01))
     gen = torch.Generator().manual_seed(0)
 
     def step(k: int) -> None:

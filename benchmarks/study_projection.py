@@ -20,17 +20,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
 def default_config() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The default budget and digits dataset settings as plain dicts (from conf/)."""
-    budget = yaml.safe_load((ROOT / "conf/budget/default.yaml").read_text())
-    dataset = yaml.safe_load((ROOT / "conf/dataset/digits.yaml").read_text())
-    return budget, dataset
+    """The default budget and digits dataset settings as plain dicts (conf/ composed as study.train does)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("train", ["budget=default", "dataset=digits"]), resolve=True)
+    return cfg["budget"], cfg["dataset"]
 
 
 def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any, Any]:
@@ -38,20 +39,22 @@ def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any
     import torch
 
     from study.data import build_dataset
-    from study.network import Trunk
+    from study.spaces.nb201.network import Trunk
     from study.objectives import create_objective
-    from study.space import NB201Cell
-    from study.trainer import Budget
+    from study.spaces.nb201 import NB201Cell
+    from study.training.trainer import Budget
 
     raw, ds = default_config()
     overrides = (raw.pop("objectives", None) or {}).get(objective, {})
-    budget = Budget(**{**raw, **overrides})
+    settings = {**raw, **overrides}
+    width, cells_per_stage = settings.pop("width"), settings.pop("cells_per_stage")
+    budget = Budget(**settings)
     data = build_dataset("digits", image_size=ds["image_size"], test_fraction=ds["test_fraction"],
                          split_seed=ds["split_seed"])
     obj = create_objective(objective, data, crop_padding=ds["crop_padding"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = obj.build(Trunk(NB201Cell.from_str(arch), data.channels, budget.width, budget.cells_per_stage))
+        model = obj.build(Trunk(NB201Cell.from_str(arch), data.channels, width, cells_per_stage))
     return model, obj, data, budget
 
 
@@ -59,7 +62,7 @@ def one_run(arch: str, objective: str, threads: int, seed: int = 0) -> dict[str,
     """Train one default-budget run; returns its CPU and wall seconds (training and testing, not set-up)."""
     import torch
 
-    from study.trainer import train
+    from study.training.trainer import train
 
     torch.set_num_threads(threads)
     model, obj, data, budget = default_run(arch, objective, seed)
@@ -70,8 +73,8 @@ def one_run(arch: str, objective: str, threads: int, seed: int = 0) -> dict[str,
 
 def project_default_study(threads: int = 1, n_cells: int = 3) -> dict[str, Any]:
     """Median single-thread CPU seconds per run of the default budget, scaled to the 500-cell study."""
-    from study.sampler import draw
-    from study.settings import cpu_count
+    from study.spaces import draw
+    from study.commands.settings import cpu_count
 
     archs = [c.to_str() for c in draw("nb201", n_cells, seed=0)]
     cpu = {o: statistics.median(one_run(a, o, 1)["cpu_s"] for a in archs) for o in ("supervised", "rotation")}

@@ -1,7 +1,7 @@
 """Training throughput: our step against the reference NAS-Bench-201 pipeline, side by side.
 
-Ours: the network from study.network with data resident on the device as uint8 tensors, batched
-augmentation (study.augment), SGD from study.trainer. Reference: xautodl's TinyNetwork fed by a torchvision
+Ours: the network from study.spaces.nb201.network with data resident on the device as uint8 tensors, batched
+augmentation (study.data.augment), SGD from study.training.trainer. Reference: xautodl's TinyNetwork fed by a torchvision
 DataLoader with the standard CIFAR transforms (RandomCrop 32 pad 4, flip, ToTensor, Normalize) and a plain
 SGD step, as NAS-Bench-201 trains. Same cells, batch size, thread count and device; the two alternate in
 rounds so drift on a shared machine hits both, and medians over rounds are reported.
@@ -35,11 +35,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from study.data import ImageData, channel_stats  # noqa: E402
-from study.network import Trunk, complexity  # noqa: E402
 from study.objectives import create_objective  # noqa: E402
-from study.sampler import draw  # noqa: E402
-from study.space import NB201Cell  # noqa: E402
-from study.trainer import Budget, autocast, compute_precision, make_optimizer  # noqa: E402
+from study.spaces import NetShape, draw  # noqa: E402
+from study.spaces.nb201 import NB201Cell, complexity  # noqa: E402
+from study.spaces.nb201.network import Trunk  # noqa: E402
+from study.training.trainer import Budget, autocast, compute_precision, make_optimizer  # noqa: E402
 
 CIFAR_DIR = Path("/tmp/cifar10-jpeg")
 MEAN = [x / 255 for x in (125.3, 123.0, 113.9)]
@@ -49,7 +49,7 @@ STD = [x / 255 for x in (63.0, 62.1, 66.7)]
 def cells() -> dict[str, NB201Cell]:
     """A conv-heavy, a light and a median cell (median FLOPs among the default sample's 500)."""
     sample = draw("nb201", 500, seed=0)
-    by_flops = sorted(sample, key=lambda c: complexity(c, 3, 32, 16, 5, 10)[1])
+    by_flops = sorted(sample, key=lambda c: complexity(c, NetShape(3, 32, 10, 16, 5))[1])
     return {"conv-heavy": NB201Cell.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|"
                                              "nor_conv_3x3~1|nor_conv_3x3~2|"),
             "light": NB201Cell.from_str("|avg_pool_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|skip_connect~0|"
@@ -79,7 +79,7 @@ def ours(cell: NB201Cell, x: np.ndarray, y: np.ndarray, args: argparse.Namespace
     mean, std = channel_stats(xt.cpu())
     data = ImageData("bench", xt, yt, xt[:256], yt[:256], 10, mean.to(args.device), std.to(args.device))
     objective = create_objective("supervised", data, crop_padding=4)
-    budget = Budget("bench", 1, args.width, args.cells_per_stage, args.batch_size, 0.1)
+    budget = Budget("bench", 1, args.batch_size, 0.1)
     trunk = Trunk(cell, 3, args.width, args.cells_per_stage, channels_last=not args.contiguous,
                   fused=not args.per_edge)
     model = objective.build(trunk).to(args.device)
@@ -246,7 +246,7 @@ def main() -> None:
                 secs[k].append(timed(fn, args.steps, args.device))
         ms = {k: statistics.median(v) * 1e3 for k, v in secs.items()}
         img_s = {k: args.batch_size / v * 1e3 for k, v in ms.items()}
-        macs = complexity(cell, 3, 32, args.width, args.cells_per_stage, 10)[1]
+        macs = complexity(cell, NetShape(3, 32, 10, args.width, args.cells_per_stage))[1]
         flops = 2 * macs  # one multiply-accumulate = 2 FLOPs; a training step is ~3x the forward pass
         gflops = 3 * flops * img_s["ours"] / 1e9
         row = {"arch": cell.to_str(), "ours_img_s": img_s["ours"], "reference_img_s": img_s["reference"],

@@ -1,1 +1,1 @@
-"""Running a study at scale: launcher glue, work grouping (shards), progress (`python -m launch.status`)."""
+"""Reading and resuming a study from outside: progress (`python -m launch.status`) and rerun commands."""

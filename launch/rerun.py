@@ -12,7 +12,7 @@ import re
 import shlex
 from typing import Any
 
-from study.cli import CONF_DIR
+from study.commands.cli import CONF_DIR
 from study.errors import UserError
 
 SECTIONS = ("objective", "budget", "dataset", "space")
@@ -86,7 +86,7 @@ def _identity(cfg: Any) -> str | None:
 def _identity_of(config: dict[str, Any]) -> str | None:
     from omegaconf import OmegaConf
 
-    from study.records import identity_hash
+    from study.store.records import identity_hash
     from study.train import parse
 
     try:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from launch import rerun
-from study.checkpoint import SUFFIX, peek
-from study.cli import CONF_DIR, fail
+from study.training.checkpoint import SUFFIX, peek
+from study.commands.cli import CONF_DIR, fail
 from study.errors import UserError
-from study.records import RUNS_DIR, read_cells, read_record
+from study.store.records import RUNS_DIR, read_cells, read_record
 
 
 @dataclass

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from study import settings
-from study.cli import hydra_entry
+from study.commands import settings
+from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
-from study.sampler import NetShape, available, describe, draw
+from study.store.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
+from study.spaces import NetShape, describe, get_space
 
 log = logging.getLogger("study.sample")
 
@@ -33,13 +33,7 @@ class SampleRequest:
 
 def parse(cfg: DictConfig) -> SampleRequest:
     """Typed values from the config; UserError for anything out of range."""
-    shape = NetShape(
-        c_in=settings.positive_int(cfg.dataset, "channels", "dataset.channels"),
-        image_size=settings.positive_int(cfg.dataset, "image_size", "dataset.image_size"),
-        n_classes=settings.positive_int(cfg.dataset, "n_classes", "dataset.n_classes"),
-        width=settings.positive_int(cfg.budget, "width", "budget.width"),
-        cells_per_stage=settings.positive_int(cfg.budget, "cells_per_stage", "budget.cells_per_stage"),
-    )
+    shape = settings.net_shape(cfg)  # the width and depth study.train resolves for the same space and budget
     return SampleRequest(
         study_dir=settings.study_dir(cfg), space=settings.space_name(cfg),
         n=settings.positive_int(cfg, "n", "n"), seed=settings.integer(cfg, "seed", "seed"),
@@ -51,10 +45,7 @@ def parse(cfg: DictConfig) -> SampleRequest:
 def check(cfg: DictConfig) -> None:
     """Refuse a sample request before anything is written."""
     req = parse(cfg)
-    n_max = len(available(req.space, req.include_degenerate))
-    if req.n > n_max:
-        kind = "cells" if req.include_degenerate else "non-degenerate cells"
-        raise UserError(f"n={req.n} is more than the {n_max} distinct {kind} of space {req.space!r}; use n<={n_max}")
+    get_space(req.space).sample(req.n, req.seed, req.include_degenerate)  # n too large -> SpaceError naming the limit
     old = _read_meta(req.study_dir)
     # An unreadable study.json next to trained runs counts as different: never replace cells blindly.
     if old != _meta(req) and has_runs(req.study_dir) and not req.force:
@@ -86,8 +77,9 @@ def task(cfg: DictConfig) -> None:
     if _read_meta(req.study_dir) == _meta(req) and (req.study_dir / CELLS_FILE).exists():
         log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, req.n)
         return
-    cells = draw(req.space, req.n, req.seed, req.include_degenerate)
-    rows = [describe(c, req.shape) for c in cells]
+    space = get_space(req.space)
+    cells = space.sample(req.n, req.seed, req.include_degenerate)
+    rows = [describe(space, c, req.shape) for c in cells]
     # Cells first: a crash in between leaves old metadata, so the next call simply redraws.
     write_atomic(req.study_dir / CELLS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
     write_json_atomic(req.study_dir / STUDY_FILE, {"sample": _meta(req)})

@@ -3,7 +3,7 @@
 Each Hydra job is one (objective, seed[, shard]); it trains its cells of `<study_dir>/cells.jsonl` that
 have no complete record yet and writes one record per run. Rerunning the same command skips finished
 runs and resumes interrupted ones from their checkpoints. `shards=N`, `cells=[...]`/`cell=a,b` and
-`dry_run=true` group the work for a cluster (see launch/shards.py and launch/sweep.py).
+`dry_run=true` group the work for a cluster (see study/commands/shards.py and study/commands/sweep.py).
 """
 
 from __future__ import annotations
@@ -13,30 +13,40 @@ import json
 import logging
 import math
 import sys
-import warnings
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from launch import shards as sharding
-from launch.sweep import expand_argv
-from study import settings
-from study.cli import hydra_entry
+from study.commands import shards as sharding
+from study.commands.sweep import expand_argv
+from study.commands import settings
+from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.records import read_cells
-from study.runner import Setup, plan, raise_mismatch
-from study.space import cell_id, get_space
-from study.trainer import Budget
-from study.workers import run_all
+from study.store.records import STUDY_FILE, read_cells
+from study.training.runner import Setup, plan, raise_mismatch
+from study.spaces import NetShape, cell_id, get_space
+from study.training.trainer import Budget
+from study.training.workers import run_all
 
 log = logging.getLogger("study.train")
 
-_BUDGET_KEYS = {f.name for f in fields(Budget)}
+# The network's width and depth are budget settings for the user (budget.width=16) and a NetShape in code.
+_SHAPE_KEYS = ("width", "cells_per_stage")
+_BUDGET_KEYS = {f.name for f in fields(Budget)} | set(_SHAPE_KEYS)
 
 
 def resolve_budget(cfg: DictConfig, objective: str) -> Budget:
-    """The budget for `objective`: the base values with that objective's overrides applied."""
+    """The optimiser recipe for `objective`: the base values with that objective's overrides applied."""
+    return resolve_run(cfg, objective)[0]
+
+
+def resolve_run(cfg: DictConfig, objective: str) -> tuple[Budget, NetShape]:
+    """The recipe and the network shape trained for `objective` (budget values with its overrides applied).
+
+    Width and depth come from the budget; conf/budget/*.yaml takes them from the space's `shapes` entry for
+    the budget's name when conf/space/<name>.yaml has one, and `budget.width=...` on the command line wins.
+    """
     raw = OmegaConf.to_container(cfg.budget, resolve=True)
     per_objective = raw.pop("objectives", None) or {}
     if isinstance(per_objective, dict):
@@ -58,8 +68,9 @@ def resolve_budget(cfg: DictConfig, objective: str) -> Budget:
     if not 0 <= raw["momentum"] < 1 or (raw.get("nesterov", True) and raw["momentum"] == 0):
         raise UserError(f"budget.momentum must be in [0, 1) (above 0 with nesterov), got {raw['momentum']}; "
                         "e.g. budget.momentum=0.9")
+    shape = settings.net_shape(cfg, {k: raw.pop(k, None) for k in _SHAPE_KEYS})
     try:
-        return Budget(**raw)
+        return Budget(**raw), shape
     except (TypeError, ValueError) as e:
         raise UserError(str(e)) from None
 
@@ -68,7 +79,7 @@ def resolve_precision(value: str, device: str) -> str:
     """`auto` -> bf16 on CUDA, fp32 on CPU; fp32 and bf16 as given (bf16 on CPU is fast only with AMX)."""
     import torch
 
-    from study.trainer import PRECISIONS, compute_precision
+    from study.training.trainer import PRECISIONS, compute_precision
 
     if value not in PRECISIONS:
         raise UserError(f"precision {value!r} is not one of {', '.join(PRECISIONS)}; use precision=auto")
@@ -92,16 +103,16 @@ def resolve_device(value: str) -> str:
 
 def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     """Typed (study_dir, setup, seed, workers) from the config; UserError for anything invalid."""
-    from study.data import list_datasets
+    from study.data import DATASETS
     from study.objectives.base import objective_class
 
     study_dir = settings.study_dir(cfg)
     objective = OmegaConf.select(cfg, "objective.name")
     objective_class(objective)  # unknown name -> UserError listing the choices
+    budget, shape = resolve_run(cfg, objective)
     dataset_options = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
                        if k not in ("name", "channels", "n_classes", "crop_padding")}
-    if cfg.dataset.name not in list_datasets():
-        raise UserError(f"unknown dataset {cfg.dataset.name!r}; choose one of: {', '.join(list_datasets())}")
+    DATASETS.get(cfg.dataset.name)  # unknown name -> DataError listing the choices
     if "cache_dir" in dataset_options and dataset_options["cache_dir"] is None:
         dataset_options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
     device = resolve_device(str(OmegaConf.select(cfg, "device")))
@@ -116,7 +127,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
     setup = Setup(
         space=settings.space_name(cfg), objective=objective, objective_options=options,
-        dataset=cfg.dataset.name, dataset_options=dataset_options, budget=resolve_budget(cfg, objective),
+        dataset=cfg.dataset.name, dataset_options=dataset_options, budget=budget, shape=shape,
         device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
         precision=precision,
     )
@@ -136,35 +147,22 @@ def check_cells(cells: list[dict], space_name: str) -> None:
 
 
 @functools.lru_cache(maxsize=None)  # once per dataset setting, though every sweep value is checked
-def check_dataset(name: str, options_json: str) -> None:
-    """Build the dataset once so a bad dataset setting is refused here, not in every worker."""
-    from study.data import build_dataset
+def check_dataset(name: str, options_json: str, n_classes: int) -> None:
+    """The dataset's own cheap checks (study/data), so a bad dataset setting is refused here, not in every worker."""
+    from study.data import preflight
 
-    if name != "digits":
-        return  # file-backed datasets: `preflight` checks their layout; building them here would decode or
-        # download (and write a cache) before the command is accepted
-    try:
-        with warnings.catch_warnings():  # a degenerate split warns from torch; the error below says it in one line
-            warnings.simplefilter("ignore")
-            data = build_dataset(name, **json.loads(options_json))
-    except UserError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise UserError(f"dataset {name}: {e}; check the dataset.* settings") from None
-    if len(data.train_y) == 0 or len(data.test_y) == 0:
-        raise UserError(f"dataset {name} has {len(data.train_y)} training and {len(data.test_y)} test images "
-                        "with these settings; check dataset.test_fraction")
+    preflight(name, json.loads(options_json), n_classes)
 
 
 def check(cfg: DictConfig) -> None:
     """Refuse a train command before anything runs: bad values, no sample, incompatible objective."""
-    from study.images import preflight
     from study.objectives.base import objective_class
 
     study_dir, setup, _, _ = parse(cfg)
     cells = read_cells(study_dir)
     check_cells(cells, setup.space)
-    check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True))
+    n_classes = settings.positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
+    check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), n_classes)
     assigned(cfg, cells)
     cls = objective_class(setup.objective)
     if cls.needs_color and settings.integer(cfg, "dataset.channels", "dataset.channels") != 3:
@@ -172,8 +170,6 @@ def check(cfg: DictConfig) -> None:
             f"objective {setup.objective!r} needs colour images but dataset {setup.dataset!r} is grayscale; "
             "use an RGB dataset (e.g. dataset=cifar10)"
         )
-    n_classes = settings.positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
-    preflight(setup.dataset, setup.dataset_options, n_classes)
     check_objective_options(setup, settings.positive_int(cfg, "dataset.channels", "dataset.channels"),
                             settings.positive_int(cfg, "dataset.image_size", "dataset.image_size"), n_classes)
 
@@ -199,6 +195,7 @@ def task(cfg: DictConfig) -> None:
     from study.data import build_dataset
 
     study_dir, setup, seed, workers = parse(cfg)
+    warn_if_resized(study_dir, setup.shape)
     slot = sharding.current_slot()
     rows, where = assigned(cfg, read_cells(study_dir), slot)
     cells = [cell for _, cell in rows]
@@ -226,6 +223,18 @@ def task(cfg: DictConfig) -> None:
     if progress.skipped:
         log.info("%s: %s; rerun later to pick up any they leave unfinished", label,
                  ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
+
+
+def warn_if_resized(study_dir: Path, shape: NetShape) -> None:
+    """Say so when the trained shape is not the one cells.jsonl's params and FLOPs were computed at."""
+    try:
+        sampled = json.loads((study_dir / STUDY_FILE).read_text())["sample"]["net"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no or an old study.json: nothing to compare with
+    if sampled != asdict(shape):
+        differ = ", ".join(f"{k} {sampled.get(k)} -> {v}" for k, v in asdict(shape).items() if sampled.get(k) != v)
+        log.warning("this network differs from the sampled one (%s): cells.jsonl's params and FLOPs do not describe "
+                    "it; each run record carries its own (net, net_params, net_flops)", differ)
 
 
 def assigned(cfg: DictConfig, cells: list[dict], slot: sharding.Slot = sharding.Slot()) -> tuple[list, str]:

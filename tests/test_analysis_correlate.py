@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from analysis.correlate import Request, analyse
-from study.records import CELLS_FILE, STUDY_FILE, run_dir, write_atomic, write_json_atomic
+from study.store.records import CELLS_FILE, STUDY_FILE, run_dir, write_atomic, write_json_atomic
 
 
 def write_study(root: Path, cells: list[str], acc: dict[tuple[str, int], dict[str, float | None]],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from study.augment import normalize, random_crop, random_flip, random_grayscale, rotations
+from study.data.augment import normalize, random_crop, random_flip, random_grayscale, rotations
 
 
 def test_random_crop_matches_a_per_image_crop_of_the_padded_image():

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from study.records import write_record
+from study.store.records import write_record
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -55,7 +55,8 @@ def assert_refused(done: tuple[int, str], words: list[str]) -> None:
 @pytest.fixture
 def study(tmp_path):
     """A folder with a sampled cells file (as study.sample writes it) and a file beside it."""
-    from study.space import NB201Cell, cell_id
+    from study.spaces import cell_id
+    from study.spaces.nb201 import NB201Cell
 
     folder = tmp_path / "s"
     folder.mkdir()
@@ -233,7 +234,7 @@ def test_correlate_takes_one_budget_when_told_which(study):
     from hydra import compose, initialize_config_dir
 
     from analysis import correlate
-    from study.cli import CONF_DIR
+    from study.commands.cli import CONF_DIR
 
     fake_records(study, {}, {"budget": "default"})
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -246,10 +247,11 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
     from hydra import compose, initialize_config_dir
 
     from study import sample as app
-    from study.cli import CONF_DIR
-    from study.records import read_cells
-    from study.runner import Setup, plan
-    from study.trainer import Budget
+    from study.commands.cli import CONF_DIR
+    from study.store.records import read_cells
+    from study.training.runner import Setup, plan
+    from study.spaces import NetShape
+    from study.training.trainer import Budget
 
     study = tmp_path / "s"
 
@@ -261,8 +263,8 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
 
     sample("n=3")
     setup = Setup(space="nb201", objective="supervised", objective_options={}, dataset="digits", dataset_options={},
-                  budget=Budget(name="tiny", epochs=1, width=4, cells_per_stage=1, batch_size=8, lr=0.1),
-                  device="cpu", threads=1)
+                  budget=Budget(name="tiny", epochs=1, batch_size=8, lr=0.1),
+                  shape=NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1), device="cpu", threads=1)
     todo, _ = plan(study, read_cells(study), setup, 0)
     for spec in todo:
         write_record(spec.path, {"cell_id": spec.cell_id, "identity": spec.path.parent.parent.name.split("-")[-1],

@@ -14,17 +14,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from study.checkpoint import Checkpointer, path_for
+from study.training.checkpoint import Checkpointer, path_for
 from study.data import build_dataset
-from study.network import Trunk
+from study.spaces.nb201.network import Trunk
 from study.objectives import create_objective
-from study.runner import RunSpec, Setup, execute
-from study.sampler import draw
-from study.trainer import Budget, train
+from study.training.runner import RunSpec, Setup, execute
+from study.spaces import NetShape, draw
+from study.training.trainer import Budget, train
 from tests.conftest import ROOT
 
-BUDGET = Budget(name="t", epochs=4, width=4, cells_per_stage=1, batch_size=128, lr=0.1)
+BUDGET = Budget(name="t", epochs=4, batch_size=128, lr=0.1)
 SMALL = {"image_size": 8, "test_fraction": 0.5}  # small images and training set: fast on a busy CPU
+SHAPE = NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1)
 
 
 class Stop(Exception):
@@ -38,7 +39,7 @@ def data():
 
 def _model(objective, cell, seed=0):
     torch.manual_seed(seed)
-    return objective.build(Trunk(cell, objective.c_in, BUDGET.width, BUDGET.cells_per_stage))
+    return objective.build(Trunk(cell, objective.c_in, SHAPE.width, SHAPE.cells_per_stage))
 
 
 @pytest.mark.parametrize("name", ["supervised", "rotation"])
@@ -92,7 +93,7 @@ def test_checkpoint_of_a_different_network_leaves_the_fresh_model_untouched(data
     objective = create_objective("supervised", data, crop_padding=2)
     ident = {"cell_id": "c", "seed": 0, "identity": "x"}
     torch.manual_seed(0)
-    old = objective.build(Trunk(cell, objective.c_in, BUDGET.width, BUDGET.cells_per_stage, fused=False))
+    old = objective.build(Trunk(cell, objective.c_in, SHAPE.width, SHAPE.cells_per_stage, fused=False))
     train(old, objective, data, replace(BUDGET, epochs=1), seed=0, on_state=Checkpointer(tmp_path / "c.ckpt", ident).save)
     fresh = _model(objective, cell)
     before = {k: v.clone() for k, v in fresh.state_dict().items()}
@@ -104,7 +105,7 @@ def test_checkpoint_of_a_different_network_leaves_the_fresh_model_untouched(data
 
 def _setup(budget: Budget) -> Setup:
     return Setup(space="nb201", objective="supervised", objective_options={"crop_padding": 2}, dataset="digits",
-                 dataset_options=SMALL, budget=budget, device="cpu", threads=1)
+                 dataset_options=SMALL, budget=budget, shape=SHAPE, device="cpu", threads=1)
 
 
 def test_execute_resumes_and_records_it_then_deletes_the_checkpoint(data, tmp_path):
@@ -124,7 +125,7 @@ def test_execute_resumes_and_records_it_then_deletes_the_checkpoint(data, tmp_pa
             if state.epoch == 3:
                 raise Stop
         torch.manual_seed(0)
-        model = objective.build(Trunk(cell, 1, BUDGET.width, BUDGET.cells_per_stage))
+        model = objective.build(Trunk(cell, 1, SHAPE.width, SHAPE.cells_per_stage))
         train(model, objective, data, BUDGET, seed=0, on_state=stop_at_3)
     pieces = execute(spec2, _setup(BUDGET), data)
     assert pieces["resumed_from_epoch"] == 3 and pieces["resumes"] == [3]

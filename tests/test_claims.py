@@ -12,8 +12,8 @@ import time
 import pytest
 import torch
 
-from study.claims import ClaimSettings, acquire, claim_path, claimed, is_stale, read_owner
-from study.records import NotOwner, read_record, write_guard, write_record
+from study.store.claims import ClaimSettings, acquire, claim_path, claimed, is_stale, read_owner
+from study.store.records import NotOwner, read_record, write_guard, write_record
 
 FAST = ClaimSettings(heartbeat_s=0.02, stale_after_s=60)
 
@@ -36,14 +36,16 @@ ARCHS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_c
 def small_runs(study_dir, lr=0.1, epochs=1):
     """Real run specs of two cells on a small digits split, with their setup and loaded data."""
     from study.data import build_dataset
-    from study.runner import RunSpec, Setup
-    from study.records import identity_hash, run_dir
-    from study.space import NB201Cell, cell_id
-    from study.trainer import Budget
+    from study.training.runner import RunSpec, Setup
+    from study.store.records import identity_hash, run_dir
+    from study.spaces import NetShape, cell_id
+    from study.spaces.nb201 import NB201Cell
+    from study.training.trainer import Budget
 
-    budget = Budget(name="tiny", epochs=epochs, width=4, cells_per_stage=1, batch_size=64, lr=lr)
+    budget = Budget(name="tiny", epochs=epochs, batch_size=64, lr=lr)
+    shape = NetShape(c_in=1, image_size=SMALL_DATA["image_size"], n_classes=10, width=4, cells_per_stage=1)
     setup = Setup(space="nb201", objective="supervised", objective_options={"crop_padding": 2}, dataset="digits",
-                  dataset_options=SMALL_DATA, budget=budget, device="cpu", threads=1, claims=FAST)
+                  dataset_options=SMALL_DATA, budget=budget, shape=shape, device="cpu", threads=1, claims=FAST)
     folder = run_dir(study_dir, "supervised", "digits", "tiny", identity_hash(setup.identity()), 0)
     specs = []
     for arch in ARCHS:
@@ -152,7 +154,7 @@ def test_a_worker_whose_claim_was_taken_over_writes_nothing(tmp_path):
 
 
 def test_run_safely_skips_runs_held_elsewhere_and_stays_silent_after_losing_its_claim(tmp_path):
-    from study.workers import run_safely
+    from study.training.workers import run_safely
 
     specs, setup, data = small_runs(tmp_path)
     spec = specs[0]

@@ -100,7 +100,10 @@ def test_cfg_job_prints_the_composed_config_and_still_checks_overrides(cli, samp
     assert shown.returncode == 0, shown.stderr
     assert "epochs: 7" in shown.stdout and "name: rotation" in shown.stdout
     package = cli("study.train", "-p", "budget", "--cfg", "job", "budget=paper", f"study_dir={sampled}")
-    assert package.returncode == 0 and package.stdout.startswith("# @package budget") and "width: 16" in package.stdout
+    assert package.returncode == 0 and package.stdout.startswith("# @package budget")
+    assert "width: ${oc.select:space.shapes.${budget.name}.width,16}" in package.stdout  # a space may resize it
+    resolved = cli("study.train", "-p", "budget", "--cfg", "job", "--resolve", "budget=paper", f"study_dir={sampled}")
+    assert resolved.returncode == 0 and "width: 16\ncells_per_stage: 5\n" in resolved.stdout
     assert_refused(cli("study.train", "--cfg", "job", "budget.epochs=0", f"study_dir={sampled}"), "budget.epochs")
     assert_refused(cli("study.sample", "-c", "job", "n=0", f"study_dir={sampled}"), "n must be")
     assert files_under(sampled) == before  # printing a config trains and writes nothing

@@ -1,4 +1,4 @@
-"""Tests for study.color: Lab conversion against skimage, the 313 ab bins, nearest-bin assignment."""
+"""Tests for study.objectives.color: Lab conversion against skimage, the 313 ab bins, nearest-bin assignment."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from study import color
+from study.objectives import color
 
 # The derived bins, column by column: a -> (lowest b, highest b), every multiple of 10 in between.
 # This is also the published set of Zhang et al. 2016 (313 points from (-90, 50) to (100, 0)).

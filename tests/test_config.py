@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from study.cli import CONF_DIR
-from study.train import parse as parse_train, resolve_budget
+from study.commands.cli import CONF_DIR
+from study.train import parse as parse_train, resolve_budget, resolve_run
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF_DIR.iterdir()
           if g.is_dir() and not g.name.startswith(("hydra", "local"))}
@@ -35,8 +35,8 @@ def test_every_budget_resolves_for_every_objective(budget, objective):
 
 def test_paper_budget_is_the_papers_recipe():
     cfg = compose_cfg("train", ["budget=paper"])
-    sup, rot = resolve_budget(cfg, "supervised"), resolve_budget(cfg, "rotation")
-    assert (sup.epochs, sup.lr, sup.batch_size, sup.width, sup.cells_per_stage) == (100, 0.1, 128, 16, 5)
+    (sup, shape), rot = resolve_run(cfg, "supervised"), resolve_budget(cfg, "rotation")
+    assert (sup.epochs, sup.lr, sup.batch_size, shape.width, shape.cells_per_stage) == (100, 0.1, 128, 16, 5)
     assert (rot.lr, rot.batch_size) == (0.025, 32)
     assert sup.weight_decay == 5e-4 and sup.nesterov and sup.momentum == 0.9 and sup.precise_bn == 1024
 

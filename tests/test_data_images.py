@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from study.cifar import read_cifar_batches
+from study.data.cifar import read_cifar_batches
 from study.data import DataError, build_dataset, list_datasets
-from study.images import channel_stats_chunked, preflight
+from study.data import preflight
+from study.data.base import channel_stats_chunked
 from tests.image_fixtures import write_tiny_cifar, write_tiny_folder
 
 
@@ -33,7 +34,7 @@ def test_registry_has_the_real_datasets():
 
 def test_cifar10_reads_the_pickle_batches_with_a_warning(cifar_copy, caplog):
     root, written = cifar_copy
-    with caplog.at_level(logging.WARNING, logger="study.cifar"):
+    with caplog.at_level(logging.WARNING, logger="study.data.cifar"):
         data = build_dataset("cifar10", data_root=str(root), download=False,
                              mean=[125.3, 123.0, 113.9], std=[63.0, 62.1, 66.7])
     assert "differ from the official release" in caplog.text  # the fixture fails torchvision's md5 check
@@ -191,3 +192,23 @@ def test_preflight_checks_the_class_count(folder):
     preflight("imagefolder", {"data_root": str(root)}, 2)
     with pytest.raises(DataError, match="dataset.n_classes=2"):
         preflight("imagefolder", {"data_root": str(root)}, 10)
+
+
+def test_a_dataset_is_one_registration_with_its_own_preflight():
+    from study.data import DATASETS, register_dataset
+
+    seen = []
+
+    @register_dataset("_probe", preflight=lambda options, n: seen.append((options, n)))
+    def probe(size: int = 1):
+        raise AssertionError("the preflight must not build")
+
+    try:
+        preflight("_probe", {"size": 2}, 7)
+        assert seen == [({"size": 2}, 7)]
+        with pytest.raises(DataError, match="dataset _probe: .*sizes.*dataset.\\* settings"):
+            preflight("_probe", {"sizes": 2}, 7)  # a typo is refused before the dataset's own check
+        with pytest.raises(DataError, match="unknown dataset 'nope'; choose one of: .*_probe"):
+            build_dataset("nope")
+    finally:
+        DATASETS._items.pop("_probe")

@@ -1,9 +1,9 @@
 """The fast path computes what the plain eager path computes: same parameters, same losses step by step.
 
-Fast path: cells with the convolutions of each node stacked into one (study.network.FusedCell),
-channels_last activations, pooling as a depthwise convolution (study.network.BoxPool), foreach SGD
-(study.trainer.make_optimizer). Plain path: one ReLU-conv-BN per edge as the reference computes it
-(study.network.Cell), contiguous NCHW, torch's nn.AvgPool2d, the default single-tensor SGD. Different
+Fast path: cells with the convolutions of each node stacked into one (study.spaces.nb201.network.FusedCell),
+channels_last activations, pooling as a depthwise convolution (study.spaces.nb201.network.BoxPool), foreach SGD
+(study.training.trainer.make_optimizer). Plain path: one ReLU-conv-BN per edge as the reference computes it
+(study.spaces.nb201.network.Cell), contiguous NCHW, torch's nn.AvgPool2d, the default single-tensor SGD. Different
 summation orders give float32 rounding differences, which a few SGD steps amplify only slightly: losses
 must agree to 1e-4 (absolute) over 4 steps.
 """
@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from study.data import build_dataset
-from study.network import BoxPool, Cell, FusedCell, Trunk, count_params
+from study.spaces.nb201.network import BoxPool, Cell, FusedCell, Trunk
+from study.spaces.modules import count_params
 from study.objectives import create_objective
-from study.space import NB201Cell
-from study.trainer import Budget, evaluate, make_optimizer
+from study.spaces.nb201 import NB201Cell
+from study.training.trainer import Budget, evaluate, make_optimizer
 
 TOLERANCE = 1e-4
 ARCHS = [
@@ -90,7 +91,7 @@ def test_fast_and_plain_paths_give_the_same_losses(data, objective_name, arch):
         x = objective.test_batch(data.test_x[:16], data.test_y[:16], torch.Generator())[0]
         torch.testing.assert_close(fast.eval()(x), slow.eval()(x), rtol=0, atol=1e-5)
 
-    budget = Budget("t", 1, 4, 1, 32, 0.1)
+    budget = Budget("t", 1, 32, 0.1)
     opt_fast = make_optimizer(fast, budget)
     opt_slow = torch.optim.SGD(slow.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
                                foreach=False)
@@ -118,10 +119,10 @@ def test_fast_and_plain_paths_give_the_same_losses(data, objective_name, arch):
                                              ("auto", torch.float32)])
 def test_precision_sets_the_compute_dtype_and_keeps_training_close(data, precision, dtype):
     """precision=bf16 runs convolutions in bf16 on CPU too; epoch losses within 10% of fp32; weights stay fp32."""
-    from study.trainer import train
+    from study.training.trainer import train
 
     objective = create_objective("supervised", data, crop_padding=1)
-    budget = Budget("t", 2, 4, 1, 64, 0.05)
+    budget = Budget("t", 2, 64, 0.05)
     results = {}
     for name in ("fp32", precision):
         torch.manual_seed(0)
@@ -137,9 +138,9 @@ def test_precision_sets_the_compute_dtype_and_keeps_training_close(data, precisi
 
 
 def test_unknown_precision_is_refused(data):
-    from study.trainer import train
+    from study.training.trainer import train
 
     objective = create_objective("supervised", data, crop_padding=1)
     model = objective.build(Trunk(NB201Cell.from_str(ARCHS[0]), data.channels, 4, 1))
     with pytest.raises(ValueError, match="precision"):
-        train(model, objective, data, Budget("t", 1, 4, 1, 64, 0.05), seed=0, precision="fp16")
+        train(model, objective, data, Budget("t", 1, 64, 0.05), seed=0, precision="fp16")

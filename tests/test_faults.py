@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from study.records import content_checksum, identity_hash, read_cells, run_dir, write_record
+from study.store.records import content_checksum, identity_hash, read_cells, run_dir, write_record
 from tests.conftest import ROOT, run_cli
 from tests.test_claims import SMALL_DATA, _poll, small_runs
 
@@ -33,8 +33,7 @@ def popen_cli(module: str, *args: str) -> subprocess.Popen:
 
 def sample(tmp_path, n: int):
     """A study with `n` sampled cells (written directly: the sample command has its own tests)."""
-    from study.sampler import draw
-    from study.space import cell_id
+    from study.spaces import cell_id, draw
 
     study = tmp_path / "study"
     study.mkdir()
@@ -113,8 +112,8 @@ def test_two_train_commands_at_once_train_every_run_once(tmp_path):
 
 def test_corrupted_records_are_moved_aside_redone_and_analysis_survives(tmp_path, caplog):
     from analysis.load import load_runs
-    from study.runner import plan
-    from study.workers import run_all
+    from study.training.runner import plan
+    from study.training.workers import run_all
 
     specs, setup, _ = small_runs(tmp_path)
     assert run_all(specs, setup, 1, "first").failed == 0
@@ -139,8 +138,8 @@ def test_a_diverging_run_is_recorded_failed_and_the_study_goes_on(tmp_path, capl
     from hydra import compose, initialize_config_dir
 
     from analysis import correlate
-    from study.cli import CONF_DIR
-    from study.workers import run_all
+    from study.commands.cli import CONF_DIR
+    from study.training.workers import run_all
 
     specs, setup, _ = small_runs(tmp_path)
     cells = [{"id": s.cell_id, "arch": s.arch, "params": 1, "flops": 1} for s in specs]
@@ -172,7 +171,7 @@ def test_a_file_size_limit_fails_the_write_cleanly(tmp_path):
     code = (
         "import resource, signal, sys\n"
         "from pathlib import Path\n"
-        "from study.records import WriteError, write_record\n"
+        "from study.store.records import WriteError, write_record\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
         "try:\n"
@@ -210,7 +209,7 @@ def _free_bytes(path) -> int:
 def test_a_full_disk_and_a_read_only_folder_are_clear_errors_that_lose_nothing(small_disk):
     from hydra import compose, initialize_config_dir
 
-    from study.cli import CONF_DIR
+    from study.commands.cli import CONF_DIR
     from study.train import parse
 
     study = small_disk

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from study.data import ImageData
-from study.network import Trunk
+from study.spaces.nb201.network import Trunk
 from study.objectives import ObjectiveError, create_objective
 from study.objectives.jigsaw import cut_tiles, grid_for, normalize_tiles, shuffle_tiles, tile_geometry
-from study.sampler import draw
+from study.spaces import draw
 
 
 def image_data(size: int, n: int = 16, channels: int = 3, seed: int = 0) -> ImageData:

@@ -8,9 +8,9 @@ import shlex
 import pytest
 from hydra import compose, initialize_config_dir
 
-from launch.shards import Slot, choose, pinned_device, register_resolvers, share
-from launch.sweep import expand_argv
-from study.cli import CONF_DIR
+from study.commands.shards import Slot, choose, pinned_device, register_resolvers, share
+from study.commands.sweep import expand_argv
+from study.commands.cli import CONF_DIR
 from study.errors import UserError
 
 CELLS = [{"id": f"{k:02d}aa{k:06d}", "arch": "x"} for k in range(10)]

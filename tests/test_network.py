@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from study.network import Cell, FusedCell, Trunk, classifier, complexity, count_flops, count_params, make_op
-from study.sampler import draw
-from study.space import NB201_OPS, NB201Cell
+
+
+from study.spaces import NetShape, draw
+from study.spaces.modules import count_flops, count_params
+from study.spaces.nb201 import NB201_OPS, NB201Cell, complexity
+from study.spaces.nb201.network import Cell, FusedCell, Trunk, classifier, make_op
 
 # Parameter counts of the reference NAS-Bench-201 TinyNetwork (xautodl 1.0.0) with C=16, N=5,
 # 10 classes, computed with that package: sum(p.numel() for p in TinyNetwork(16, 5, genotype, 10).parameters()).
@@ -72,7 +75,7 @@ def test_closed_form_complexity_equals_measured(args):
     for c in draw("nb201", 8, seed=1, include_degenerate=True):
         net = classifier(c, c_in, width, n, classes)
         measured = (count_params(net), count_flops(net, torch.zeros(2, c_in, size, size)))
-        assert complexity(c, *args) == measured
+        assert complexity(c, NetShape(c_in, size, classes, width, n)) == measured
 
 
 @pytest.mark.parametrize("arch", [c.to_str() for c in draw("nb201", 24, seed=11)] + [

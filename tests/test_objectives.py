@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from study.data import build_dataset
-from study.network import Trunk
+from study.spaces.nb201.network import Trunk
 from study.objectives import ObjectiveError, create_objective, list_objectives
 from study.objectives.base import objective_class
-from study.sampler import draw
-from study.trainer import Budget, evaluate, train
+from study.spaces import draw
+from study.training.trainer import Budget, evaluate, train
 from tests.image_fixtures import write_tiny_cifar, write_tiny_folder
 
 # name -> how to build a tiny copy of it in a folder: every objective is tried on every one of them.
@@ -84,7 +84,7 @@ def test_evaluation_is_repeatable_and_learning_beats_chance(digits):
     obj = create_objective("supervised", digits, crop_padding=2)
     torch.manual_seed(0)
     model = obj.build(Trunk(draw("nb201", 1, seed=0)[0], 1, 8, 1))
-    budget = Budget(name="t", epochs=3, width=8, cells_per_stage=1, batch_size=64, lr=0.1)
+    budget = Budget(name="t", epochs=3, batch_size=64, lr=0.1)
     history = train(model, obj, digits, budget, seed=0)
     assert evaluate(model, obj, digits, 100, seed=0) == evaluate(model, obj, digits, 512, seed=0)
     assert history.final == pytest.approx(evaluate(model, obj, digits, 512, seed=0))
@@ -93,7 +93,7 @@ def test_evaluation_is_repeatable_and_learning_beats_chance(digits):
 
 
 def test_colorization_inputs_targets_and_per_pixel_head(datasets):
-    from study.color import ab_to_bin, lightness_input, rgb_to_lab
+    from study.objectives.color import ab_to_bin, lightness_input, rgb_to_lab
 
     data = datasets["imagefolder"]
     obj = create_objective("colorization", data)

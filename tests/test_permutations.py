@@ -1,4 +1,4 @@
-"""Tests for study.permutations: all k! permutations and the greedy maximal-Hamming set."""
+"""Tests for study.objectives.permutations: all k! permutations and the greedy maximal-Hamming set."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from study import permutations as perms
+from study.objectives import permutations as perms
 
 
 def _assert_valid_distinct(p: np.ndarray, n: int) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from study.records import content_checksum, read_record, seal, write_record
-from study.space import NB201_OPS, NB201Cell, SpaceError, nb201_classes
+from study.store.records import content_checksum, read_record, seal, write_record
+from study.spaces import SpaceError
+from study.spaces.nb201 import NB201_OPS, NB201Cell, nb201_classes
 
 settings.register_profile("study", max_examples=150, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

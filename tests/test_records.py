@@ -8,10 +8,13 @@ import os
 import pytest
 
 from study.errors import UserError
-from study.records import (StudyError, WriteError, content_checksum, identity_hash, quarantine, read_cells,
+from study.store.records import (StudyError, WriteError, content_checksum, identity_hash, quarantine, read_cells,
                            read_record, write_json_atomic, write_record)
-from study.runner import Setup, plan
-from study.trainer import Budget
+from study.training.runner import Setup, plan
+from study.spaces import NetShape
+from study.training.trainer import Budget
+
+TINY = NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1)
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temporary(tmp_path):
@@ -39,9 +42,9 @@ def test_unreadable_records_are_ignored_with_a_warning(tmp_path, caplog):
 
 
 def _setup(**budget) -> Setup:
-    b = Budget(name="tiny", epochs=1, width=4, cells_per_stage=1, batch_size=8, lr=0.1, **budget)
+    b = Budget(name="tiny", epochs=1, batch_size=8, lr=0.1, **budget)
     return Setup(space="nb201", objective="supervised", objective_options={}, dataset="digits",
-                 dataset_options={}, budget=b, device="cpu", threads=1)
+                 dataset_options={}, budget=b, shape=TINY, device="cpu", threads=1)
 
 
 CELLS = [
@@ -52,7 +55,8 @@ CELLS = [
 
 @pytest.fixture
 def cells():
-    from study.space import NB201Cell, cell_id
+    from study.spaces import cell_id
+    from study.spaces.nb201 import NB201Cell
 
     return [{"id": cell_id(NB201Cell.from_str(c["arch"]).canonical()), "arch": c["arch"]} for c in CELLS]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from study.errors import UserError
-from study.sampler import NetShape, available, describe, draw
+from study.spaces import NetShape, describe, draw, get_space
 
 
 def test_draw_is_deterministic_distinct_and_non_degenerate():
@@ -22,7 +22,7 @@ def test_smaller_sample_is_a_prefix_of_a_larger_one():
 
 
 def test_whole_space_and_one_more():
-    n = len(available("nb201"))
+    n = len(get_space("nb201").classes())
     assert n == 4_929
     assert len({c.canonical() for c in draw("nb201", n, seed=0)}) == n
     with pytest.raises(UserError, match="n<=4929"):
@@ -32,6 +32,6 @@ def test_whole_space_and_one_more():
 
 def test_describe_gives_ids_strings_and_sizes():
     c = draw("nb201", 1, seed=0)[0]
-    row = describe(c, NetShape(c_in=3, image_size=32, n_classes=10, width=16, cells_per_stage=5))
+    row = describe(get_space("nb201"), c, NetShape(c_in=3, image_size=32, n_classes=10, width=16, cells_per_stage=5))
     assert row["arch"] == c.to_str() and row["canonical"] == c.canonical()
     assert len(row["id"]) == 10 and row["params"] > 0 and row["flops"] > 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from study.space import NB201Cell, SpaceError, cell_id, get_space, nb201_cells, nb201_classes
+from study.spaces import SpaceError, cell_id, get_space
+from study.spaces.nb201 import NB201Cell, nb201_cells, nb201_classes
 
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 

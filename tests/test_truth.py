@@ -16,9 +16,9 @@ from scipy import stats
 from analysis import truth as truths
 from analysis.correlate import Request, analyse
 from analysis.report import write
-from study.network import complexity
-from study.records import CELLS_FILE, STUDY_FILE, run_dir, write_atomic, write_json_atomic
-from study.space import NB201Cell, cell_id, nb201_cells, nb201_classes
+from study.spaces import NetShape, cell_id
+from study.spaces.nb201 import NB201Cell, complexity, nb201_cells, nb201_classes
+from study.store.records import CELLS_FILE, STUDY_FILE, run_dir, write_atomic, write_json_atomic
 
 SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201-accuracy.csv"
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -63,7 +63,7 @@ def write_study(root: Path, archs: list[str], acc: dict[tuple[str, int], list[fl
     cells = [NB201Cell.from_str(a) for a in archs]
     rows = []
     for c in cells:
-        params, flops = complexity(c, 1, 8, 8, 1, 10)
+        params, flops = complexity(c, NetShape(1, 8, 10, 8, 1))
         rows.append({"id": cell_id(c.canonical()), "arch": c.to_str(), "canonical": c.canonical(),
                      "params": params, "flops": flops})
     write_atomic(root / CELLS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
@@ -143,6 +143,6 @@ def test_baselines_are_those_of_the_network_that_was_trained(tmp_path, archs):
     results, _, table = analyse(request(study))
     sampled = pd.read_json(study / CELLS_FILE, lines=True).set_index("id")
     for cid, arch in table["arch"].items():
-        assert tuple(table.loc[cid, ["params", "flops"]]) == complexity(NB201Cell.from_str(arch), 1, 8, 16, 1, 10)
+        assert tuple(table.loc[cid, ["params", "flops"]]) == complexity(NB201Cell.from_str(arch), NetShape(1, 8, 10, 16, 1))
         assert table.loc[cid, "params"] != sampled.loc[cid, "params"]  # the sample was drawn at C=8
     assert "C=16" in results.setup["params, FLOPs"]

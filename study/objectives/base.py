@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from study.errors import UserError
+from study.registry import Registry
 
 from typing import ClassVar
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from study.data import ImageData
-from study.network import Trunk
+from study.spaces.base import Backbone
 
 
 class ObjectiveError(UserError):
@@ -48,9 +49,9 @@ class Objective:
         """Number of input channels the trunk sees."""
         return self.data.channels
 
-    def build(self, trunk: Trunk) -> nn.Module:
+    def build(self, trunk: Backbone) -> nn.Module:
         """The trainable network: the trunk plus this objective's head."""
-        from study.network import PooledLinear
+        from study.spaces.modules import PooledLinear
 
         return nn.Sequential(trunk, PooledLinear(trunk.c_out, self.n_classes))
 
@@ -68,7 +69,7 @@ class Objective:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images to standardised floats with the dataset's statistics."""
-        from study.augment import normalize
+        from study.data.augment import normalize
 
         return normalize(images, self.data.mean, self.data.std)
 
@@ -83,27 +84,24 @@ class Objective:
         return (logits.argmax(1) == targets).sum()
 
 
-_OBJECTIVES: dict[str, type[Objective]] = {}
+OBJECTIVES: Registry[type[Objective]] = Registry("objective", ObjectiveError)
 
 
 def register_objective(cls: type[Objective]) -> type[Objective]:
     """Class decorator: register an objective under its `name`."""
     if not cls.name:
         raise TypeError(f"{cls.__name__} needs a non-empty name")
-    _OBJECTIVES[cls.name] = cls
-    return cls
+    return OBJECTIVES.register(cls.name)(cls)
 
 
 def list_objectives() -> list[str]:
     """Names of the registered objectives."""
-    return sorted(_OBJECTIVES)
+    return OBJECTIVES.names()
 
 
 def objective_class(name: str) -> type[Objective]:
     """The class registered as `name`."""
-    if name not in _OBJECTIVES:
-        raise ObjectiveError(f"unknown objective {name!r}; choose one of: {', '.join(list_objectives())}")
-    return _OBJECTIVES[name]
+    return OBJECTIVES.get(name)
 
 
 def create_objective(name: str, data: ImageData, **options: object) -> Objective:

@@ -2,7 +2,7 @@
 
 Input: the L channel of CIE Lab, normalised as (L/100 - 0.4735)/0.2507 (UnNAS divides by 100 and uses
 the mean of the CIFAR channel means and stds). Target: per pixel, the nearest of the 313 in-gamut ab bins
-(study/color.py derives them from the sRGB gamut and documents how); plain per-pixel cross-entropy, no
+(study/objectives/color.py derives them from the sRGB gamut and documents how); plain per-pixel cross-entropy, no
 class rebalancing. Head: a 1x1 convolution to 313 on the trunk's last feature map, bilinearly upsampled
 to the input size. Accuracy: per-pixel top-1. Augmentation: horizontal flip only, no crop (as UnNAS).
 """
@@ -12,17 +12,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from study.augment import random_flip
-from study.color import N_BINS, ab_bins, ab_to_bin, lightness_input, rgb_to_lab
+from study.data.augment import random_flip
+from study.objectives.color import N_BINS, ab_bins, ab_to_bin, lightness_input, rgb_to_lab
 from study.data import ImageData
-from study.network import Trunk
+from study.spaces.base import Backbone
 from study.objectives.base import Objective, register_objective
 
 
 class PixelClassifier(nn.Module):
     """Trunk, a 1x1 conv to K classes on its last feature map, bilinear upsampling to the input size."""
 
-    def __init__(self, trunk: Trunk, n_classes: int) -> None:
+    def __init__(self, trunk: Backbone, n_classes: int) -> None:
         super().__init__()
         self.trunk = trunk
         self.head = nn.Conv2d(trunk.c_out, n_classes, 1)
@@ -54,7 +54,7 @@ class Colorization(Objective):
     def c_in(self) -> int:
         return 1
 
-    def build(self, trunk: Trunk) -> nn.Module:
+    def build(self, trunk: Backbone) -> nn.Module:
         return PixelClassifier(trunk, self.n_classes)
 
     @staticmethod

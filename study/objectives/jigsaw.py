@@ -9,7 +9,7 @@ through the shared trunk one by one; their pooled features are concatenated in s
 linear layer over the permutation classes.
 
 Grid: 2x2 with all 24 permutations below 64 pixels (the paper's CIFAR-10 setting), 3x3 with the 1000
-maximal-Hamming permutations of study/permutations.py (generated here, seed `permutation_seed`) from 64
+maximal-Hamming permutations of study/objectives/permutations.py (generated here, seed `permutation_seed`) from 64
 pixels up, where cells of 21+ pixels still leave tiles the trunk can reduce twice. `grid=2|3` forces one.
 
 Training: horizontal flip, then 30% of the images converted to grayscale (against colour shortcuts such
@@ -23,11 +23,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from study.augment import random_flip, random_grayscale
+from study.data.augment import random_flip, random_grayscale
 from study.data import ImageData
-from study.network import Trunk
+from study.spaces.base import Backbone
 from study.objectives.base import Objective, ObjectiveError, register_objective
-from study.permutations import all_permutations, hamming_permutations
+from study.objectives.permutations import all_permutations, hamming_permutations
 
 TILE_SCALE = 0.76  # tile side / cell side (UnNAS: int(16 * 0.76) = 12 at 32 pixels)
 LARGE_IMAGE = 64  # from this image size up, a 3x3 grid
@@ -76,7 +76,7 @@ def shuffle_tiles(tiles: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
 class TileClassifier(nn.Module):
     """Each tile through the shared trunk, pooled; features concatenated in slot order; one linear layer."""
 
-    def __init__(self, trunk: Trunk, n_tiles: int, n_classes: int) -> None:
+    def __init__(self, trunk: Backbone, n_tiles: int, n_classes: int) -> None:
         super().__init__()
         self.trunk = trunk
         self.fc = nn.Linear(n_tiles * trunk.c_out, n_classes)
@@ -125,7 +125,7 @@ class Jigsaw(Objective):
         """Tiles per puzzle (4 or 9)."""
         return self.grid * self.grid
 
-    def build(self, trunk: Trunk) -> nn.Module:
+    def build(self, trunk: Backbone) -> nn.Module:
         return TileClassifier(trunk, self.n_tiles, self.n_classes)
 
     def puzzles(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

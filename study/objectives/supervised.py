@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from study.augment import random_crop, random_flip
+from study.data.augment import random_crop, random_flip
 from study.objectives.base import Objective, register_objective
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import platform
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from study.errors import UserError
-from study.claims import ClaimSettings
-from study.records import identity_hash, read_record, run_dir, write_record
-from study.space import cell_id, get_space
-from study.trainer import Budget
+from study.store.claims import ClaimSettings
+from study.store.records import identity_hash, read_record, run_dir, write_record
+from study.spaces import NetShape, cell_id, get_space
+from study.training.trainer import Budget
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Setup:
     dataset: str
     dataset_options: dict[str, Any]
     budget: Budget
+    shape: NetShape  # the network trained: dataset input and classes, budget (or space) width and depth
     device: str
     threads: int
     config: dict[str, Any] = field(default_factory=dict)
@@ -50,8 +51,10 @@ class Setup:
         """What defines a run besides its cell and seed (device, threads, precision and paths do not)."""
         # Where data is cached and whether it may be downloaded do not change it: moving a study keeps its runs.
         dataset_options = {k: v for k, v in self.dataset_options.items() if k not in ("cache_dir", "download")}
+        # Width and depth stay under "budget", where they were when they were budget fields: same hashes.
+        budget = {**asdict(self.budget), "width": self.shape.width, "cells_per_stage": self.shape.cells_per_stage}
         return {"space": self.space, "objective": self.objective, "objective_options": self.objective_options,
-                "dataset": self.dataset, "dataset_options": dataset_options, "budget": asdict(self.budget)}
+                "dataset": self.dataset, "dataset_options": dataset_options, "budget": budget}
 
 
 def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) -> tuple[list[RunSpec], int]:
@@ -111,19 +114,21 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     """Train one run and write its record (complete or failed); returns the record."""
     import torch
 
-    from study.checkpoint import Checkpointer
-    from study.checkpoint import path_for as checkpoint_path
-    from study.network import Trunk, count_params
+    from study.training.checkpoint import Checkpointer
+    from study.training.checkpoint import path_for as checkpoint_path
+    from study.spaces.modules import count_params
     from study.objectives import create_objective
-    from study.trainer import Diverged, train
+    from study.training.trainer import Diverged, train
 
-    cell = get_space(setup.space).parse(spec.arch)
+    space = get_space(setup.space)
+    cell = space.parse(spec.arch)
     objective = create_objective(setup.objective, data, **setup.objective_options)
+    # The objective may feed the backbone other channels than the dataset has (colorization: lightness).
     with torch.random.fork_rng(devices=[]):  # the seed fixes the init without touching global state
         torch.manual_seed(spec.seed)
-        model = objective.build(Trunk(cell, objective.c_in, setup.budget.width, setup.budget.cells_per_stage))
+        model = objective.build(space.build(cell, replace(setup.shape, c_in=objective.c_in)))
     model = model.to(setup.device)
-    # A requeued job resumes from the last epoch saved by an earlier attempt (see study/checkpoint.py).
+    # A requeued job resumes from the last epoch saved by an earlier attempt (see study/training/checkpoint.py).
     ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,
                                                       "identity": identity_hash(setup.identity())}, setup.config)
     start = ckpt.load(model, setup.device)
@@ -143,9 +148,20 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
         )
     rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
     rec["precision"] = setup.precision
+    rec.update(network_size(space, cell, setup.shape))
     write_record(spec.path, rec)
     ckpt.discard()
     return rec
+
+
+def network_size(space: Any, cell: Any, shape: NetShape) -> dict[str, Any]:
+    """The trained shape and its params/FLOPs measured like cells.jsonl's (backbone + supervised head).
+
+    cells.jsonl sizes every cell at the shape of the sample; a run trained at another shape (another
+    budget or dataset) carries its own numbers here, so nothing presents the sample's as the run's.
+    """
+    params, flops = space.complexity(cell, shape)
+    return {"net": asdict(shape), "net_params": params, "net_flops": flops}
 
 
 def failed_record(spec: RunSpec, setup: Setup, reason: str, wall_s: float, **fields: Any) -> dict[str, Any]:

@@ -24,12 +24,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Budget:
-    """How long and how wide to train: the network size and the optimisation recipe."""
+    """How long to train and with what optimiser recipe (the network's size is a NetShape, not this)."""
 
     name: str
     epochs: int
-    width: int
-    cells_per_stage: int
     batch_size: int
     lr: float
     weight_decay: float = 5e-4
@@ -39,7 +37,7 @@ class Budget:
     eval_batch_size: int = 512
 
     def __post_init__(self) -> None:
-        for key in ("epochs", "width", "cells_per_stage", "batch_size", "eval_batch_size"):
+        for key in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"budget.{key} must be a positive integer, got {getattr(self, key)}")
         if not self.lr > 0:

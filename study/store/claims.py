@@ -10,7 +10,7 @@ than `stale_after_s`, or at once when its owner ran on this host and that pid is
 Taking over a stale claim: rename it to a name private to the taker, then check that what was moved is
 the stale claim that was read (a fast competitor may have replaced it meanwhile; then it is put back)
 and link a fresh claim. Two takers can never both hold a claim for long: every owner checks its token
-before it writes a record (study.records.write_guard), so a worker whose claim was taken over never
+before it writes a record (study.store.records.write_guard), so a worker whose claim was taken over never
 overwrites or duplicates the record; at worst its training is wasted.
 """
 
@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from study.records import WriteError
+from study.store.records import WriteError
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _new_owner() -> dict[str, Any]:
 
 def _link_new(path: Path, owner: dict[str, Any]) -> bool:
     """Create the claim file holding `owner`, atomically; False when one exists."""
-    # Not `*.tmp`: study.records.clean_temporaries removes those next to a record.
+    # Not `*.tmp`: study.store.records.clean_temporaries removes those next to a record.
     tmp = path.with_name(f".{path.name}.{owner['token']}.new")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from study.data import DataError, ImageData, register_dataset
-from study.images import channel_stats_chunked, finish, stats_from_config
+from study.data.base import DataError, ImageData, channel_stats_chunked, finish, register_dataset, stats_from_config
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +179,15 @@ def load_folder(root: Path, classes: list[str], image_size: int, cache_dir: str 
     return blob, "built"
 
 
-@register_dataset("imagefolder")
+def check(options: dict[str, Any], n_classes: int) -> None:
+    """The folder's layout and its class count against dataset.n_classes (cheap: no decoding)."""
+    root, classes = check_root(options.get("data_root"))
+    if len(classes) != n_classes:
+        raise DataError(f"imagefolder: {root / 'train'} has {len(classes)} class folders but dataset.n_classes="
+                        f"{n_classes}; set dataset.n_classes={len(classes)} (for study.sample too)")
+
+
+@register_dataset("imagefolder", preflight=check)
 def imagefolder(data_root: str | None = None, cache_dir: str | None = None, image_size: int = 32,
                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                 train_subset: int = 0, test_subset: int = 0) -> ImageData:

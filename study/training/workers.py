@@ -14,9 +14,9 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from study.claims import claimed
-from study.records import NotOwner, WriteError, clean_temporaries, identity_hash, read_record, write_guard
-from study.runner import RunSpec, Setup, execute, failed_record
+from study.store.claims import claimed
+from study.store.records import NotOwner, WriteError, clean_temporaries, identity_hash, read_record, write_guard
+from study.training.runner import RunSpec, Setup, execute, failed_record
 
 log = logging.getLogger(__name__)
 

@@ -28,22 +28,17 @@ kept for cross-referencing results with the benchmark.
 
 from __future__ import annotations
 
-from study.errors import UserError
-
 import functools
-import hashlib
 import itertools
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator
+from typing import ClassVar, Iterator
+
+from study.spaces.base import SpaceError
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # Short names used inside canonical expressions; shorter keys read better in tables.
 _SHORT = {"nor_conv_1x1": "conv1x1", "nor_conv_3x3": "conv3x3", "avg_pool_3x3": "pool3x3"}
 _ZERO = "0"
-
-
-class SpaceError(UserError):
-    """A cell string or spec that is not a valid member of its space."""
 
 
 @dataclass(frozen=True)
@@ -139,48 +134,13 @@ class NB201Cell:
         """True when the output does not depend on the input (zero output)."""
         return self.canonical() == _ZERO
 
+    def keys(self) -> dict[str, str]:
+        """The benchmark key written into cells.jsonl next to ours."""
+        return {"nb201_key": self.nb201_key()}
+
     def n_weighted_ops(self) -> int:
         """Number of edges that carry an op other than none (used to pick a lean representative)."""
         return sum(op != "none" for op in self.edges)
-
-
-def cell_id(canonical: str) -> str:
-    """Stable short id derived from the canonical key."""
-    return hashlib.sha1(canonical.encode()).hexdigest()[:10]
-
-
-@dataclass(frozen=True)
-class SpaceEntry:
-    """A search space: how to parse a cell and enumerate the canonical classes."""
-
-    name: str
-    parse: Callable[[str], NB201Cell]
-    classes: Callable[[], dict[str, NB201Cell]]
-
-
-_SPACES: dict[str, SpaceEntry] = {}
-
-
-def register_space(name: str) -> Callable[[Callable[[], SpaceEntry]], Callable[[], SpaceEntry]]:
-    """Register a space factory under `name`."""
-
-    def wrap(factory: Callable[[], SpaceEntry]) -> Callable[[], SpaceEntry]:
-        _SPACES[name] = factory()
-        return factory
-
-    return wrap
-
-
-def list_spaces() -> list[str]:
-    """Names of the registered spaces."""
-    return sorted(_SPACES)
-
-
-def get_space(name: str) -> SpaceEntry:
-    """The registered space called `name`."""
-    if name not in _SPACES:
-        raise SpaceError(f"unknown space {name!r}; choose one of: {', '.join(list_spaces())}")
-    return _SPACES[name]
 
 
 def nb201_cells() -> Iterator[NB201Cell]:
@@ -205,7 +165,3 @@ def nb201_classes() -> dict[str, NB201Cell]:
             best[key] = cell
     return dict(sorted(best.items()))
 
-
-@register_space("nb201")
-def _nb201() -> SpaceEntry:
-    return SpaceEntry(name="nb201", parse=NB201Cell.from_str, classes=nb201_classes)

@@ -16,8 +16,9 @@ from typing import Callable
 from omegaconf import DictConfig
 
 from study.errors import UserError
+from study.registry import unknown
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Hydra's flags that pick another config, rerun a job or complete a shell leave validation to Hydra. Those that
 # only change what Hydra prints (--cfg job, --package ...) take a value; the overrides around them are checked.
 _HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun",
@@ -74,7 +75,7 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
         if options is not None and not o.is_delete():
             for v in values:
                 if v not in options:
-                    fail(f"unknown {o.key_or_group} {v!r}; choose one of: {', '.join(options)}")
+                    fail(unknown(o.key_or_group, v, options))
         if (o.is_add() or o.is_force_add()) and options is None and not _may_add(o.key_or_group):
             fail(f"unknown setting {o.key_or_group!r}: {config_name_to_module(config_name)} has no such key; "
                  f"drop '{o.input_line}' (see `python -m {config_name_to_module(config_name)} --help`)")

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from study.records import write_error
-from study.trainer import History, TrainState
+from study.store.records import write_error
+from study.training.trainer import History, TrainState
 
 log = logging.getLogger(__name__)
 

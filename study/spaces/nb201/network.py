@@ -1,5 +1,7 @@
 """The NAS-Bench-201 network: operations, cell, and the residual skeleton (trunk without a head).
 
+Imported lazily (by `NB201Space.build`, tests and benchmarks): the space itself never needs torch.
+
 The skeleton follows the NAS-Bench-201 paper: stem conv3x3 + BN; N cells at C channels; a residual
 reduction block to 2C; N cells; a reduction to 4C; N cells; BN + ReLU. Objectives attach their own head
 to the trunk's last feature map, so every objective trains the same trunk for a given cell. With the
@@ -11,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from study.space import NB201Cell
+from study.spaces.modules import PooledLinear
+from study.spaces.nb201.cell import NB201Cell
 
 
 class ReLUConvBN(nn.Sequential):
@@ -211,80 +214,6 @@ class Trunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=self.memory_format)  # (B, C_in, H, W)
         return self.last(self.layers(self.stem(x)))  # (B, 4C, H/4, W/4)
-
-
-class PooledLinear(nn.Module):
-    """Global average pool then a linear classifier: the NAS-Bench-201 head."""
-
-    def __init__(self, c_in: int, n_classes: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(c_in, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x.mean(dim=(2, 3)))  # (B, n_classes)
-
-
-def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_flops(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass per input image (convs and linears; BN, ReLU ignored)."""
-    total = 0
-
-    def conv_hook(module: nn.Conv2d, inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-        total += out.numel() * k
-
-    def linear_hook(module: nn.Linear, inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        total += out.numel() * module.in_features
-
-    handles = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    return total // example.shape[0]
-
-
-def complexity(
-    cell: NB201Cell, c_in: int, image_size: int, width: int, cells_per_stage: int, n_classes: int
-) -> tuple[int, int]:
-    """Parameters and multiply-accumulates per image of `classifier(...)`, computed without torch.
-
-    Sampling describes hundreds of cells; this closed form is what building and running each network
-    would measure (tests check it against `count_params` and `count_flops`).
-    """
-    conv = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
-    kernels = [conv[op] for op in cell.edges if op in conv]
-    size, c = image_size, width
-    params = 9 * c_in * c + 2 * c  # stem conv + BN
-    flops = size * size * c * 9 * c_in
-    for stage in range(3):
-        if stage > 0:  # residual reduction c -> 2c, stride 2
-            c_out, size = 2 * c, (size + 1) // 2
-            params += 9 * c * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c * c_out
-            flops += size * size * (9 * c * c_out + 9 * c_out * c_out + c * c_out)
-            c = c_out
-        per_cell = sum(k * k * c * c for k in kernels)
-        params += cells_per_stage * (per_cell + 2 * c * len(kernels))
-        flops += cells_per_stage * size * size * per_cell
-    params += 2 * c + c * n_classes + n_classes  # last BN + linear
-    flops += c * n_classes
-    return params, flops
 
 
 def classifier(cell: NB201Cell, c_in: int, width: int, cells_per_stage: int, n_classes: int) -> nn.Module:

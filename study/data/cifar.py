@@ -15,19 +15,19 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from study.data import DataError, ImageData, register_dataset
-from study.images import finish, stats_from_config
+from study.data.base import DataError, ImageData, finish, register_dataset, stats_from_config
 
 log = logging.getLogger(__name__)
 
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_TEST = ["test_batch"]
+
 
 def _cifar_root(data_root: str | None, cache_dir: str | None) -> Path:
     """torchvision's `root` (the folder that holds cifar-10-batches-py/)."""
@@ -103,7 +103,15 @@ def _download_cifar(root: Path) -> None:
         raise _missing_cifar(root, f"the download failed ({type(e).__name__}: {e})") from None
 
 
-@register_dataset("cifar10")
+def check(options: dict[str, Any], n_classes: int) -> None:
+    """Without the download allowed, a copy must be in place (checked by file names, nothing read)."""
+    if not options.get("download", True):
+        root = _cifar_root(options.get("data_root"), options.get("cache_dir"))
+        if not _has_cifar(root / CIFAR_DIR):
+            raise _missing_cifar(root, "dataset.download=false")
+
+
+@register_dataset("cifar10", preflight=check)
 def cifar10(data_root: str | None = None, download: bool = True, cache_dir: str | None = None, image_size: int = 32,
             mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
             train_subset: int = 0, test_subset: int = 0) -> ImageData:

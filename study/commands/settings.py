@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 from study.errors import UserError
 
 if TYPE_CHECKING:
-    from study.claims import ClaimSettings
+    from study.store.claims import ClaimSettings
+    from study.spaces import NetShape
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -80,7 +81,7 @@ def study_dir(cfg: DictConfig) -> Path:
 
 def claim_settings(cfg: DictConfig) -> "ClaimSettings":
     """Heartbeat and staleness of the claims that keep concurrent train commands apart."""
-    from study.claims import ClaimSettings
+    from study.store.claims import ClaimSettings
 
     heartbeat = number(cfg, "claims.heartbeat_s", "claims.heartbeat_s", strict=True)
     stale = number(cfg, "claims.stale_after_s", "claims.stale_after_s", strict=True)
@@ -92,11 +93,33 @@ def claim_settings(cfg: DictConfig) -> "ClaimSettings":
 
 def space_name(cfg: DictConfig) -> str:
     """The configured space's registry name."""
-    from study.space import get_space
+    from study.spaces import SPACES
 
     name = _get(cfg, "space.name")
-    get_space(name)  # raises a UserError naming the choices
+    SPACES.get(name)  # raises a UserError naming the choices
     return name
+
+
+def net_shape(cfg: DictConfig, budget: dict[str, Any] | None = None) -> "NetShape":
+    """The network's shape: input and classes from `dataset`, width and depth from `budget` (or cfg.budget).
+
+    `budget` holds width and cells_per_stage when the caller has merged per-objective overrides already.
+    """
+    from study.spaces import NetShape
+
+    c_in = positive_int(cfg, "dataset.channels", "dataset.channels")
+    image_size = positive_int(cfg, "dataset.image_size", "dataset.image_size")
+    n_classes = positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
+    sizes = {}
+    for key in ("width", "cells_per_stage"):
+        if budget is None:
+            sizes[key] = positive_int(cfg, f"budget.{key}", f"budget.{key}")
+            continue
+        value = budget.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"budget.{key} must be a positive integer, got {value!r}; e.g. budget.{key}=3")
+        sizes[key] = value
+    return NetShape(c_in=c_in, image_size=image_size, n_classes=n_classes, **sizes)
 
 
 def auto_int(cfg: DictConfig, key: str, default: int) -> int:

@@ -7,7 +7,7 @@ Layout under `<study_dir>`:
                                      one record per run; `identity` hashes everything that defines the
                                      run besides cell and seed, so a changed budget is a new run, never
                                      a skip, and never overwrites an older result
-    runs/.../<cell_id>.json.claim    held while a worker trains the run (study.claims)
+    runs/.../<cell_id>.json.claim    held while a worker trains the run (study.store.claims)
     runs/.../<name>.corrupt-<time>   a record that failed its integrity check, moved aside (kept for you)
     analysis/                        written by analysis.correlate
 

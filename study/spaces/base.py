@@ -1,0 +1,156 @@
+"""What a search space provides, the registry of spaces, and the helpers every space shares.
+
+A space is a value-level description of cells (no torch at import): `parse` validates a cell string,
+`sample` draws distinct canonical cells, `complexity` sizes the network, and `build` (which imports torch
+lazily) makes the backbone that every objective attaches its head to through `c_out`. A new space is one
+folder in study/spaces/ with a class registered by `@SPACES.register(name)` and a conf/space/<name>.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
+
+import numpy as np
+
+from study.errors import UserError
+from study.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+
+class SpaceError(UserError):
+    """A cell string or spec that is not a valid member of its space (or an unknown space)."""
+
+
+@dataclass(frozen=True)
+class NetShape:
+    """What fixes a network's size besides its cell: input channels and size, classes, width, depth."""
+
+    c_in: int
+    image_size: int
+    n_classes: int
+    width: int
+    cells_per_stage: int
+
+
+class Cell(Protocol):
+    """A frozen, validated member of a space."""
+
+    def to_str(self) -> str:
+        """The space's string form (what cells.jsonl stores as `arch`)."""
+
+    def canonical(self) -> str:
+        """A key equal for cells that compute the same function."""
+
+    def is_degenerate(self) -> bool:
+        """True when the output does not depend on the input."""
+
+    def keys(self) -> dict[str, str]:
+        """The benchmark's own keys of the cell, written into cells.jsonl (NB201: {"nb201_key": ...})."""
+
+
+class Backbone(Protocol):
+    """What `Space.build` returns: a torch module mapping (B, c_in, H, W) to (B, c_out, h, w)."""
+
+    c_out: int
+
+    def __call__(self, x: "Tensor") -> "Tensor":
+        """The last feature map."""
+
+
+class Space(Protocol):
+    """A search space: parse, sample, size and build its cells."""
+
+    name: str
+
+    def parse(self, arch: str) -> Cell:
+        """The cell written `arch`; SpaceError with one clear line when it is not one."""
+
+    def sample(self, n: int, seed: int, include_degenerate: bool = False) -> list[Cell]:
+        """`n` distinct canonical cells, deterministic in `seed`; a smaller n gives a prefix."""
+
+    def build(self, cell: Cell, shape: NetShape) -> "nn.Module":
+        """The backbone (attribute `c_out`) for `cell` at `shape`; imports torch lazily."""
+
+    def complexity(self, cell: Cell, shape: NetShape) -> tuple[int, int]:
+        """Parameters and multiply-accumulates per image of backbone + pooled linear head to shape.n_classes."""
+
+
+# Registered: a class or factory that takes no arguments and returns a Space.
+SPACES: Registry[Callable[[], Space]] = Registry("space", SpaceError)
+
+
+def get_space(name: str) -> Space:
+    """The space registered as `name`; SpaceError naming the choices otherwise."""
+    return SPACES.get(name)()
+
+
+def cell_id(canonical: str) -> str:
+    """Stable short id derived from the canonical key."""
+    return hashlib.sha1(canonical.encode()).hexdigest()[:10]
+
+
+def too_many(space: str, n: int, n_max: int, include_degenerate: bool) -> SpaceError:
+    """The error for a sample larger than the space's distinct (non-degenerate) cells."""
+    kind = "cells" if include_degenerate else "non-degenerate cells"
+    return SpaceError(f"n={n} is more than the {n_max} distinct {kind} of space {space!r}; use n<={n_max}")
+
+
+C = TypeVar("C")
+
+
+def draw_from_classes(space: str, classes: Sequence[C], n: int, seed: int, include_degenerate: bool) -> list[C]:
+    """`n` of an enumerated space's class representatives: a seeded permutation cut at `n`.
+
+    `classes` is the fixed-order list of the classes that may be sampled. Cutting one permutation makes
+    a smaller sample with the same seed a prefix of a larger one, so a study can grow without retraining.
+    """
+    if n > len(classes):
+        raise too_many(space, n, len(classes), include_degenerate)
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(len(classes))[:n]
+    return [classes[i] for i in order]
+
+
+def draw_from_stream(space: str, propose: Callable[[np.random.Generator], Any], n: int, seed: int,
+                     include_degenerate: bool, max_tries: int | None = None) -> list[Any]:
+    """`n` distinct canonical cells from a seeded stream of proposals, keeping the first of each key.
+
+    For spaces too large to enumerate. The stream depends only on `seed`, so a smaller sample is a
+    prefix of a larger one. `max_tries` (default 1000 n + 1000) bounds a space with fewer classes than n.
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    seen: set[str] = set()
+    cells: list[Any] = []
+    budget = max_tries if max_tries is not None else 1000 * n + 1000
+    for _ in range(budget):
+        if len(cells) == n:
+            break
+        cell = propose(rng)
+        key = cell.canonical()
+        if key in seen or (cell.is_degenerate() and not include_degenerate):
+            continue
+        seen.add(key)
+        cells.append(cell)
+    if len(cells) < n:
+        raise too_many(space, n, len(cells), include_degenerate)
+    return cells
+
+
+def draw(space: str, n: int, seed: int, include_degenerate: bool = False) -> list[Cell]:
+    """`n` distinct canonical cells of the space named `space` (see `Space.sample`)."""
+    return get_space(space).sample(n, seed, include_degenerate)
+
+
+def describe(space: Space, cell: Cell, shape: NetShape) -> dict[str, Any]:
+    """The cells-file row of a cell: id, strings, benchmark keys, params/FLOPs of the supervised network."""
+    params, flops = space.complexity(cell, shape)
+    canonical = cell.canonical()
+    return {"id": cell_id(canonical), "arch": cell.to_str(), "canonical": canonical, **cell.keys(),
+            "params": params, "flops": flops}
+

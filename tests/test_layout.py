@@ -1,0 +1,67 @@
+"""The floors of the code (commands > training > objectives > spaces | data | store): nothing imports upward."""
+
+from __future__ import annotations
+
+import ast
+
+from tests.conftest import ROOT
+
+# Higher numbers sit on top; a module may import its own package or anything on a lower floor.
+FLOORS = {"base": 0, "spaces": 1, "data": 1, "store": 1, "objectives": 2, "training": 3, "commands": 4,
+          "launch": 5, "analysis": 5}
+ENTRY = {"study.train", "study.sample"}  # the command modules users run stay at the top of study/
+BASE = {"study", "study.errors", "study.registry"}
+
+
+def _modules() -> dict[str, ast.Module]:
+    found = {}
+    for top in ("study", "launch", "analysis"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = ast.parse(path.read_text())
+    return found
+
+
+def _package(module: str) -> str:
+    if module in ENTRY:
+        return "commands"
+    if module in BASE:
+        return "base"
+    parts = module.split(".")
+    return parts[1] if parts[0] == "study" else parts[0]
+
+
+def _imports(tree: ast.Module, known: set[str]) -> set[str]:
+    """Every module of ours that `tree` imports, at module level or inside functions."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name:
+                out.add(name)
+                break
+    return out
+
+
+def test_every_module_belongs_to_a_floor():
+    assert {_package(m) for m in _modules()} <= set(FLOORS)
+
+
+def test_nothing_imports_upward_or_sideways():
+    modules = _modules()
+    wrong = []
+    for name, tree in modules.items():
+        here = _package(name)
+        for target in _imports(tree, set(modules)):
+            there = _package(target)
+            if there != here and FLOORS[there] >= FLOORS[here]:
+                wrong.append(f"{name} ({here}) imports {target} ({there})")
+    assert not wrong, "\n".join(wrong)
