@@ -27,8 +27,10 @@ DARTS_V2_STR = (
 # Cell 00004 of unnas' sample-based DARTS configs (configs/sample_based/darts/cifar10/cls/00004.yaml),
 # with `none` edges and a node reading the same input twice.
 UNNAS_00004 = (
-    "normal=avg_pool_3x3~1,sep_conv_3x3~1|sep_conv_5x5~1,dil_conv_5x5~1|none~0,dil_conv_3x3~2|dil_conv_3x3~2,sep_conv_3x3~1;"
-    "reduce=sep_conv_3x3~0,dil_conv_3x3~0|skip_connect~0,dil_conv_3x3~0|none~1,dil_conv_5x5~1|dil_conv_3x3~4,skip_connect~4"
+    "normal=avg_pool_3x3~1,sep_conv_3x3~1|sep_conv_5x5~1,dil_conv_5x5~1|none~0,dil_conv_3x3~2|"
+    "dil_conv_3x3~2,sep_conv_3x3~1;"
+    "reduce=sep_conv_3x3~0,dil_conv_3x3~0|skip_connect~0,dil_conv_3x3~0|none~1,dil_conv_5x5~1|"
+    "dil_conv_3x3~4,skip_connect~4"
 )
 SPACE = DartsSpace()
 SMALL = NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1)
@@ -60,7 +62,8 @@ def test_canonical_key_ignores_the_order_of_a_nodes_inputs():
 
 @pytest.mark.parametrize("arch,message", [
     (DARTS_V2_STR.replace("dil_conv_3x3~2", "conv_7x1_1x7~2"), "unknown operation 'conv_7x1_1x7'"),
-    (DARTS_V2_STR.replace("sep_conv_3x3~1,skip_connect~0", "sep_conv_3x3~4,skip_connect~0"), "normal node 2 reads input 4"),
+    (DARTS_V2_STR.replace("sep_conv_3x3~1,skip_connect~0", "sep_conv_3x3~4,skip_connect~0"),
+     "normal node 2 reads input 4"),
     (DARTS_V2_STR.replace("|skip_connect~2,max_pool_3x3~1", ""), "reduce cell needs 4 nodes"),
     (DARTS_V2_STR.replace("skip_connect~0,dil_conv_3x3~2", "skip_connect~0"), "normal node 3 needs 2 edges"),
     (DARTS_V2_STR.replace("dil_conv_3x3~2", "dil_conv_3x3"), "should be 'op~input'"),

@@ -9,9 +9,12 @@ the unnas sample-based experiments honoured here:
     dil_conv_5x5; the cell's output concatenates its 4 nodes (DARTS' `concat=[2, 3, 4, 5]`).
 
 String form: `normal=<nodes>;reduce=<nodes>` where `<nodes>` lists the 4 nodes separated by `|`, each
-node its two edges `op~input` separated by a comma. DARTS-V2:
+node its two edges `op~input` separated by a comma. DARTS-V2 (one line, wrapped here):
 
-    normal=sep_conv_3x3~0,sep_conv_3x3~1|sep_conv_3x3~0,sep_conv_3x3~1|sep_conv_3x3~1,skip_connect~0|skip_connect~0,dil_conv_3x3~2;reduce=max_pool_3x3~0,max_pool_3x3~1|skip_connect~2,max_pool_3x3~1|max_pool_3x3~0,skip_connect~2|skip_connect~2,max_pool_3x3~1
+    normal=sep_conv_3x3~0,sep_conv_3x3~1|sep_conv_3x3~0,sep_conv_3x3~1|sep_conv_3x3~1,skip_connect~0|
+        skip_connect~0,dil_conv_3x3~2;
+    reduce=max_pool_3x3~0,max_pool_3x3~1|skip_connect~2,max_pool_3x3~1|max_pool_3x3~0,skip_connect~2|
+        skip_connect~2,max_pool_3x3~1
 
 `parse` also accepts the DARTS `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
 reduce=[...], reduce_concat=[2, 3, 4, 5])` repr, so genotypes can be pasted from papers and code.
@@ -129,8 +132,8 @@ class DartsCell:
             call = ast.parse(text, mode="eval").body
             fields = {kw.arg: _literal(kw.value) for kw in call.keywords}
         except (SyntaxError, ValueError, TypeError, AttributeError):
-            raise SpaceError("could not read the Genotype(...) repr; write it as DARTS prints it, with "
-                             "normal=[...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[2, 3, 4, 5]") from None
+            raise SpaceError("could not read the Genotype(...) repr; write it as DARTS prints it, with normal=[...], "
+                             "normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[2, 3, 4, 5]") from None
         for key in ("normal_concat", "reduce_concat"):
             if list(fields.get(key, CONCAT)) != CONCAT:
                 raise SpaceError(f"{key}={list(fields[key])}: this space concatenates all 4 nodes, use {CONCAT}")

@@ -90,7 +90,8 @@ def random_cells(rng: np.random.Generator) -> Iterator[NB101Cell]:
     while True:
         v = sizes[int(rng.choice(len(sizes), p=weights / weights.sum()))]
         masks = full_matrices(v)
-        cell = cell_from_mask(v, int(masks[rng.integers(len(masks))]), list(rng.integers(0, len(NB101_OPS), size=v - 2)))
+        mask, labels = int(masks[rng.integers(len(masks))]), list(rng.integers(0, len(NB101_OPS), size=v - 2))
+        cell = cell_from_mask(v, mask, labels)
         if rng.random() * n_representations(cell) < 1.0:
             yield cell
 

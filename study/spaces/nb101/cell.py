@@ -12,9 +12,10 @@ Nothing here imports torch. Facts from NAS-Bench-101 (Ying et al., ICML 2019) ho
   * the space holds 423,624 unique (non-isomorphic) graphs.
 
 String form: the rows of the adjacency matrix as 0/1 strings joined by `|`, a colon, then the ops joined
-by commas, e.g. the benchmark's Inception-like module
+by commas, e.g. the benchmark's Inception-like module (one line, wrapped here):
 
-    0111010|0000001|0000001|0000100|0000001|0000001|0000000:input,conv1x1-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,maxpool3x3,output
+    0111010|0000001|0000001|0000100|0000001|0000001|0000000:
+        input,conv1x1-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,maxpool3x3,output
 
 A cell keeps the matrix and ops it was given (so the string round-trips exactly); `pruned()` is the
 graph that is hashed and built.
@@ -99,7 +100,8 @@ class NB101Cell:
         if any(self.matrix[i][j] for i in range(n) for j in range(i + 1)):
             raise SpaceError("the adjacency matrix must be upper-triangular (edges only from a vertex to a later one)")
         if self.ops[0] != INPUT or self.ops[-1] != OUTPUT:
-            raise SpaceError(f"the first op must be {INPUT!r} and the last {OUTPUT!r}, got {self.ops[0]!r} and {self.ops[-1]!r}")
+            raise SpaceError(f"the first op must be {INPUT!r} and the last {OUTPUT!r}, "
+                             f"got {self.ops[0]!r} and {self.ops[-1]!r}")
         bad = [op for op in self.ops[1:-1] if op not in NB101_OPS]
         if bad:
             raise SpaceError(f"unknown operation {bad[0]!r}; expected one of {', '.join(NB101_OPS)}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from study.spaces.nb101.cell import INPUT, NB101Cell
+from study.spaces.nb101.cell import NB101Cell
 
 KERNEL = {"conv3x3-bn-relu": 3, "conv1x1-bn-relu": 1}
 
@@ -70,7 +70,7 @@ class Module(nn.Module):
 
     def __init__(self, cell: NB101Cell, c_in: int, c_out: int) -> None:
         super().__init__()
-        if cell.ops[0] != INPUT or cell.pruned() is not cell:
+        if cell.pruned() is not cell:
             raise ValueError("build modules from a pruned cell")
         self.matrix = cell.matrix
         self.n = len(cell.matrix)
@@ -91,7 +91,8 @@ class Module(nn.Module):
             values.append(self.ops[str(t)](sum(terms[1:], terms[0])))  # (B, channels[t], H, W)
         if not self.to_output:  # input -> output only
             return self.proj[str(self.n - 1)](x)
-        out = torch.cat([values[t] for t in self.to_output], dim=1) if len(self.to_output) > 1 else values[self.to_output[0]]
+        outs = [values[t] for t in self.to_output]
+        out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
         if self.matrix[0][self.n - 1]:
             out = out + self.proj[str(self.n - 1)](x)
         return out  # (B, c_out, H, W)
