@@ -12,9 +12,9 @@ from torch import nn
 from study.errors import UserError
 from study.network import PooledLinear, count_flops, count_params
 from study.spaces.nb101 import NB101Space, cell_from_mask, full_matrices, n_representations
+from study.spaces.nb101._compat import NetShape, SpaceError
 from study.spaces.nb101.cell import NB101Cell
 from study.spaces.nb101.network import vertex_channels
-from study.spaces.nb101._compat import NetShape, SpaceError
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 

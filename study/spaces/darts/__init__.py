@@ -8,7 +8,8 @@ per stage (their 20 cells = 3 x 6 normal + 2 reduction: 6). Importing this packa
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class DartsSpace:
             cells.append(cell)
         return cells
 
-    def build(self, cell: DartsCell, shape: NetShape) -> "nn.Module":
+    def build(self, cell: DartsCell, shape: NetShape) -> nn.Module:
         """The backbone (stem + 3 * cells_per_stage normal and 2 reduction cells) for `shape`; has `c_out`."""
         from study.spaces.darts.network import Backbone
 

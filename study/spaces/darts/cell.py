@@ -103,7 +103,7 @@ class DartsCell:
         _check_nodes("reduce", self.reduce)
 
     @classmethod
-    def from_lists(cls, normal: list, reduce: list) -> "DartsCell":
+    def from_lists(cls, normal: list, reduce: list) -> DartsCell:
         """A cell from DARTS-style flat lists of 8 (op, input) pairs each (node k = pairs 2k, 2k+1)."""
         def nodes(kind: str, pairs: list) -> Nodes:
             if len(pairs) != 2 * N_NODES:
@@ -113,7 +113,7 @@ class DartsCell:
         return cls(nodes("normal", list(normal)), nodes("reduce", list(reduce)))
 
     @classmethod
-    def from_str(cls, arch: str) -> "DartsCell":
+    def from_str(cls, arch: str) -> DartsCell:
         """Parse `normal=...;reduce=...` or a DARTS `Genotype(...)` repr (see module doc)."""
         if not isinstance(arch, str):
             raise SpaceError(f"architecture must be a string, got {type(arch).__name__}")
@@ -127,7 +127,7 @@ class DartsCell:
         return cls(_parse_nodes("normal", parts["normal"]), _parse_nodes("reduce", parts["reduce"]))
 
     @classmethod
-    def _from_genotype(cls, text: str) -> "DartsCell":
+    def _from_genotype(cls, text: str) -> DartsCell:
         try:
             call = ast.parse(text, mode="eval").body
             fields = {kw.arg: _literal(kw.value) for kw in call.keywords}

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from study.spaces.nb101.cell import INPUT, MAX_EDGES, MAX_VERTICES, N_GRAPHS, NB
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["NB101Cell", "NB101Space", "NB101_OPS", "random_cells"]
+__all__ = ["NB101_OPS", "NB101Cell", "NB101Space", "random_cells"]
 
 
 def _edges(v: int) -> list[tuple[int, int]]:
@@ -26,7 +27,7 @@ def _edges(v: int) -> list[tuple[int, int]]:
     return [(i, j) for j in range(v) for i in range(j)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def full_matrices(v: int) -> np.ndarray:
     """Bit masks of the v-vertex upper-triangular matrices with every vertex on an input-output path and
     at most 9 edges: the graphs that pruning leaves unchanged (every row but the last and every column but
@@ -126,7 +127,7 @@ class NB101Space:
                 cells.append(cell)
         return cells
 
-    def build(self, cell: NB101Cell, shape: NetShape) -> "nn.Module":
+    def build(self, cell: NB101Cell, shape: NetShape) -> nn.Module:
         """The backbone (stem + 3 stacks) for `shape`; has `c_out`."""
         from study.spaces.nb101.network import Backbone
 

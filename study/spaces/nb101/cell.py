@@ -115,12 +115,12 @@ class NB101Cell:
             raise SpaceError(f"{pruned.n_edges()} edges after pruning; NAS-Bench-101 allows at most {MAX_EDGES}")
 
     @classmethod
-    def from_lists(cls, matrix: list[list[int]], ops: list[str]) -> "NB101Cell":
+    def from_lists(cls, matrix: list[list[int]], ops: list[str]) -> NB101Cell:
         """A cell from nested lists (or arrays) of ints and a list of op names."""
         return cls(tuple(tuple(int(x) for x in row) for row in matrix), tuple(str(op) for op in ops))
 
     @classmethod
-    def from_str(cls, arch: str) -> "NB101Cell":
+    def from_str(cls, arch: str) -> NB101Cell:
         """Parse `rows:ops`, e.g. `011|001|000:input,conv3x3-bn-relu,output` (see module doc)."""
         if not isinstance(arch, str):
             raise SpaceError(f"architecture must be a string, got {type(arch).__name__}")
@@ -148,7 +148,7 @@ class NB101Cell:
         on_path = _reachable(self.matrix, 0, True) & _reachable(self.matrix, n - 1, False)
         return sorted(on_path) if {0, n - 1} <= on_path else []
 
-    def pruned(self) -> "NB101Cell":
+    def pruned(self) -> NB101Cell:
         """The same cell without vertices off every input-to-output path (the graph that is built)."""
         keep = self._kept()
         if len(keep) == len(self.matrix):
