@@ -114,8 +114,9 @@ class NB101Space:
         Uniform over classes is what drawing indices into the benchmark's list of graphs gives (unnas'
         NAS-Bench-101 configs are named by such indices). Drawing random matrices and ops instead, as the
         benchmark's random search does, favours small graphs: 0 of 500 distinct draws had 7 vertices,
-        where 359,082 of the 423,624 classes do
-        (the 64,542 smaller classes counted exactly by enumeration). The stream depends only on `seed`, so a smaller sample is a prefix of a larger one. Cells come
+        where 359,082 of the 423,624 classes do (the 64,542 smaller ones counted by enumeration).
+
+        The stream depends only on `seed`, so a smaller sample is a prefix of a larger one. Cells come
         pruned (the graph that is trained). There are no degenerate cells, so `include_degenerate` changes
         nothing. A sample close to the whole space takes very many draws (coupon collector).
         """
