@@ -1,0 +1,188 @@
+"""The DARTS CIFAR network as the unnas sample-based experiments train it: ops, cells and skeleton.
+
+Skeleton (DARTS' NetworkCIFAR without the auxiliary head and drop-path): stem conv3x3 to 3C + BN; then
+`cells_per_stage` normal cells, a reduction cell, `cells_per_stage` normal cells, a reduction cell,
+`cells_per_stage` normal cells (DARTS' 20 layers with reductions at 1/3 and 2/3 of the depth are
+cells_per_stage = 6). A reduction cell doubles the channels and halves the resolution (stride 2 on the
+edges that read the cell's inputs). Every cell first maps its two inputs (the outputs of the two previous
+cells) to C channels: ReLU-conv1x1-BN, or a FactorizedReduce when the older input is still at the
+resolution before a reduction. A cell outputs its 4 nodes concatenated (4C channels). Objectives attach
+their head to the last feature map; the DARTS head (global average pool + linear) is what `complexity`
+includes. With it the parameter count equals the reference implementation's.
+
+Ops as in DARTS: pools without BN (avg excludes padding), skip_connect is the identity or, with stride 2,
+a FactorizedReduce; sep_conv is ReLU-depthwise-pointwise-BN twice; dil_conv is one ReLU-depthwise
+(dilation 2)-pointwise-BN; convs have no bias; `none` is an exact zero, left out of the sum.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from study.spaces.darts.cell import DartsCell, Nodes
+
+STEM_MULTIPLIER = 3
+SEP = {"sep_conv_3x3": 3, "sep_conv_5x5": 5}
+DIL = {"dil_conv_3x3": 3, "dil_conv_5x5": 5}
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv (no bias) -> BN."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+        super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
+                         nn.BatchNorm2d(c_out))
+
+
+class DilConv(nn.Sequential):
+    """ReLU -> depthwise conv (dilation) -> pointwise conv -> BN."""
+
+    def __init__(self, c: int, kernel: int, stride: int, dilation: int) -> None:
+        pad = dilation * (kernel - 1) // 2
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, kernel, stride, pad, dilation=dilation, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked ReLU -> depthwise -> pointwise -> BN; only the first may have stride 2."""
+
+    def __init__(self, c: int, kernel: int, stride: int) -> None:
+        super().__init__(*DilConv(c, kernel, stride, 1), *DilConv(c, kernel, 1, 1))
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two stride-2 1x1 convs on pixel grids offset by one, concatenated, + BN."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(x)
+        shifted = x[:, :, 1:, 1:]
+        if x.shape[-1] % 2 or x.shape[-2] % 2:
+            # Odd sizes (where the reference fails): pad the shifted grid so both halves are ceil(H/2).
+            shifted = nn.functional.pad(shifted, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))  # (B, c_out, H/2, W/2)
+
+
+def make_op(name: str, c: int, stride: int) -> nn.Module | None:
+    """One edge op on c channels; None for `none` (an exact zero)."""
+    if name == "none":
+        return None
+    if name == "skip_connect":
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
+    if name == "max_pool_3x3":
+        return nn.MaxPool2d(3, stride, padding=1)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride, padding=1, count_include_pad=False)
+    if name in SEP:
+        return SepConv(c, SEP[name], stride)
+    if name in DIL:
+        return DilConv(c, DIL[name], stride, 2)
+    raise ValueError(f"unknown DARTS operation {name!r}")
+
+
+class Cell(nn.Module):
+    """One DARTS cell: preprocess both inputs to c channels, 4 nodes summing two edges, concatenate."""
+
+    def __init__(self, nodes: Nodes, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool) -> None:
+        super().__init__()
+        self.pre0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1)
+        self.pre1 = ReLUConvBN(c_p, c, 1)
+        self.reduction, self.c = reduction, c
+        self.ops = nn.ModuleDict()
+        self.edges: list[list[tuple[int, str]]] = []  # per node: (input, op key) of its non-none edges
+        for k, node in enumerate(nodes):
+            kept = []
+            for e, (name, src) in enumerate(node):
+                op = make_op(name, c, 2 if reduction and src < 2 else 1)
+                if op is not None:
+                    self.ops[f"{k}_{e}"] = op
+                    kept.append((src, f"{k}_{e}"))
+            self.edges.append(kept)
+        self.c_out = len(nodes) * c
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]  # (B, c, H, W) each
+        for kept in self.edges:
+            terms = [self.ops[key](states[src]) for src, key in kept]
+            if not terms:  # both edges `none`
+                h, w = states[1].shape[-2:]
+                size = ((h + 1) // 2, (w + 1) // 2) if self.reduction else (h, w)
+                terms = [states[1].new_zeros(states[1].shape[0], self.c, *size)]
+            states.append(sum(terms[1:], terms[0]))
+        return torch.cat(states[2:], dim=1)  # (B, 4c, H', W')
+
+
+def layout(cells_per_stage: int) -> list[bool]:
+    """Which cells reduce: k normal, reduction, k normal, reduction, k normal."""
+    k = cells_per_stage
+    return [False] * k + [True] + [False] * k + [True] + [False] * k
+
+
+class Backbone(nn.Module):
+    """Stem and the DARTS stack of normal and reduction cells; returns the last cell's output."""
+
+    def __init__(self, cell: DartsCell, c_in: int, width: int, cells_per_stage: int) -> None:
+        super().__init__()
+        c_stem = STEM_MULTIPLIER * width
+        self.stem = nn.Sequential(nn.Conv2d(c_in, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
+        c_pp, c_p, c = c_stem, c_stem, width
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for reduction in layout(cells_per_stage):
+            c = 2 * c if reduction else c
+            block = Cell(cell.reduce if reduction else cell.normal, c_pp, c_p, c, reduction, reduction_prev)
+            self.cells.append(block)
+            c_pp, c_p, reduction_prev = c_p, block.c_out, reduction
+        self.c_out = c_p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return s1  # (B, 16C, H/4, W/4)
+
+
+def _edge_cost(name: str, c: int, stride: int) -> tuple[int, int]:
+    """Parameters and MACs per output pixel of one edge op."""
+    if name in SEP:
+        k = SEP[name]
+        return 2 * (k * k * c + c * c + 2 * c), 2 * (k * k * c + c * c)
+    if name in DIL:
+        k = DIL[name]
+        return k * k * c + c * c + 2 * c, k * k * c + c * c
+    if name == "skip_connect" and stride == 2:
+        return c * c + 2 * c, c * c
+    return 0, 0  # none, identity, pools
+
+
+def complexity(cell: DartsCell, c_in: int, image_size: int, width: int, cells_per_stage: int,
+               n_classes: int) -> tuple[int, int]:
+    """Parameters and MACs per image of Backbone + global pool + linear, without building it."""
+    c_stem = STEM_MULTIPLIER * width
+    size = image_size
+    params, macs = 9 * c_in * c_stem + 2 * c_stem, size * size * 9 * c_in * c_stem
+    c_pp, c_p, c = c_stem, c_stem, width
+    for reduction in layout(cells_per_stage):
+        c = 2 * c if reduction else c
+        # Both preprocessings output c channels at the resolution of the previous cell's output.
+        params += c_pp * c + 2 * c + c_p * c + 2 * c
+        macs += size * size * (c_pp * c + c_p * c)
+        out = (size + 1) // 2 if reduction else size
+        for node in (cell.reduce if reduction else cell.normal):
+            for name, src in node:
+                p, m = _edge_cost(name, c, 2 if reduction and src < 2 else 1)
+                params, macs = params + p, macs + out * out * m
+        c_pp, c_p, size = c_p, 4 * c, out
+    return params + c_p * n_classes + n_classes, macs + c_p * n_classes
