@@ -39,3 +39,22 @@ def test_readme_quick_start_end_to_end(cli, tmp_path):
     again = cli(*steps[1], cwd=tmp_path)
     assert again.returncode == 0 and "nothing to train" in again.stderr + again.stdout
     assert {p: p.stat().st_mtime_ns for p in (study / "runs").rglob("*.json")} == stamps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", [s for s in __import__("study.spaces", fromlist=["SPACES"]).SPACES.names()
+                                   if s != "nb201"])
+def test_every_space_runs_the_three_commands(cli, tmp_path, space):
+    study = tmp_path / space
+    steps = [("study.sample", f"space={space}", "n=3", f"study_dir={study}"),
+             ("study.train", "-m", "objective=rotation,supervised", f"space={space}", "budget=tiny",
+              f"study_dir={study}"),
+             ("analysis.correlate", f"study_dir={study}", "bootstrap=50", "permutations=50", "trials=20")]
+    for step in steps:
+        done = cli(*step)
+        assert done.returncode == 0, done.stderr
+    records = [json.loads(p.read_text()) for p in sorted((study / "runs").rglob("*.json"))]
+    assert len(records) == 6 and {r["space"] for r in records} == {space}
+    assert all(r["status"] == "complete" and r["net"]["width"] == r["config"]["budget"]["width"] for r in records)
+    cells = pd.read_csv(study / "analysis" / "cells.csv")
+    assert len(cells) == 3 and cells["params"].gt(0).all() and cells["supervised"].between(0, 1).all()

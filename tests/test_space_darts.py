@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from study.errors import UserError
-from study.network import PooledLinear, count_flops, count_params
+from study.spaces.modules import PooledLinear, count_flops, count_params
 from study.spaces.darts import DartsSpace, n_classes_of_space
-from study.spaces.darts._compat import NetShape, SpaceError
+from study.spaces.base import NetShape, SpaceError
 from study.spaces.darts.cell import DartsCell, zero_nodes
 
 # DARTS-V2 as published in quark0/darts cnn/genotypes.py.

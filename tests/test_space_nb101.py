@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from study.errors import UserError
-from study.network import PooledLinear, count_flops, count_params
+from study.spaces.modules import PooledLinear, count_flops, count_params
 from study.spaces.nb101 import NB101Space, cell_from_mask, full_matrices, n_representations
-from study.spaces.nb101._compat import NetShape, SpaceError
+from study.spaces.base import NetShape, SpaceError
 from study.spaces.nb101.cell import NB101Cell
 from study.spaces.nb101.network import vertex_channels
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from study.spaces.darts._compat import NetShape, SpaceError
+from study.spaces.base import SPACES, NetShape, SpaceError
 from study.spaces.darts.cell import DARTS_OPS, N_NODES, DartsCell, Nodes
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def random_cells(rng: np.random.Generator) -> Iterator[DartsCell]:
         yield DartsCell(normal, _random_nodes(rng))
 
 
+@SPACES.register("darts")
 class DartsSpace:
     """DARTS: normal + reduction cells of 4 nodes with two edges each, 8 ops; key = sorted edge pairs."""
 

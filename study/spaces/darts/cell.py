@@ -36,7 +36,7 @@ import ast
 from dataclasses import dataclass
 from typing import ClassVar
 
-from study.spaces.darts._compat import SpaceError
+from study.spaces.base import SpaceError
 
 DARTS_OPS: tuple[str, ...] = (
     "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from study.spaces.nb101._compat import NetShape, SpaceError
+from study.spaces.base import SPACES, NetShape, SpaceError
 from study.spaces.nb101.cell import INPUT, MAX_EDGES, MAX_VERTICES, N_GRAPHS, NB101_OPS, OUTPUT, NB101Cell
 
 if TYPE_CHECKING:
@@ -99,6 +99,7 @@ def random_cells(rng: np.random.Generator) -> Iterator[NB101Cell]:
             yield cell
 
 
+@SPACES.register("nb101")
 class NB101Space:
     """NAS-Bench-101: 423,624 unique module graphs; canonical key = the benchmark's graph hash."""
 

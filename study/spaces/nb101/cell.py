@@ -34,7 +34,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import ClassVar
 
-from study.spaces.nb101._compat import SpaceError
+from study.spaces.base import SpaceError
 
 INPUT, OUTPUT = "input", "output"
 NB101_OPS: tuple[str, ...] = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")  # benchmark's order
