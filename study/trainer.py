@@ -192,7 +192,7 @@ class TrainState:
     epoch: int  # epochs completed
     history: History
     optimizer: dict
-    generator: torch.Tensor
+    generator: torch.Tensor | None  # None: continue with a generator seeded afresh (state from another device)
 
 
 StateCallback = Callable[[nn.Module, TrainState], None]
@@ -214,7 +214,8 @@ def train(
     history = History()
     if start is not None:
         opt.load_state_dict(start.optimizer)
-        gen.set_state(start.generator)
+        if start.generator is not None:
+            gen.set_state(start.generator)
         history = start.history
     for epoch in range(start.epoch if start is not None else 0, budget.epochs):
         t0 = time.perf_counter()
