@@ -53,6 +53,8 @@ class Request:
     trials: int = 1000
     seed: int = 0
     require_all_seeds: bool = True
+    device: str | None = None
+    precision: str | None = None
 
 
 def parse(cfg: DictConfig) -> Request:
@@ -72,13 +74,15 @@ def parse(cfg: DictConfig) -> Request:
                    permutations=settings.positive_int(cfg, "permutations", "permutations"),
                    trials=settings.positive_int(cfg, "trials", "trials"),
                    seed=settings.integer(cfg, "seed", "seed"),
-                   require_all_seeds=settings.boolean(cfg, "require_all_seeds"))
+                   require_all_seeds=settings.boolean(cfg, "require_all_seeds"),
+                   device=OmegaConf.select(cfg, "device"), precision=OmegaConf.select(cfg, "precision"))
 
 
 def primary_spec(req: Request) -> StudySpec:
     """The study whose folder receives the outputs."""
     label = req.label or req.study_dir.resolve().name
-    return StudySpec(req.study_dir, label, req.dataset, req.budget, primary=True)
+    return StudySpec(req.study_dir, label, req.dataset, req.budget, primary=True, device=req.device,
+                     precision=req.precision)
 
 
 def check(cfg: DictConfig) -> None:

@@ -116,7 +116,7 @@ class Checkpointer:
         there = saved.get("device_type")  # absent in checkpoints of older code
         state = saved["generator"].cpu()
         fits = state.numel() == torch.Generator(device=self.device).get_state().numel()
-        if there == here and fits:
+        if fits and there in (here, None):  # older checkpoints lack the field; the state's size tells
             return state
         log.warning("resuming %s on %s from a checkpoint written on %s: weights and optimiser resumed, "
                     "random stream started afresh from the seed", self.path.stem, here, there or "an unknown device")

@@ -80,9 +80,7 @@ class Objective:
     @staticmethod
     def correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Number of top-1 hits (a 0-d tensor, so callers can sum without syncing)."""
-        # In fp32: bf16 keeps 8 significant bits, so under autocast close logits (313-way colorization) tie,
-        # and argmax would pick the lower index of a tie instead of the larger logit.
-        return (logits.float().argmax(1) == targets).sum()
+        return (logits.argmax(1) == targets).sum()
 
 
 _OBJECTIVES: dict[str, type[Objective]] = {}

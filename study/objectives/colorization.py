@@ -28,7 +28,9 @@ class PixelClassifier(nn.Module):
         self.head = nn.Conv2d(trunk.c_out, n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.trunk(x))  # (B, K, H/4, W/4)
+        # fp32 from here: interpolated in bf16, neighbouring logits of 313 bins collide on 8 significant bits
+        # and the per-pixel argmax (accuracy) resolves the ties to the lower bin; the loss upcasts anyway.
+        logits = self.head(self.trunk(x)).float()  # (B, K, H/4, W/4)
         # Channels-last: each pixel's K logits contiguous, which makes the upsampling and the per-pixel
         # cross-entropy over 313 classes about twice as fast on CPU (benchmarks/objectives.py).
         logits = logits.contiguous(memory_format=torch.channels_last)
