@@ -250,3 +250,56 @@ def test_fp32_on_cuda_turns_tf32_off_and_other_settings_leave_it():
         assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
     finally:
         conv.fp32_precision, matmul.fp32_precision = before
+
+
+# --- 6. a preempted task stops its workers instead of waiting for their runs ----------------------------------
+
+PREEMPTED_TASK = """
+import signal, sys
+from pathlib import Path
+from study.runner import RunSpec, Setup
+from study.sampler import draw
+from study.trainer import Budget
+from study.workers import run_all
+
+def preempted(signum, frame):  # what submitit's SIGUSR2 handler does after requeueing the job
+    sys.exit(-1)
+
+signal.signal(signal.SIGUSR2, preempted)
+folder = Path(sys.argv[1])
+budget = Budget(name="t", epochs=100000, width=4, cells_per_stage=1, batch_size=128, lr=0.01)
+setup = Setup(space="nb201", objective="supervised", objective_options={"crop_padding": 2}, dataset="digits",
+              dataset_options={"image_size": 8, "test_fraction": 0.5}, budget=budget, device="cpu", threads=1)
+specs = [RunSpec(f"c{k}", cell.to_str(), "supervised", 0, folder / f"c{k}.json")
+         for k, cell in enumerate(draw("nb201", 2, seed=3))]
+run_all(specs, setup, workers=2, label="preempted")
+"""
+
+
+def test_a_preempted_task_stops_its_workers_from_their_checkpoints(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", PREEMPTED_TASK, str(tmp_path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(tmp_path.glob("*.ckpt"))) < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoints appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR2)
+        # 100,000 epochs: waiting for the runs would never end; stopping them takes seconds.
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert not list(tmp_path.glob("*.json"))  # no run recorded as failed or complete
+    assert len(list(tmp_path.glob("*.ckpt"))) == 2  # both resume from their last epoch when requeued
+    assert not list(tmp_path.glob("*.claim")) and not list(tmp_path.glob(".*.tmp"))  # workers unwound cleanly
