@@ -276,6 +276,7 @@ run_all(specs, setup, workers=2, label="preempted")
 """
 
 
+@pytest.mark.slow
 def test_a_preempted_task_stops_its_workers_from_their_checkpoints(tmp_path):
     import os
     import signal
