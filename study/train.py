@@ -95,8 +95,8 @@ def resolve_device(value: str) -> str:
         raise UserError(f"device {value!r} is not a torch device; use device=cpu, device=cuda or device=auto") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"device={value} but torch {torch.__version__} (CUDA build {torch.version.cuda}) sees no "
-                            "usable CUDA GPU; use device=cpu, or check the driver and the torch build")
+            raise UserError(f"device={value} but torch {torch.__version__} (CUDA build {torch.version.cuda}) sees no CUDA "
+                            "GPU it can use; use device=cpu, or check the driver and the torch build")
         check_gpu_index(device.index, torch.cuda.device_count())
     return value
 

@@ -214,7 +214,7 @@ def test_gpu_presets_ask_for_cuda():
 def test_cuda_that_is_not_usable_is_one_clear_error():
     if torch.cuda.is_available():
         pytest.skip("a usable GPU is here")
-    with pytest.raises(UserError, match="sees no usable CUDA GPU; use device=cpu"):
+    with pytest.raises(UserError, match="sees no CUDA GPU it can use; use device=cpu"):
         resolve_device("cuda")
 
 
