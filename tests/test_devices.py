@@ -304,3 +304,14 @@ def test_a_preempted_task_stops_its_workers_from_their_checkpoints(tmp_path):
     assert not list(tmp_path.glob("*.json"))  # no run recorded as failed or complete
     assert len(list(tmp_path.glob("*.ckpt"))) == 2  # both resume from their last epoch when requeued
     assert not list(tmp_path.glob("*.claim")) and not list(tmp_path.glob(".*.tmp"))  # workers unwound cleanly
+
+
+def test_rerun_commands_keep_device_and_precision(tmp_path):
+    from omegaconf import OmegaConf
+
+    from launch.rerun import overrides_for
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["device=cuda", "precision=bf16", f"study_dir={tmp_path}"])
+    overrides = overrides_for(OmegaConf.to_container(cfg, resolve=True))
+    assert overrides is not None and "device=cuda" in overrides and "precision=bf16" in overrides
