@@ -56,11 +56,9 @@ timed objectives "$PY" -m study.train -m objective=supervised,rotation,colorizat
 "$PY" benchmarks/gpu_records.py "$WORK/objectives" --runs $((4 * CELLS)) --device "$DEVICE" $LEARNING \
   --json "$OUT_DIR/objectives.json" | tee "$OUT_DIR/objectives.txt" || fail "objective runs: see above"
 
-# 2. Host-device synchronisations per step (CUDA only: torch counts them there).
-if [ "$DEVICE" = cuda ]; then
-  timed syncs "$PY" benchmarks/gpu_syncs.py --json "$OUT_DIR/syncs.json"
-  cat "$WORK/syncs.log" | tee "$OUT_DIR/syncs.txt"
-fi
+# 2. Host-device synchronisations per step (counted on CUDA only; elsewhere the steps just run).
+timed syncs "$PY" benchmarks/gpu_syncs.py --device "$DEVICE" --json "$OUT_DIR/syncs.json"
+tee "$OUT_DIR/syncs.txt" < "$WORK/syncs.log"
 
 # 3. Our step vs the reference pipeline, same cells, device and threads.
 timed throughput_c8 "$PY" benchmarks/throughput.py --device "$DEVICE" --threads 4 --batch-size 128 "${TP[@]}" \

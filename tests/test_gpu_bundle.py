@@ -73,6 +73,7 @@ def test_gpu_check_dry_run_on_cpu_passes_every_step(bundle, tmp_path):
     assert all(r["status"] == "complete" and r["device_type"] == "cpu" for r in runs)
     assert json.loads((out / "throughput_c8.json").read_text())["cells"]
     assert "cell-epochs per hour" in (out / "concurrency.txt").read_text()
+    assert set(json.loads((out / "syncs.json").read_text())) == {"supervised", "rotation", "colorization", "jigsaw"}
 
 
 def test_gpu_check_without_a_bundle_fails_loudly(tmp_path):
