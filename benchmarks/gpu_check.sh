@@ -16,13 +16,14 @@ OUT_DIR="${1:-${OUT:-benchmarks/results/gpu}}"
 PY="${PYTHON:-python}"
 DEVICE="${GPU_CHECK_DEVICE:-cuda}"
 BUNDLE="${GPU_BUNDLE:-.gpu_bundle}"
-WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}"
-mkdir -p "$OUT_DIR" "$WORK"
+mkdir -p "$OUT_DIR"
 
 fail() { echo "GPU CHECK FAILED: $*" | tee -a "$OUT_DIR/verdict.txt" >&2; exit 1; }
 [ -d "$BUNDLE/site" ] && [ -d "$BUNDLE/data/cifar-10-batches-py" ] \
   || fail "no bundle at $BUNDLE; build it with: bash benchmarks/gpu_bundle.sh $BUNDLE"
 BUNDLE="$(cd "$BUNDLE" && pwd)"
+WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}"
+mkdir -p "$WORK"
 export PYTHONPATH="$PWD:$BUNDLE/site${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 "$PY" -c "import torch, numpy, hydra, omegaconf, submitit, xautodl" 2> "$WORK/imports.log" \
   || fail "imports: $(tail -n 1 "$WORK/imports.log") (torch and numpy must be installed; the rest is the bundle)"
