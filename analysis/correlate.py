@@ -56,6 +56,8 @@ class Request:
     seed: int = 0
     require_all_seeds: bool = True
     truth: str | None = None
+    device: str | None = None
+    precision: str | None = None
 
 
 def parse(cfg: DictConfig) -> Request:
@@ -76,7 +78,8 @@ def parse(cfg: DictConfig) -> Request:
                    trials=settings.positive_int(cfg, "trials", "trials"),
                    seed=settings.integer(cfg, "seed", "seed"),
                    require_all_seeds=settings.boolean(cfg, "require_all_seeds"),
-                   truth=_optional_str(OmegaConf.select(cfg, "truth", default=None)))
+                   truth=_optional_str(OmegaConf.select(cfg, "truth", default=None)),
+                   device=OmegaConf.select(cfg, "device"), precision=OmegaConf.select(cfg, "precision"))
 
 
 def _optional_str(value: Any) -> str | None:
@@ -87,7 +90,8 @@ def _optional_str(value: Any) -> str | None:
 def primary_spec(req: Request) -> StudySpec:
     """The study whose folder receives the outputs."""
     label = req.label or req.study_dir.resolve().name
-    return StudySpec(req.study_dir, label, req.dataset, req.budget, primary=True)
+    return StudySpec(req.study_dir, label, req.dataset, req.budget, primary=True, device=req.device,
+                     precision=req.precision)
 
 
 def check(cfg: DictConfig) -> None:

@@ -12,15 +12,22 @@ from study.store.records import iter_records, read_cells
 log = logging.getLogger(__name__)
 
 RUN_COLUMNS = ["cell_id", "arch", "objective", "seed", "space", "dataset", "budget", "identity", "status",
-               "dataset_fingerprint",
+               "dataset_fingerprint", "device", "precision",
                "reason", "test_acc_best", "test_acc_final", "best_epoch", "epochs", "params", "wall_s", "path"]
 
 
 def load_runs(study_dir: Path) -> pd.DataFrame:
     """Every readable record as a row; unreadable ones are skipped with a warning naming the file."""
-    rows = [{**{k: rec.get(k) for k in RUN_COLUMNS}, "path": str(path)} for path, rec in iter_records(study_dir)]
+    rows = [{**{k: rec.get(k) for k in RUN_COLUMNS}, **trained_on(rec), "path": str(path)}
+            for path, rec in iter_records(study_dir)]
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return runs.astype({"seed": "Int64"}) if len(runs) else runs
+
+
+def trained_on(rec: dict) -> dict[str, str]:
+    """Device type and precision of a run; records from before they were written are CPU fp32 runs."""
+    device = rec.get("device_type") or str(rec.get("device") or "cpu").split(":")[0]
+    return {"device": device, "precision": rec.get("precision") or "fp32"}
 
 
 def load_cells(study_dir: Path) -> pd.DataFrame:

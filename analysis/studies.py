@@ -22,11 +22,14 @@ from study.store.records import STUDY_FILE
 
 log = logging.getLogger(__name__)
 
-_SPEC_KEYS = {"dir", "label", "dataset", "budget"}
+_SPEC_KEYS = {"dir", "label", "dataset", "budget", "device", "precision"}
 
 
 class Scope(Protocol):
-    """Where runs come from and which dataset and budget to keep (None: the only one there is)."""
+    """Where runs come from and which dataset and budget to keep (None: the only one there is).
+
+    A scope may also name a `device` (cpu, cuda) and a `precision` (fp32, bf16) to keep.
+    """
 
     study_dir: Path
     dataset: str | None
@@ -42,6 +45,8 @@ class StudySpec:
     dataset: str | None = None
     budget: str | None = None
     primary: bool = False
+    device: str | None = None
+    precision: str | None = None
 
     def column(self, objective: str) -> str:
         """Column name of one of this study's objectives in the joined cell table."""
@@ -74,7 +79,8 @@ def parse_compare(entries: Any, primary: StudySpec) -> list[StudySpec]:
                             f"got {entry!r}; e.g. compare=[/path/to/other_study]")
         path = Path(str(entry["dir"])).expanduser()
         label = str(entry.get("label") or path.name)
-        specs.append(StudySpec(path, label, entry.get("dataset"), entry.get("budget")))
+        specs.append(StudySpec(path, label, entry.get("dataset"), entry.get("budget"),
+                               device=entry.get("device"), precision=entry.get("precision")))
     labels = [primary.label] + [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise UserError(f"studies need distinct labels, got {', '.join(labels)}; "
@@ -88,15 +94,17 @@ def select_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     if done.empty:
         raise UserError(f"no complete run records in {scope.study_dir}; train first: python -m study.train "
                         f"study_dir={scope.study_dir} -m objective=rotation,supervised")
-    for key in ("space", "dataset", "budget"):
-        if key not in done.columns:
-            continue
+    # Runs on another device type or in another precision are other runs (study.runner.Setup.identity):
+    # mixing them would correlate numerics as much as architectures, so they are kept apart like budgets.
+    keys = [k for k in ("space", "dataset", "budget", "device", "precision") if k in done.columns]
+    for key in keys:  # every selection first: precision=bf16 alone may pick the GPU runs of a mixed study
         wanted = getattr(scope, key, None)
         if wanted is not None:
             done = done[done[key] == wanted]
             if done.empty:
                 raise UserError(f"no complete runs with {key}={wanted} in {scope.study_dir}; "
                                 f"drop the {key}= option to see what exists")
+    for key in keys:
         values = sorted(done[key].unique())
         if len(values) > 1:
             raise UserError(f"{scope.study_dir} mixes runs of several {key}s ({', '.join(values)}); "

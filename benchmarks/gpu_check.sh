@@ -1,40 +1,90 @@
 #!/usr/bin/env bash
-# One short GPU check (a few minutes on one H200): our step vs the reference pipeline on CUDA at the
-# default width and at the paper network (C=16, N=5), as JSON; then the real train command on CIFAR-10
-# at the paper network for one epoch with 1 worker vs 4 workers sharing the GPU (cell-trainings per
-# GPU-hour); plus nvidia-smi for the record.
-#   bash benchmarks/gpu_check.sh [OUT_DIR]      (OUT_DIR defaults to $OUT, else benchmarks/results/gpu)
-# CONC_CELLS, CONC_BUDGET and CONC_EPOCHS shrink the concurrency part (e.g. to try the script on a CPU).
+# The one-command GPU check (about 8 minutes on one H200), for a machine with torch but no registry access:
+#   1. the four objectives train on CUDA at the paper network (C=16, N=5) for 2 epochs on a CIFAR-10
+#      subset: every record complete, on cuda, loss falling, best accuracy above chance;
+#   2. host-device synchronisations per training step of each objective (should be 0);
+#   3. our step vs the reference pipeline (benchmarks/throughput.py) at C=8 N=1 and at the paper network;
+#   4. 1 vs 4 vs 8 trainings sharing the GPU (the real train command, cell-epochs per hour).
+# Prepare here, once:   bash benchmarks/gpu_bundle.sh .gpu_bundle
+# Then on the GPU:      GPU_BUNDLE=.gpu_bundle bash benchmarks/gpu_check.sh [OUT_DIR]
+# OUT_DIR (default $OUT, else benchmarks/results/gpu) receives small summaries only; everything else stays
+# in GPU_CHECK_WORK (default a fresh /tmp/gpu_check.*). Any failed step or run exits non-zero with a line
+# starting "GPU CHECK FAILED". GPU_CHECK_DEVICE=cpu runs every step at toy sizes on a CPU (a dry run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-benchmarks/results/gpu}}"
 PY="${PYTHON:-python}"
+DEVICE="${GPU_CHECK_DEVICE:-cuda}"
+BUNDLE="${GPU_BUNDLE:-.gpu_bundle}"
 mkdir -p "$OUT_DIR"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT_DIR/gpu.csv" || true
-if [ ! -d /tmp/cifar10-jpeg/train ] && [ -f ../shared/data/cifar10-jpeg.tar.gz ]; then
-  mkdir -p /tmp/cifar10-jpeg && tar xzf ../shared/data/cifar10-jpeg.tar.gz -C /tmp/cifar10-jpeg
-fi
-"$PY" benchmarks/throughput.py --device cuda --threads 4 --batch-size 128 --rounds 5 --steps 20 \
-  --no-projection --json "$OUT_DIR/throughput_c8.json" | tee "$OUT_DIR/throughput_c8.txt"
-"$PY" benchmarks/throughput.py --device cuda --threads 4 --width 16 --cells-per-stage 5 --rounds 5 --steps 20 \
-  --no-projection --json "$OUT_DIR/throughput_paper.json" | tee "$OUT_DIR/throughput_paper.txt"
 
-# Cells trained concurrently on one GPU: the same cells, 1 worker vs 4, wall time of the whole command.
-N="${CONC_CELLS:-8}"; BUDGET="${CONC_BUDGET:-paper}"; EPOCHS="${CONC_EPOCHS:-1}"
-DATA=(dataset=imagefolder data_root=/tmp/cifar10-jpeg "dataset.cache_dir=$OUT_DIR/cache")
-now() { "$PY" -c 'import time; print(time.time())'; }
-"$PY" -m study.sample n="$N" study_dir="$OUT_DIR/conc-sample" > /dev/null
-# decode the JPEGs into the shared cache once, outside the timed commands
-"$PY" -m study.train objective=supervised "${DATA[@]}" budget=tiny cells=[0] study_dir="$OUT_DIR/conc-sample" \
-  > "$OUT_DIR/conc-warm.log" 2>&1
-for W in 1 4; do
-  rm -rf "$OUT_DIR/conc-w$W" && mkdir -p "$OUT_DIR/conc-w$W"
-  cp "$OUT_DIR/conc-sample/cells.jsonl" "$OUT_DIR/conc-sample/study.json" "$OUT_DIR/conc-w$W/"
+fail() { echo "GPU CHECK FAILED: $*" | tee -a "$OUT_DIR/verdict.txt" >&2; exit 1; }
+[ -d "$BUNDLE/site" ] && [ -d "$BUNDLE/data/cifar-10-batches-py" ] \
+  || fail "no bundle at $BUNDLE; build it with: bash benchmarks/gpu_bundle.sh $BUNDLE"
+BUNDLE="$(cd "$BUNDLE" && pwd)"
+WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}"
+mkdir -p "$WORK"
+export PYTHONPATH="$PWD:$BUNDLE/site${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+"$PY" -c "import torch, numpy, hydra, omegaconf, submitit, xautodl" 2> "$WORK/imports.log" \
+  || fail "imports: $(tail -n 1 "$WORK/imports.log") (torch and numpy must be installed; the rest is the bundle)"
+if [ "$DEVICE" = cuda ]; then
+  "$PY" -c "import torch; assert torch.cuda.is_available()" 2> /dev/null || fail "torch sees no usable CUDA GPU"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT_DIR/gpu.csv" 2>&1 || true
+  OBJ=(budget=paper budget.epochs=2 dataset.train_subset=0 dataset.test_subset=0); CELLS=2; LEARNING=--learning
+  CONC=(budget=paper budget.epochs=1 dataset.train_subset=5000 dataset.test_subset=1000); CONC_CELLS=8
+  CONC_WORKERS="1 4 8"; TP=(--rounds 5 --steps 20); TP_PAPER=1
+else  # a dry run of every step at toy sizes
+  OBJ=(budget=tiny budget.epochs=2 dataset.train_subset=128 dataset.test_subset=64); CELLS=1; LEARNING=
+  CONC=(budget=tiny budget.epochs=1 dataset.train_subset=128 dataset.test_subset=64); CONC_CELLS=2
+  CONC_WORKERS="2"; TP=(--rounds 1 --steps 1 --images 64 --batch-size 16); TP_PAPER=0
+fi
+DATA=(dataset=cifar10 "data_root=$BUNDLE/data" dataset.download=false "device=$DEVICE")
+: > "$OUT_DIR/timings.txt"
+now() { date +%s%3N; }  # milliseconds
+timed() {  # timed NAME COMMAND...: run, log to $WORK/NAME.log, record seconds; on failure keep the log's tail
+  local name=$1 t0; shift; t0=$(now)
+  if ! "$@" > "$WORK/$name.log" 2>&1; then
+    tail -n 40 "$WORK/$name.log" > "$OUT_DIR/$name.log.tail"
+    fail "$name: the command failed (last lines in $OUT_DIR/$name.log.tail): $(tail -n 1 "$WORK/$name.log")"
+  fi
+  echo "$name $(( ($(now) - t0) / 1000 )) s" | tee -a "$OUT_DIR/timings.txt"
+}
+
+# 1. The four objectives, on the device, at the paper network.
+timed sample "$PY" -m study.sample n="$CELLS" study_dir="$WORK/objectives"
+timed objectives "$PY" -m study.train -m objective=supervised,rotation,colorization,jigsaw "${DATA[@]}" "${OBJ[@]}" \
+  study_dir="$WORK/objectives"
+"$PY" benchmarks/gpu_records.py "$WORK/objectives" --runs $((4 * CELLS)) --device "$DEVICE" $LEARNING \
+  --json "$OUT_DIR/objectives.json" | tee "$OUT_DIR/objectives.txt" || fail "objective runs: see above"
+
+# 2. Host-device synchronisations per step (counted on CUDA only; elsewhere the steps just run).
+timed syncs "$PY" benchmarks/gpu_syncs.py --device "$DEVICE" --json "$OUT_DIR/syncs.json"
+tee "$OUT_DIR/syncs.txt" < "$WORK/syncs.log"
+
+# 3. Our step vs the reference pipeline, same cells, device and threads.
+timed throughput_c8 "$PY" benchmarks/throughput.py --device "$DEVICE" --threads 4 --batch-size 128 "${TP[@]}" \
+  --cifar "$BUNDLE/data" --no-projection --json "$OUT_DIR/throughput_c8.json"
+cp "$WORK/throughput_c8.log" "$OUT_DIR/throughput_c8.txt"
+if [ "$TP_PAPER" = 1 ]; then
+  timed throughput_paper "$PY" benchmarks/throughput.py --device "$DEVICE" --threads 4 --width 16 \
+    --cells-per-stage 5 "${TP[@]}" --cifar "$BUNDLE/data" --no-projection --json "$OUT_DIR/throughput_paper.json"
+  cp "$WORK/throughput_paper.log" "$OUT_DIR/throughput_paper.txt"
+fi
+
+# 4. Trainings sharing the device: the same cells with W workers, wall time of the whole command.
+timed conc_sample "$PY" -m study.sample n="$CONC_CELLS" study_dir="$WORK/conc-sample"
+: > "$OUT_DIR/concurrency.txt"
+for W in $CONC_WORKERS; do
+  rm -rf "$WORK/conc-w$W" && mkdir -p "$WORK/conc-w$W"
+  cp "$WORK/conc-sample/cells.jsonl" "$WORK/conc-sample/study.json" "$WORK/conc-w$W/"
   T0=$(now)
-  "$PY" -m study.train objective=supervised "${DATA[@]}" budget="$BUDGET" budget.epochs="$EPOCHS" workers="$W" \
-    study_dir="$OUT_DIR/conc-w$W" > "$OUT_DIR/conc-w$W.log" 2>&1
+  timed "conc-w$W" "$PY" -m study.train objective=supervised "${DATA[@]}" "${CONC[@]}" workers="$W" \
+    study_dir="$WORK/conc-w$W"
   T1=$(now)
-  "$PY" -c "import sys; n, e, w, s = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[5]) - float(sys.argv[4]);
-print(f'workers={w}: {n} cells x {e} epoch(s) of budget=$BUDGET in {s:.1f} s -> '
-      f'{3600 * n * e / s:.0f} cell-epochs per hour')" "$N" "$EPOCHS" "$W" "$T0" "$T1" | tee -a "$OUT_DIR/concurrency.txt"
+  "$PY" benchmarks/gpu_records.py "$WORK/conc-w$W" --runs "$CONC_CELLS" --device "$DEVICE" > /dev/null \
+    || fail "concurrency with $W worker(s): runs failed (see $WORK/conc-w$W)"
+  "$PY" -c "import sys; n, w, s = int(sys.argv[1]), sys.argv[2], (int(sys.argv[4]) - int(sys.argv[3])) / 1e3;
+print(f'workers={w}: {n} cells x 1 epoch in {s:.1f} s -> {3600 * n / s:.0f} cell-epochs per hour')" \
+    "$CONC_CELLS" "$W" "$T0" "$T1" | tee -a "$OUT_DIR/concurrency.txt"
 done
+echo "GPU CHECK PASSED on $DEVICE: outputs in $OUT_DIR, work files in $WORK" | tee "$OUT_DIR/verdict.txt"

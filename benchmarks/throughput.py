@@ -57,8 +57,14 @@ def cells() -> dict[str, NB201Cell]:
             "median": by_flops[len(by_flops) // 2]}
 
 
-def load_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+def load_images(n: int, seed: int, cifar: Path | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """`n` CIFAR-10 training images (N, 32, 32, 3) uint8 with labels, or random ones if none are unpacked."""
+    if cifar is not None:  # torchvision's pickle format (the GPU bundle's subset): needs no PIL
+        from study.data.cifar import CIFAR_DIR as BATCHES, read_cifar_batches
+
+        x, y = read_cifar_batches(cifar / BATCHES, ["data_batch_1"])
+        return (x[:n].permute(0, 2, 3, 1).contiguous().numpy(), y[:n].numpy(),
+                f"CIFAR-10 batches from {cifar} ({min(n, len(y))} images)")
     if (CIFAR_DIR / "train").is_dir():
         from PIL import Image
 
@@ -119,15 +125,45 @@ class _ArrayDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.x[i])), int(self.y[i])
 
 
+class _TorchDataset(torch.utils.data.Dataset):
+    """The same per-image steps in plain torch, for machines without torchvision or PIL (a bare GPU image)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+        self.mean, self.std = torch.tensor(MEAN)[:, None, None], torch.tensor(STD)[:, None, None]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = torch.from_numpy(self.x[i]).permute(2, 0, 1).float().div(255.0)  # ToTensor: (3, 32, 32)
+        padded = torch.nn.functional.pad(img, (4, 4, 4, 4))
+        oy, ox = torch.randint(0, 9, (2,)).tolist()
+        img = padded[:, oy:oy + 32, ox:ox + 32]
+        if torch.rand(()) < 0.5:
+            img = img.flip(2)
+        return (img - self.mean) / self.std, int(self.y[i])
+
+
+def reference_dataset(x: np.ndarray, y: np.ndarray) -> tuple[torch.utils.data.Dataset, str]:
+    """The reference's per-image pipeline: torchvision's transforms on PIL images, else the same in torch."""
+    try:
+        import PIL  # noqa: F401
+        import torchvision.transforms as T
+    except ImportError:
+        return _TorchDataset(x, y), "torch per-image transforms (no torchvision/PIL here)"
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    return _ArrayDataset(x, y, transform), "torchvision transforms on PIL images"
+
+
 def reference(cell: NB201Cell, x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> Callable[[int], None]:
     """A function that runs `k` steps of the reference pipeline (xautodl TinyNetwork + DataLoader)."""
-    import torchvision.transforms as T
     from xautodl.models.cell_infers.tiny_network import TinyNetwork
     from xautodl.models.cell_searchs.genotypes import Structure
 
-    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    dataset, _ = reference_dataset(x, y)
     # num_workers=0: the same threads as ours; loader worker processes would use cores ours does not get.
-    loader = torch.utils.data.DataLoader(_ArrayDataset(x, y, transform), batch_size=args.batch_size, shuffle=True,
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
                                          drop_last=True, num_workers=0)
     model = TinyNetwork(args.width, args.cells_per_stage, Structure.str2structure(cell.to_str()), 10).to(args.device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -220,9 +256,10 @@ def main() -> None:
     p.add_argument("--split", action="store_true",
                    help="CPU: split each pipeline's step into conv kernels, BN kernels and the rest (torch.profiler)")
     p.add_argument("--json", type=Path)
+    p.add_argument("--cifar", type=Path, help="read images from this folder's cifar-10-batches-py/ instead")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    x, y, source = load_images(args.images, seed=0)
+    x, y, source = load_images(args.images, seed=0, cifar=args.cifar)
     # Peak in the dtype our convolutions run in: bf16 under autocast (tensor cores, AMX), else fp32.
     bf16 = compute_precision(args.precision, torch.device(args.device).type) == "bf16"
     peak = matmul_peak(args.threads, args.device, dtype=torch.bfloat16 if bf16 else torch.float32)
@@ -232,7 +269,8 @@ def main() -> None:
     results: dict[str, Any] = {"device": args.device, "threads": args.threads, "batch_size": args.batch_size,
                                "width": args.width, "cells_per_stage": args.cells_per_stage, "data": source,
                                "precision": args.precision, "fused": not args.per_edge,
-                               "matmul_gflops": peak, "matmul_dtype": "bf16" if bf16 else "fp32", "cells": {}}
+                               "matmul_gflops": peak, "matmul_dtype": "bf16" if bf16 else "fp32",
+                               "reference_data": reference_dataset(x[:1], y[:1])[1], "cells": {}}
     print(f"{'cell':<11} {'ours img/s':>10} {'ref img/s':>10} {'ratio':>6} {'ours ms':>8} {'ref ms':>8} "
           f"{'MFLOP/img':>9} {'GFLOP/s':>8} {'%peak':>6}")
     splits: list[tuple[str, dict[str, Any]]] = []

@@ -57,6 +57,9 @@ def overrides_for(config: dict[str, Any]) -> list[str] | None:
             base = [f"{s}={config[s]['name']}" for s in SECTIONS  # objective always; others unless default
                     if s == "objective" or config[s]["name"] != defaults[s]["name"]]
             base.append(f"study_dir={value_text(config['study_dir'])}")
+            # Device and precision are part of a run's identity off (cpu, fp32): keep what the record chose.
+            base += [f"{key}={value_text(config[key])}" for key in ("device", "precision")
+                     if config.get(key) is not None and config[key] != defaults.get(key)]
             preset = OmegaConf.to_container(compose("train", overrides=base), resolve=True)
             extra = []
             for section in SECTIONS:

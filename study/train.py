@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import os
 import sys
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -91,14 +92,47 @@ def resolve_device(value: str) -> str:
     import torch
 
     if value == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        allocated = gpus_allocated(os.environ)
+        if allocated:  # a GPU job that would quietly train fp32 on the CPU, hours instead of minutes
+            _warn_once(f"WARNING: device=auto trains on the CPU: {allocated} but torch {torch.__version__} "
+                       f"(CUDA build {torch.version.cuda}) cannot use a GPU; check the driver and the torch build, "
+                       "or set device=cpu to train on the CPU deliberately")
+        return "cpu"
     try:
         device = torch.device(value)
     except (RuntimeError, TypeError):
         raise UserError(f"device {value!r} is not a torch device; use device=cpu, device=cuda or device=auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device=cuda but no CUDA GPU is visible; use device=cpu or device=auto")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device={value} but torch {torch.__version__} (CUDA build {torch.version.cuda}) sees no CUDA "
+                            "GPU it can use; use device=cpu, or check the driver and the torch build")
+        check_gpu_index(device.index, torch.cuda.device_count())
     return value
+
+
+def check_gpu_index(index: int | None, count: int) -> None:
+    """Refuse `device=cuda:k` for a GPU this process cannot see."""
+    if index is not None and not 0 <= index < count:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = f" (CUDA_VISIBLE_DEVICES={visible}: indices count within that list)" if visible is not None else ""
+        raise UserError(f"device=cuda:{index} but {count} GPU(s) are visible{where}; "
+                        f"use device=cuda:0..{count - 1} or device=cuda")
+
+
+def gpus_allocated(env: dict[str, str] | os._Environ) -> str:
+    """Which variable says this process was given a GPU ('' if none does)."""
+    for key in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
+        value = env.get(key, "").strip()
+        if value and value not in ("-1", "NoDevFiles"):
+            return f"{key}={value}"
+    return ""
+
+
+@functools.lru_cache(maxsize=None)  # once per process, though every sweep value is checked
+def _warn_once(message: str) -> None:
+    log.warning("%s", message)
 
 
 def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
@@ -157,6 +191,8 @@ def check_dataset(name: str, options_json: str, n_classes: int) -> None:
 def check(cfg: DictConfig) -> None:
     """Refuse a train command before anything runs: bad values, no sample, incompatible objective."""
     from study.objectives.base import objective_class
+
+    sharding.pin_visible_gpus(sharding.current_slot())  # in a local job's task, before anything touches CUDA
 
     study_dir, setup, _, _ = parse(cfg)
     cells = read_cells(study_dir)
@@ -260,7 +296,8 @@ _main = hydra_entry("train", task, check)
 
 def main() -> None:
     """`python -m study.train`: expand the sweep conveniences in argv, then run the Hydra app."""
-    sys.argv[1:] = expand_argv(sys.argv[1:])
+    sys.argv[1:] = sharding.preset_device(expand_argv(sys.argv[1:]))
+    sharding.remember_visible_gpus()
     sharding.register_resolvers()
     _main()
 

@@ -6,6 +6,8 @@ so the same code runs on CPU and GPU where the data lives.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -34,10 +36,17 @@ def random_grayscale(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.T
     """Replace each RGB image by its luma (ITU-R 601, repeated over channels) with probability `p`."""
     if x.shape[1] != 3 or p <= 0:
         return x
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+    weights = _luma_weights(x.device, x.dtype)
     gray = (x * weights[None, :, None, None]).sum(1, keepdim=True).expand_as(x)
     pick = torch.rand(x.shape[0], generator=gen, device=x.device) < p
     return torch.where(pick[:, None, None, None], gray, x)
+
+
+@functools.lru_cache(maxsize=None)
+def _luma_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # Built once per device: torch.tensor on a GPU copies from the host and waits, once per batch otherwise.
+    with torch.inference_mode(False):
+        return torch.tensor([0.299, 0.587, 0.114], device=device, dtype=dtype)
 
 
 def rotations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,8 +71,15 @@ def fingerprint(*arrays: torch.Tensor) -> str:
     h = hashlib.sha1()
     for a in arrays:
         h.update(str(tuple(a.shape)).encode())
-        h.update(a.detach().cpu().contiguous().numpy().tobytes())
+        # The tensor's own bytes, read in place (no copy for a contiguous CPU tensor, e.g. a memory-mapped
+        # cache): the same bytes `.numpy().tobytes()` gave, so fingerprints stored in records stay valid.
+        flat = a.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+        for start in range(0, flat.size, _HASH_CHUNK):
+            h.update(flat[start:start + _HASH_CHUNK])
     return h.hexdigest()[:16]
+
+
+_HASH_CHUNK = 1 << 26  # bytes per hashlib update: bounds any temporary the buffer protocol might make
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

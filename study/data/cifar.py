@@ -74,18 +74,21 @@ def read_cifar_batches(folder: Path, names: Sequence[str]) -> tuple[torch.Tensor
 
 def _read_cifar(root: Path) -> dict[str, torch.Tensor]:
     """torchvision's reader on a verified copy; our reader (same format) with a warning otherwise."""
-    from torchvision.datasets import CIFAR10
-
     try:
-        parts = {}
-        for split, train in (("train", True), ("test", False)):
-            ds = CIFAR10(str(root), train=train, download=False)  # checks every file's md5 sum
-            parts[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # HWC -> CHW
-            parts[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
-        return parts
-    except RuntimeError:
-        log.warning("cifar10: the files in %s differ from the official release (md5 sums); reading them anyway",
-                    root / CIFAR_DIR)
+        from torchvision.datasets import CIFAR10
+    except ImportError:  # torch without torchvision (a bare GPU image): the same format, read by our reader
+        log.warning("cifar10: torchvision is not installed; reading %s without checking its md5 sums", root / CIFAR_DIR)
+    else:
+        try:
+            parts = {}
+            for split, train in (("train", True), ("test", False)):
+                ds = CIFAR10(str(root), train=train, download=False)  # checks every file's md5 sum
+                parts[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # HWC -> CHW
+                parts[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
+            return parts
+        except RuntimeError:
+            log.warning("cifar10: the files in %s differ from the official release (md5 sums); reading them anyway",
+                        root / CIFAR_DIR)
     folder = root / CIFAR_DIR
     train_x, train_y = read_cifar_batches(folder, CIFAR_TRAIN)
     test_x, test_y = read_cifar_batches(folder, CIFAR_TEST)

@@ -138,7 +138,8 @@ def _read_cache(path: Path, wanted: str) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        # Memory-mapped: every worker reads the same pages from the page cache instead of holding a copy.
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # a torn or foreign file is rebuilt, never trusted
         log.warning("imagefolder: ignoring unreadable cache %s (%s)", path, e)
         return None

@@ -53,7 +53,14 @@ _CHUNK = 1 << 15  # pixels per chunk in ab_to_bin: (chunk, 313) float32 temporar
 
 
 def _matrix(rows: tuple, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(rows, dtype=like.dtype, device=like.device)
+    return _constant(rows, like.device, like.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _constant(rows: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A constant built once per device and dtype: torch.tensor on a GPU is a host copy that waits for it."""
+    with torch.inference_mode(False):  # a normal tensor, usable by autograd whatever mode built it
+        return torch.tensor(rows, dtype=dtype, device=device)
 
 
 def _float(x: torch.Tensor) -> torch.Tensor:
@@ -217,3 +224,40 @@ def ab_to_bin(ab: torch.Tensor, bins: torch.Tensor | None = None) -> torch.Tenso
     if miss.numel():
         idx[miss] = _nearest_brute(flat[miss], centres)
     return idx.reshape(b, h, w)
+
+
+class BinLookup:
+    """Nearest-bin targets for sRGB images on one device, with no host round trip per batch.
+
+    `ab_to_bin` checks its bins and builds its grid table on every call, and finds out-of-table pixels with
+    `nonzero`: each of those waits for the GPU. Here the table is built once and covers the whole grid:
+    a grid point that is a bin maps to that bin (the exact nearest bin for every sRGB colour, whose four
+    surrounding grid points are all bins, tests/test_color.py), any other grid point, and ab beyond the
+    table, to the bin nearest that grid point (out-of-gamut ab only, which images never produce).
+    """
+
+    def __init__(self, device: torch.device | str) -> None:
+        centres = ab_bins()  # (Q, 2), on the 10-grid by construction
+        ij = torch.round(centres / BIN_STEP).long()
+        lo, hi = ij.min(dim=0).values, ij.max(dim=0).values
+        ga, gb = torch.meshgrid(torch.arange(lo[0], hi[0] + 1), torch.arange(lo[1], hi[1] + 1), indexing="ij")
+        grid = torch.stack([ga.reshape(-1), gb.reshape(-1)], dim=1).float() * BIN_STEP  # (G, 2)
+        lut = _nearest_brute(grid, centres).reshape(ga.shape)  # (A, B): bins map to themselves
+        with torch.inference_mode(False):
+            self.lo, self.size = lo.to(device), (hi - lo + 1).to(device)
+            self.lut = lut.to(device)
+
+    def __call__(self, ab: torch.Tensor) -> torch.Tensor:
+        """Bin index per pixel of ab (B, 2, H, W), as (B, H, W) int64."""
+        b, _, h, w = ab.shape
+        flat = _float(ab).permute(0, 2, 3, 1).reshape(-1, 2)  # (B*H*W, 2)
+        # Rounded as in _nearest_on_grid (exact halves go to the lower bin, as argmin over sorted bins).
+        cell = torch.ceil(flat / BIN_STEP - 0.5).nan_to_num(0.0).clamp(-(2**30), 2**30).long() - self.lo
+        cell = torch.minimum(cell.clamp_min(0), self.size - 1)
+        return self.lut[cell[:, 0], cell[:, 1]].reshape(b, h, w)
+
+
+@functools.lru_cache(maxsize=None)
+def bin_lookup(device: str) -> BinLookup:
+    """The BinLookup of a device (`cpu`, `cuda:0`), built once per process."""
+    return BinLookup(device)

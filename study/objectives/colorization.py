@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from study.data.augment import random_flip
-from study.objectives.color import N_BINS, ab_bins, ab_to_bin, lightness_input, rgb_to_lab
+from study.objectives.color import N_BINS, ab_bins, bin_lookup, lightness_input, rgb_to_lab
 from study.data import ImageData
 from study.spaces.base import Backbone
 from study.objectives.base import Objective, register_objective
@@ -28,7 +28,9 @@ class PixelClassifier(nn.Module):
         self.head = nn.Conv2d(trunk.c_out, n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.trunk(x))  # (B, K, H/4, W/4)
+        # fp32 from here: interpolated in bf16, neighbouring logits of 313 bins collide on 8 significant bits
+        # and the per-pixel argmax (accuracy) resolves the ties to the lower bin; the loss upcasts anyway.
+        logits = self.head(self.trunk(x)).float()  # (B, K, H/4, W/4)
         # Channels-last: each pixel's K logits contiguous, which makes the upsampling and the per-pixel
         # cross-entropy over 313 classes about twice as fast on CPU (benchmarks/objectives.py).
         logits = logits.contiguous(memory_format=torch.channels_last)
@@ -45,6 +47,7 @@ class Colorization(Objective):
     def __init__(self, data: ImageData, crop_padding: int = 4) -> None:
         super().__init__(data, crop_padding)  # crop_padding is unused: the paper flips only
         self.bins = ab_bins().to(data.train_x.device)  # (313, 2)
+        self.lookup = bin_lookup(str(data.train_x.device))  # one table per device, shared by every run
 
     @property
     def n_classes(self) -> int:
@@ -66,7 +69,7 @@ class Colorization(Objective):
     def lightness_and_bins(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised L (B, 1, H, W) and nearest-bin targets (B, H, W) of uint8 RGB images (B, 3, H, W)."""
         lab = rgb_to_lab(images.float() / 255.0)  # (B, 3, H, W)
-        return lightness_input(lab), ab_to_bin(lab[:, 1:], self.bins)
+        return lightness_input(lab), self.lookup(lab[:, 1:])
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         return self.lightness_and_bins(random_flip(images, gen))

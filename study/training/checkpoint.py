@@ -70,6 +70,8 @@ class Checkpointer:
     identity: dict[str, Any]  # cell, seed and identity hash: a checkpoint of another run is never loaded
     config: dict[str, Any] = field(default_factory=dict)  # the run's config, for `launch.status` to read
     resumes: list[int] = field(default_factory=list)  # epochs at which earlier attempts were resumed
+    device: str = "cpu"  # where this attempt trains: a generator state only fits a generator of its device type
+    rng_restarts: list[int] = field(default_factory=list)  # epochs resumed with a fresh generator (see load)
     wall_before: float = 0.0  # seconds spent by earlier attempts
     _t0: float = field(default_factory=time.perf_counter)
 
@@ -94,17 +96,38 @@ class Checkpointer:
             return None
         h = saved["history"]
         state = TrainState(saved["epoch"], History(list(h["train_loss"]), list(h["test_acc"]), list(h["epoch_s"])),
-                           saved["optimizer"], saved["generator"].cpu())
+                           saved["optimizer"], self._generator_state(saved))
         self.resumes = list(saved["resumes"]) + [state.epoch]
+        self.rng_restarts = list(saved.get("rng_restarts", []))
+        if state.generator is None:
+            self.rng_restarts.append(state.epoch)
         self.wall_before = float(saved["wall_s"])
         log.info("resuming %s from epoch %d", self.path.stem, state.epoch)
         return state
+
+    def _generator_state(self, saved: dict[str, Any]) -> torch.Tensor | None:
+        """The saved generator state if a generator on this device can take it, else None (start a fresh one).
+
+        CPU and CUDA generators keep states of different sizes (5,056 vs 16 bytes), so a run moved to
+        another device type cannot continue its random stream: it keeps its weights and optimiser state
+        and draws from a generator seeded afresh, which the record says (`rng_restarts`).
+        """
+        here = torch.device(self.device).type
+        there = saved.get("device_type")  # absent in checkpoints of older code
+        state = saved["generator"].cpu()
+        fits = state.numel() == torch.Generator(device=self.device).get_state().numel()
+        if fits and there in (here, None):  # older checkpoints lack the field; the state's size tells
+            return state
+        log.warning("resuming %s on %s from a checkpoint written on %s: weights and optimiser resumed, "
+                    "random stream started afresh from the seed", self.path.stem, here, there or "an unknown device")
+        return None
 
     def save(self, model: nn.Module, state: TrainState) -> None:
         """Write the state after an epoch atomically."""
         h = state.history
         _save_atomic(self.path, {
             "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": model.state_dict(),
+            "device_type": torch.device(self.device).type, "rng_restarts": self.rng_restarts,
             "optimizer": state.optimizer, "generator": state.generator,
             "history": {"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s},
             "resumes": self.resumes, "wall_s": self.wall_s(), "config": self.config,

@@ -47,14 +47,27 @@ class Setup:
     claims: ClaimSettings = ClaimSettings()
     precision: str = "fp32"  # fp32 or bf16 (autocast), resolved from `precision` for the device
 
+    @property
+    def device_type(self) -> str:
+        """`cpu` or `cuda` (no index: which GPU of a machine trained a run does not change it)."""
+        return self.device.split(":")[0]
+
     def identity(self) -> dict[str, Any]:
-        """What defines a run besides its cell and seed (device, threads, precision and paths do not)."""
+        """What defines a run besides its cell and seed (threads, GPU index and paths do not)."""
         # Where data is cached and whether it may be downloaded do not change it: moving a study keeps its runs.
         dataset_options = {k: v for k, v in self.dataset_options.items() if k not in ("cache_dir", "download")}
         # Width and depth stay under "budget", where they were when they were budget fields: same hashes.
         budget = {**asdict(self.budget), "width": self.shape.width, "cells_per_stage": self.shape.cells_per_stage}
-        return {"space": self.space, "objective": self.objective, "objective_options": self.objective_options,
-                "dataset": self.dataset, "dataset_options": dataset_options, "budget": budget}
+        identity = {"space": self.space, "objective": self.objective, "objective_options": self.objective_options,
+                    "dataset": self.dataset, "dataset_options": dataset_options, "budget": budget}
+        # Device type and precision change the numbers a run produces, so a GPU bf16 run is another run than
+        # a CPU fp32 one. They enter only when they differ from (cpu, fp32), the setting every study was
+        # trained with before they counted: those studies keep their identity hashes and run folders.
+        if self.device_type != "cpu":
+            identity["device"] = self.device_type
+        if self.precision != "fp32":
+            identity["precision"] = self.precision
+        return identity
 
 
 def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) -> tuple[list[RunSpec], int]:
@@ -104,7 +117,8 @@ def record(spec: RunSpec, setup: Setup, status: str, **fields: Any) -> dict[str,
         "cell_id": spec.cell_id, "arch": spec.arch, "canonical": get_space(setup.space).parse(spec.arch).canonical(),
         "objective": spec.objective, "seed": spec.seed,
         "space": setup.space, "dataset": setup.dataset, "budget": setup.budget.name,
-        "identity": identity_hash(setup.identity()), "status": status,
+        "identity": identity_hash(setup.identity()), "status": status, "device_type": setup.device_type,
+        "precision": setup.precision,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": setup.config, "provenance": provenance(), **fields,
     }
@@ -130,9 +144,11 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     model = model.to(setup.device)
     # A requeued job resumes from the last epoch saved by an earlier attempt (see study/training/checkpoint.py).
     ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,
-                                                      "identity": identity_hash(setup.identity())}, setup.config)
+                                                      "identity": identity_hash(setup.identity())}, setup.config,
+                      device=setup.device)
     start = ckpt.load(model, setup.device)
-    resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes}
+    resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes,
+               "rng_restarts": ckpt.rng_restarts}
     try:
         history = train(model, objective, data, setup.budget, spec.seed, start=start, on_state=ckpt.save,
                         precision=setup.precision)
@@ -147,7 +163,6 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
             params=count_params(model), wall_s=ckpt.wall_s(), device=setup.device, **resumed,
         )
     rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
-    rec["precision"] = setup.precision
     rec.update(network_size(space, cell, setup.shape))
     write_record(spec.path, rec)
     ckpt.discard()

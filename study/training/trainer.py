@@ -102,6 +102,23 @@ def autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def strict_fp32(device_type: str, precision: str) -> None:
+    """Make fp32 mean fp32 on CUDA: no TF32 (10-bit mantissa) in convolutions and matmuls when fp32 is asked.
+
+    cuDNN convolutions use TF32 by default on Ampere and later, so `precision=fp32` would otherwise be a
+    third, unrecorded precision. Process-wide flags; set before each training. Other precisions: untouched.
+    """
+    if device_type != "cuda" or compute_precision(precision, device_type) != "fp32":
+        return
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
+        # torch >= 2.9: the new API; mixing it with the allow_tf32 flags raises.
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
 def compute_precision(precision: str, device_type: str) -> str:
     """What `precision` means on a device type: "bf16" or "fp32" (`auto`: bf16 on CUDA, fp32 elsewhere)."""
     if precision not in PRECISIONS:
@@ -190,7 +207,7 @@ class TrainState:
     epoch: int  # epochs completed
     history: History
     optimizer: dict
-    generator: torch.Tensor
+    generator: torch.Tensor | None  # None: continue with a generator seeded afresh (state from another device)
 
 
 StateCallback = Callable[[nn.Module, TrainState], None]
@@ -207,12 +224,14 @@ def train(
     receives the model and state after every epoch, e.g. to checkpoint it. `precision` is `autocast`'s.
     """
     autocast(data.train_x.device, precision)  # refuse an unknown precision before training
+    strict_fp32(data.train_x.device.type, precision)
     gen = torch.Generator(device=data.train_x.device).manual_seed(seed)
     opt = make_optimizer(model, budget)
     history = History()
     if start is not None:
         opt.load_state_dict(start.optimizer)
-        gen.set_state(start.generator)
+        if start.generator is not None:
+            gen.set_state(start.generator)
         history = start.history
     for epoch in range(start.epoch if start is not None else 0, budget.epochs):
         t0 = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -34,6 +35,14 @@ def configure_threads(threads: int) -> None:
         pass
 
 
+def configure_device(device: str) -> None:
+    """Make a CUDA device this process's current one, so kernels and allocations never land on GPU 0."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+
+
 def load_data(setup: Setup) -> Any:
     """The configured dataset, on the configured device."""
     from study.data import build_dataset
@@ -41,8 +50,17 @@ def load_data(setup: Setup) -> Any:
     return build_dataset(setup.dataset, **setup.dataset_options).to(setup.device)
 
 
+def _exit_on_term(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds: the claim is released, a half-written checkpoint removed
+
+
 def _init(setup: Setup) -> None:
+    # The task process decides what a preemption means (submitit checkpoints and requeues it there); a
+    # worker only stops when that process terminates it, cleanly, from its last per-epoch checkpoint.
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_term)
     configure_threads(setup.threads)
+    configure_device(setup.device)
     _WORKER["setup"] = setup
     _WORKER["data"] = load_data(setup)
 
@@ -139,6 +157,7 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Pro
     since = time.time()  # records written after this were written by another command
     if workers == 1:
         configure_threads(setup.threads)
+        configure_device(setup.device)
         data = load_data(setup)
         for spec in specs:
             progress.update(run_safely(spec, setup, data, since))
@@ -152,8 +171,28 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Pro
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     progress.update(fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
+        except BaseException:  # preemption (submitit's SIGUSR2 handler exits), Ctrl-C, a write error
+            stop_workers(pool)
             raise
     return progress
+
+
+def stop_workers(pool: ProcessPoolExecutor, grace_s: float = 30.0) -> None:
+    """Cancel the queued runs and stop the running ones now instead of waiting for them to finish.
+
+    Waiting would outlast a preemption's signal delay (a paper-budget run takes hours); a stopped run
+    loses at most the epoch in progress and resumes from its checkpoint when the job is requeued.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # private, but the only handle
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()  # SIGTERM: the worker unwinds (see _exit_on_term)
+    deadline = time.monotonic() + grace_s
+    for proc in processes:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if processes:
+        log.info("stopped %d worker(s); their runs resume from their last checkpoint", len(processes))

@@ -44,22 +44,26 @@ class BoxPool(nn.Module):
         self.register_buffer("ones", torch.ones(channels, 1, kernel, kernel), persistent=False)
         self._scale: dict[tuple, torch.Tensor] = {}
 
-    def scale(self, x: torch.Tensor) -> torch.Tensor:
-        """1 / (real pixels under each window), (1, 1, H', W'); cached per input size, device and dtype."""
-        key = (x.shape[-2], x.shape[-1], x.device, x.dtype)
+    def scale(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """1 / (real pixels under each window), (1, 1, H', W') in `dtype` (x's by default); cached per size,
+        device and dtype."""
+        dtype = x.dtype if dtype is None else dtype
+        key = (x.shape[-2], x.shape[-1], x.device, dtype)
         if key not in self._scale:
             # Normal tensors even when first called under inference_mode (evaluation), so training may
             # use the cached scale in autograd afterwards.
             with torch.inference_mode(False), torch.no_grad():
                 one = torch.ones(1, 1, *x.shape[-2:], device=x.device, dtype=x.dtype)
-                count = nn.functional.conv2d(one, self.ones[:1], stride=self.stride, padding=self.padding)
-                self._scale[key] = count.reciprocal()
+                count = nn.functional.conv2d(one, self.ones[:1].to(x.dtype), stride=self.stride, padding=self.padding)
+                # Cast to the dtype asked for: under autocast the conv runs in bf16 but `reciprocal` is kept
+                # in fp32, which would promote the pooled output, and every op after it, to fp32.
+                self._scale[key] = count.reciprocal().to(dtype)
         return self._scale[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ones = self.ones if self.ones.dtype == x.dtype else self.ones.to(x.dtype)
         total = nn.functional.conv2d(x, ones, stride=self.stride, padding=self.padding, groups=x.shape[1])
-        return total * self.scale(x)  # (B, C, H', W')
+        return total * self.scale(x, total.dtype)  # (B, C, H', W') in the conv's compute dtype
 
 
 def make_op(name: str, channels: int) -> nn.Module | None:
