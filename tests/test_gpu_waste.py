@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from study import augment, color
+from study.data import augment
+from study.objectives import color
 from study.objectives.color import BinLookup, ab_to_bin, bin_lookup, rgb_to_lab
 from study.data import ImageData, fingerprint
 from study.spaces.nb201.network import BoxPool, Trunk
