@@ -119,6 +119,10 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
 
     cell = get_space(setup.space).parse(spec.arch)
     objective = create_objective(setup.objective, data, **setup.objective_options)
+    if not objective.trains:  # a training-free score: no trainer, no checkpoint
+        from study.scoring import score_run
+
+        return score_run(spec, setup, data, objective)
     with torch.random.fork_rng(devices=[]):  # the seed fixes the init without touching global state
         torch.manual_seed(spec.seed)
         model = objective.build(Trunk(cell, objective.c_in, setup.budget.width, setup.budget.cells_per_stage))
