@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 CIFAR_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 CIFAR_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
@@ -39,7 +40,10 @@ def load_batch(root: Path, n: int, seed: int):
     from PIL import Image
 
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    files = [(f, k) for k, c in enumerate(classes) for f in sorted((root / "train" / c).glob("*.jpg"))]
+    files = [(f, k) for k, c in enumerate(classes) for f in sorted((root / "train" / c).iterdir())
+             if f.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    if len(files) < n:
+        raise SystemExit(f"{root}/train/<class>/ holds {len(files)} images, fewer than --batch {n}")
     pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].tolist()
     x = torch.from_numpy(np.stack([np.asarray(Image.open(files[i][0]).convert("RGB")) for i in pick]))
     x = x.permute(0, 3, 1, 2).float() / 255  # (n, 3, 32, 32)
@@ -47,15 +51,15 @@ def load_batch(root: Path, n: int, seed: int):
     return x, torch.tensor([files[i][1] for i in pick])
 
 
-def _init(root: str, batch: int) -> None:
+def _init(x, y, width: int, depth: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _STATE["x"], _STATE["y"] = load_batch(Path(root), batch, seed=0)
+    _STATE.update(x=x, y=y, width=width, depth=depth)
 
 
-def network(arch: str, fused: bool):
-    """The paper-size supervised network of a cell, initialised from seed 0 as a run with seed=0 is."""
+def network(arch: str, fused: bool, width: int = 16, depth: int = 5):
+    """The supervised network of a cell (paper size by default), initialised from seed 0 as a run with seed=0 is."""
     import torch
 
     from study.network import PooledLinear, Trunk
@@ -63,7 +67,7 @@ def network(arch: str, fused: bool):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        trunk = Trunk(get_space("nb201").parse(arch), 3, 16, 5, fused=fused)
+        trunk = Trunk(get_space("nb201").parse(arch), 3, width, depth, fused=fused)
         return torch.nn.Sequential(trunk, PooledLinear(trunk.c_out, 10))
 
 
@@ -79,7 +83,7 @@ def score_cell(item: tuple[int, str]) -> dict:
             "jacob_cov": (True, lambda m: {"jacob_cov": zc.jacob_cov(m, x)}),
             "labelled": (True, lambda m: labelled(zc, m, x, y))}
     for name, (fused, run) in jobs.items():
-        model = network(arch, fused)
+        model = network(arch, fused, _STATE["width"], _STATE["depth"])
         t0 = time.process_time()
         values = run(model)
         cpu = time.process_time() - t0
@@ -98,14 +102,15 @@ def labelled(zc, model, x, y) -> dict:
                 "grad_norm": float(sum(m.weight.grad.norm() for m in layers))}
 
 
-def summarize(rows: list[dict], truth: dict[str, float], bootstrap: int) -> dict:
+def summarize(rows: list[dict], truth: dict[str, float], bootstrap: int, width: int = 16, depth: int = 5) -> dict:
     """Spearman rho (95% bootstrap interval) of every score and of the parameter count against the truth."""
     from analysis.uncertainty import bootstrap_ci, rank_correlations
     from study.network import complexity
     from study.space import get_space
 
     acc = np.array([truth[r["arch"]] for r in rows])
-    params = np.array([complexity(get_space("nb201").parse(r["arch"]), 3, 32, 16, 5, 10)[0] for r in rows], float)
+    space = get_space("nb201")
+    params = np.array([complexity(space.parse(r["arch"]), 3, 32, width, depth, 10)[0] for r in rows], float)
     table = {}
     for name, values in [*((s, np.array([r[s] for r in rows], float)) for s in SCORES), ("params", params)]:
         ok = np.isfinite(values)
@@ -118,11 +123,12 @@ def summarize(rows: list[dict], truth: dict[str, float], bootstrap: int) -> dict
     return table
 
 
-def markdown(table: dict, n: int, command: str) -> str:
+def markdown(table: dict, meta: dict) -> str:
     """The summary as a Markdown table."""
-    lines = [f"Training-free scores vs NAS-Bench-201 CIFAR-10 200-epoch accuracy, {n} cells of the default sample,",
-             "C=16 N=5 network at init (seed 0), one batch of 128 CIFAR-10 training images (seed 0), one CPU thread.",
-             "", f"    {command}", "",
+    lines = [f"Training-free scores vs NAS-Bench-201 CIFAR-10 200-epoch accuracy, the first {meta['n_cells']} cells "
+             f"of the default sample, C={meta['width']} N={meta['cells_per_stage']} network at init (seed 0), "
+             f"one batch of {meta['batch']} CIFAR-10 training images (seed 0), one CPU thread per cell.",
+             "", f"    {meta['command']}", "",
              "| score | labels | Spearman rho | 95% CI | CPU s/cell (mean) | max | goal rho |",
              "|---|---|---|---|---|---|---|"]
     for name, r in table.items():
@@ -143,11 +149,13 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, default=Path("/tmp/cifar10-jpeg"))
-    p.add_argument("--truth", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared/data/nb201-accuracy.csv",
+    p.add_argument("--truth", type=Path, default=ROOT.parent / "shared/data/nb201-accuracy.csv",
                    help="NAS-Bench-201 truth (index, arch, cifar10_test, ...); default ../shared/data/ beside the repo")
     p.add_argument("--cells", type=int, default=500)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--width", type=int, default=16, help="C (16: the paper network)")
+    p.add_argument("--depth", type=int, default=5, help="N, cells per stage (5: the paper network)")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args()
@@ -161,8 +169,9 @@ def main() -> None:
                 done[row["index"]] = row
     cells = [c.to_str() for c in draw("nb201", args.cells, seed=0)]
     todo = [(i, a) for i, a in enumerate(cells) if i not in done]
+    x, y = load_batch(args.data_root, args.batch, seed=0)  # here, so a bad folder stops the script at once
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(args.workers, initializer=_init, initargs=(str(args.data_root), args.batch)) as pool, \
+    with ctx.Pool(args.workers, initializer=_init, initargs=(x, y, args.width, args.depth)) as pool, \
             open(jsonl, "a") as f:
         for row in pool.imap_unordered(score_cell, todo):
             f.write(json.dumps(row) + "\n")
@@ -173,13 +182,13 @@ def main() -> None:
     truth_df = pd.read_csv(args.truth)
     truth = dict(zip(truth_df["arch"], truth_df["cifar10_test"]))
     rows = [done[i] for i in range(len(cells))]
-    table = summarize(rows, truth, args.bootstrap)
+    table = summarize(rows, truth, args.bootstrap, args.width, args.depth)
     command = "OMP_NUM_THREADS=1 python benchmarks/zero_cost.py " + " ".join(sys.argv[1:])
-    (args.out / "zero_cost.json").write_text(json.dumps({"n_cells": len(rows), "batch": args.batch, "width": 16,
-                                                         "cells_per_stage": 5, "threads": 1, "command": command,
-                                                         "scores": table}, indent=2) + "\n")
-    (args.out / "zero_cost.md").write_text(markdown(table, len(rows), command))
-    print(markdown(table, len(rows), command))
+    meta = {"n_cells": len(rows), "batch": args.batch, "width": args.width, "cells_per_stage": args.depth,
+            "threads": 1, "command": command}
+    (args.out / "zero_cost.json").write_text(json.dumps({**meta, "scores": table}, indent=2) + "\n")
+    (args.out / "zero_cost.md").write_text(markdown(table, meta))
+    print(markdown(table, meta))
 
 
 if __name__ == "__main__":

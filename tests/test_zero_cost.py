@@ -63,8 +63,9 @@ def relu_units(cell_str: str, c: int, n: int, size: int) -> int:
     return total + 4 * c * (size // 4) ** 2  # the final BN-ReLU
 
 
-@pytest.mark.parametrize("cell", ["|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|",
-                                  "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|none~1|skip_connect~2|"])
+@pytest.mark.parametrize("cell", [
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+    "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|nor_conv_1x1~0|none~1|skip_connect~2|"])
 def test_naswot_counts_every_relu_unit_of_an_nb201_network(cell):
     # The diagonal of K is N_A, the number of ReLU units: node ReLUs shared by several conv edges count
     # once per edge (one ReLU per ReLU-Conv-BN), as in the reference network.
@@ -185,3 +186,30 @@ def test_synflow_is_the_same_on_the_fused_and_the_per_edge_cell():
     for ours, theirs in zip(fused.layers, plain.layers):
         ours.load_from(theirs) if hasattr(ours, "load_from") else ours.load_state_dict(theirs.state_dict())
     assert synflow(fused, (3, 16, 16)) == pytest.approx(synflow(plain, (3, 16, 16)), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_benchmark_writes_its_table_and_resumes(tmp_path):
+    import subprocess
+    import sys
+
+    from study.sampler import draw
+    from tests.conftest import ROOT
+    from tests.image_fixtures import write_tiny_folder
+
+    write_tiny_folder(tmp_path / "images", {"train": 6})
+    archs = [c.to_str() for c in draw("nb201", 3, seed=0)]
+    pd.DataFrame({"arch": archs, "cifar10_test": [90.0, 80.0, 85.0]}).to_csv(tmp_path / "truth.csv", index=False)
+    args = [sys.executable, str(ROOT / "benchmarks" / "zero_cost.py"), "--cells", "3", "--batch", "8",
+            "--workers", "1", "--bootstrap", "10", "--width", "4", "--depth", "1", "--data-root", str(tmp_path / "images"),
+            "--truth", str(tmp_path / "truth.csv"), "--out", str(tmp_path / "out")]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = (tmp_path / "out" / "zero_cost.jsonl").read_text().splitlines()
+    assert sorted(json.loads(r)["index"] for r in rows) == [0, 1, 2]
+    table = json.loads((tmp_path / "out" / "zero_cost.json").read_text())["scores"]
+    assert set(table) == {"naswot", "synflow", "jacob_cov", "snip", "grad_norm", "params"}
+    assert all(table[s]["cpu_s_mean"] > 0 and table[s]["n_cells"] == 3 for s in table if s != "params")
+    assert "| naswot | no |" in (tmp_path / "out" / "zero_cost.md").read_text()
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and (tmp_path / "out" / "zero_cost.jsonl").read_text().splitlines() == rows

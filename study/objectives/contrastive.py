@@ -128,7 +128,8 @@ class Contrastive(Objective):
         if not (isinstance(temperature, (int, float)) and temperature > 0):
             raise ObjectiveError(f"contrastive: objective.temperature must be positive, got {temperature!r}")
         if isinstance(projection_dim, bool) or not isinstance(projection_dim, int) or projection_dim < 1:
-            raise ObjectiveError(f"contrastive: objective.projection_dim must be a positive integer, got {projection_dim!r}")
+            raise ObjectiveError("contrastive: objective.projection_dim must be a positive integer, "
+                                 f"got {projection_dim!r}")
         if not (isinstance(jitter, (int, float)) and 0 <= jitter <= 1):
             raise ObjectiveError(f"contrastive: objective.jitter must be a strength in [0, 1], got {jitter!r}")
         self.temperature, self.projection_dim, self.jitter = float(temperature), projection_dim, float(jitter)
