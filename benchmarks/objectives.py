@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from study.data import ImageData, build_dataset, fingerprint
 from study.network import Trunk
 from study.objectives import create_objective, list_objectives
+from study.objectives.base import objective_class
 from study.sampler import draw
 from study.space import get_space
 from study.trainer import Budget, make_optimizer
@@ -93,7 +94,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-root", default=None, help="an image folder (train/<class>/*), e.g. CIFAR-10 as JPEGs")
     parser.add_argument("--cache-dir", default="/tmp/unnas-bench-cache")
-    parser.add_argument("--objectives", default=",".join(list_objectives()))
+    trained = [n for n in list_objectives() if objective_class(n).trains]  # training-free ones take no steps
+    parser.add_argument("--objectives", default=",".join(trained))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.data_root:
