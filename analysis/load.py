@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 RUN_COLUMNS = ["cell_id", "arch", "objective", "seed", "space", "dataset", "budget", "identity", "status",
                "dataset_fingerprint", "device", "precision",
-               "reason", "test_acc_best", "test_acc_final", "best_epoch", "epochs", "params", "wall_s", "path"]
+               "reason", "test_acc_best", "test_acc_final", "score", "best_epoch", "epochs", "params", "wall_s",
+               "path"]
 
 
 def load_runs(study_dir: Path) -> pd.DataFrame:
@@ -21,6 +22,8 @@ def load_runs(study_dir: Path) -> pd.DataFrame:
     rows = [{**{k: rec.get(k) for k in RUN_COLUMNS}, **trained_on(rec), "path": str(path)}
             for path, rec in iter_records(study_dir)]
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    for column in ("test_acc_best", "test_acc_final"):  # a training-free objective's value is its score
+        runs[column] = runs[column].astype(float).fillna(runs["score"].astype(float))
     return runs.astype({"seed": "Int64"}) if len(runs) else runs
 
 

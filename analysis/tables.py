@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis.kinds import training_free_kind
 from analysis.selection import QUANTILES, default_sizes, random_experiment, top1_choice, topk_overlap
 from analysis.uncertainty import (bootstrap_ci, noise_ceiling, permutation_pvalue, rank_correlations,
                                   seed_agreement)
@@ -24,10 +25,12 @@ CORRELATION_COLUMNS = ["objective", "kind", "reference", "n_cells", "spearman", 
 
 
 def kind_of(name: str, reference: str) -> str:
-    """`reference`, `baseline` (params, FLOPs, random ranking) or `objective`."""
+    """`reference`, `baseline` (params, FLOPs, random ranking), `training-free[, labels]` or `objective`."""
     if name == reference:
         return "reference"
-    return "baseline" if name in BASELINES or name == RANDOM else "objective"
+    if name in BASELINES or name == RANDOM:
+        return "baseline"
+    return training_free_kind(name) or "objective"
 
 
 def _both(cells: pd.DataFrame, name: str, reference: str) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from study.objectives import create_objective, list_objectives
 from study.spaces import NetShape, draw, get_space
 from study.spaces.nb201.network import Trunk
 from study.training.trainer import Budget, make_optimizer
+from study.objectives.base import objective_class
 
 PAPER_BATCH = {"supervised": 128, "colorization": 128, "rotation": 32, "jigsaw": 32}
 
@@ -92,7 +93,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-root", default=None, help="an image folder (train/<class>/*), e.g. CIFAR-10 as JPEGs")
     parser.add_argument("--cache-dir", default="/tmp/unnas-bench-cache")
-    parser.add_argument("--objectives", default=",".join(list_objectives()))
+    trained = [n for n in list_objectives() if objective_class(n).trains]  # training-free ones take no steps
+    parser.add_argument("--objectives", default=",".join(trained))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.data_root:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -51,6 +53,10 @@ def test_one_training_step_on_every_accepted_dataset(name, dataset, datasets):
             create_objective(name, data)
         return
     obj = create_objective(name, data, crop_padding=2)
+    if not obj.trains:  # training-free: one score instead of a step (tests/test_zero_cost.py checks values)
+        model = obj.build(Trunk(draw("nb201", 1, seed=0)[0], obj.c_in, 4, 1, fused=obj.fused))
+        assert math.isfinite(obj.score(model, torch.Generator().manual_seed(0), 8))
+        return
     model = obj.build(Trunk(draw("nb201", 1, seed=0)[0], obj.c_in, 4, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     gen = torch.Generator().manual_seed(0)

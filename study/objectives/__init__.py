@@ -12,6 +12,6 @@ from study.objectives.base import (
     list_objectives,
     register_objective,
 )
-from study.objectives import colorization, jigsaw, rotation, supervised  # noqa: F401  (registration side effect)
+from study.objectives import colorization, contrastive, jigsaw, rotation, supervised, zero_cost  # noqa: F401  (registration side effect)
 
 __all__ = ["Objective", "ObjectiveError", "create_objective", "list_objectives", "register_objective"]

@@ -29,6 +29,8 @@ class Objective:
     name: ClassVar[str] = ""
     needs_color: ClassVar[bool] = False
     inputs_per_image: ClassVar[int] = 1
+    trains: ClassVar[bool] = True  # False: a training-free score (study/objectives/zero_cost.py), no trainer
+    uses_labels: ClassVar[bool] = False  # reads the dataset's labels (supervised, snip, grad_norm)
 
     def __init__(self, data: ImageData, crop_padding: int = 4) -> None:
         if self.needs_color and data.channels != 3:

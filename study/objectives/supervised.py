@@ -13,6 +13,7 @@ class Supervised(Objective):
     """Classify images into the dataset's classes (random crop with zero padding + horizontal flip)."""
 
     name = "supervised"
+    uses_labels = True
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         x = random_flip(random_crop(images, self.crop_padding, gen), gen)

@@ -75,8 +75,12 @@ class Space(Protocol):
     def sample(self, n: int, seed: int, include_degenerate: bool = False) -> list[Cell]:
         """`n` distinct canonical cells, deterministic in `seed`; a smaller n gives a prefix."""
 
-    def build(self, cell: Cell, shape: NetShape) -> "nn.Module":
-        """The backbone (attribute `c_out`) for `cell` at `shape`; imports torch lazily."""
+    def build(self, cell: Cell, shape: NetShape, plain: bool = False) -> "nn.Module":
+        """The backbone (attribute `c_out`) for `cell` at `shape`; imports torch lazily.
+
+        `plain=True` asks for one module per op, every ReLU an `nn.ReLU` (what hooks see), instead of a
+        fused fast path computing the same function; spaces without a fast path ignore it.
+        """
 
     def complexity(self, cell: Cell, shape: NetShape) -> tuple[int, int]:
         """Parameters and multiply-accumulates per image of backbone + pooled linear head to shape.n_classes."""

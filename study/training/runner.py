@@ -137,6 +137,10 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     space = get_space(setup.space)
     cell = space.parse(spec.arch)
     objective = create_objective(setup.objective, data, **setup.objective_options)
+    if not objective.trains:  # a training-free score: no trainer, no checkpoint
+        from study.training.scoring import score_run
+
+        return score_run(spec, setup, data, objective)
     # The objective may feed the backbone other channels than the dataset has (colorization: lightness).
     with torch.random.fork_rng(devices=[]):  # the seed fixes the init without touching global state
         torch.manual_seed(spec.seed)

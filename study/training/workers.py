@@ -140,7 +140,9 @@ class Progress:
         self.done += 1
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / self.done * (self.total - self.done)
-        if rec["status"] == "complete":
+        if rec["status"] == "complete" and rec.get("test_acc_best") is None:  # a training-free score
+            result = f"score {rec['score']:.6g}"
+        elif rec["status"] == "complete":
             result = f"best {rec['test_acc_best']:.4f} final {rec['test_acc_final']:.4f}"
         else:
             self.failed += 1

@@ -84,7 +84,7 @@ class DartsSpace:
             cells.append(cell)
         return cells
 
-    def build(self, cell: DartsCell, shape: NetShape) -> nn.Module:
+    def build(self, cell: DartsCell, shape: NetShape, plain: bool = False) -> nn.Module:
         """The backbone (stem + 3 * cells_per_stage normal and 2 reduction cells) for `shape`; has `c_out`."""
         from study.spaces.darts.network import Backbone
 

@@ -134,7 +134,7 @@ class NB101Space:
                 cells.append(cell)
         return cells
 
-    def build(self, cell: NB101Cell, shape: NetShape) -> nn.Module:
+    def build(self, cell: NB101Cell, shape: NetShape, plain: bool = False) -> nn.Module:
         """The backbone (stem + 3 stacks) for `shape`; has `c_out`."""
         from study.spaces.nb101.network import Backbone
 

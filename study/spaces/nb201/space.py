@@ -29,11 +29,11 @@ class NB201Space:
         """`n` distinct classes' representatives: a seeded permutation of all classes, cut at `n`."""
         return draw_from_classes(self.name, self.classes(include_degenerate), n, seed, include_degenerate)
 
-    def build(self, cell: NB201Cell, shape: NetShape) -> "nn.Module":
-        """The trunk (stem, cells, reductions, last BN-ReLU) with `c_out` = 4 x width."""
+    def build(self, cell: NB201Cell, shape: NetShape, plain: bool = False) -> "nn.Module":
+        """The trunk (stem, cells, reductions, last BN-ReLU) with `c_out` = 4 x width; `plain`: per-edge cells."""
         from study.spaces.nb201.network import Trunk
 
-        return Trunk(self._own(cell), shape.c_in, shape.width, shape.cells_per_stage)
+        return Trunk(self._own(cell), shape.c_in, shape.width, shape.cells_per_stage, fused=not plain)
 
     def complexity(self, cell: NB201Cell, shape: NetShape) -> tuple[int, int]:
         """Closed-form params and multiply-accumulates of trunk + pooled linear head."""

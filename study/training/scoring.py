@@ -1,0 +1,56 @@
+"""Run a training-free objective: build the study's untrained network from the seed, score it, record it.
+
+The runner hands a run here when its objective has `trains = False`. The network is the one a
+supervised run of the same cell, budget and seed would start from (trunk of the budget's width and depth
+plus the supervised head); the batch comes from a generator seeded by the run's seed. No trainer, no
+checkpoint: a score takes seconds, so an interrupted run is simply redone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from study.spaces import get_space
+from study.spaces.modules import count_params
+from study.store.records import write_record
+from study.training.runner import RunSpec, Setup, network_size, record
+
+
+def build_untrained(spec: RunSpec, setup: Setup, objective: Any) -> torch.nn.Module:
+    """The run's network at initialisation, seeded by the run's seed without touching global RNG state."""
+    space = get_space(setup.space)
+    cell = space.parse(spec.arch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        # NASWOT hooks every ReLU module: it asks for the plain network (same function, same parameters).
+        model = objective.build(space.build(cell, replace(setup.shape, c_in=objective.c_in), plain=not objective.fused))
+    return model.to(setup.device)
+
+
+def score_run(spec: RunSpec, setup: Setup, data: Any, objective: Any) -> dict[str, Any]:
+    """Score one run's untrained network and write its record (complete, or failed on a non-finite score)."""
+    t0 = time.perf_counter()
+    model = build_untrained(spec, setup, objective)
+    # The batch draw uses its own generator, seeded like the trainer's, so a run is repeatable anywhere.
+    gen = torch.Generator(device=data.train_x.device).manual_seed(spec.seed)
+    value = objective.score(model, gen, setup.budget.batch_size)
+    wall = time.perf_counter() - t0
+    common = {"params": count_params(model), "wall_s": wall, "device": setup.device, "resumed_from_epoch": None,
+              "resumes": []}
+    if math.isfinite(value):
+        rec = record(spec, setup, "complete", reason=None, score=value, test_acc_best=None, test_acc_final=None,
+                     epochs=0, uses_labels=objective.uses_labels, **common)
+    else:  # e.g. NASWOT of a network whose ReLU codes cannot tell two images apart
+        rec = record(spec, setup, "failed", reason=f"non-finite {objective.name} score {value}", score=None,
+                     **common)
+    rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
+    rec["precision"] = "fp64" if objective.name == "synflow" else "fp32"
+    space = get_space(setup.space)
+    rec.update(network_size(space, space.parse(spec.arch), setup.shape))
+    write_record(spec.path, rec)
+    return rec
