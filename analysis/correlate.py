@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from analysis import report, tables
+from analysis import caveats, report, tables
 from analysis.completeness import cell_status, dropped_cells, summarize
 from analysis.load import cell_table, load_runs
 from analysis.selection import random_ranking
@@ -113,6 +113,15 @@ def _budget_settings(study: StudyData) -> str:
     return f"{done['budget'].iloc[0]} ({shown})" if shown else str(done["budget"].iloc[0])
 
 
+def _chance(study: StudyData, objective: str) -> float | None:
+    """Chance accuracy of one of a study's objectives, from the config stored in one of its records."""
+    done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
+    if done.empty:
+        return None
+    rec = read_record(Path(done["path"].iloc[0])) or {}
+    return caveats.chance_level(objective, rec.get("config"))
+
+
 def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], n_cells: int) -> dict[str, str]:
     """The rows of report.md's setup table."""
     primary = studies[0]
@@ -185,13 +194,15 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
               for r in noise.itertuples() if r.seed_rho <= 0]
     notes += [f"{c}: no complete cell yet, left out of the analysis" for c in empty]
     columns = [*objectives, *BASELINES, RANDOM]
+    chance = {s.spec.column(o): _chance(s, o) for s in studies for o in s.scoped["objective"].unique()}
+    warnings = caveats.caveats(cells, objectives, corr, chance)
     results = report.Results(
         setup=_setup(req, studies, seeds, len(cells)), reference=reference, cells=cells, objectives=others,
         correlations=corr, noise=noise, selection=tables.selection(cells, reference, [reference, *proxies, RANDOM]),
         curves=tables.random_curves(cells, reference, [reference, *proxies, RANDOM], req.trials, req.seed),
         matrix=tables.rank_matrix(cells, columns), ecdf=tables.ecdf(cells, objectives),
         completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent),
-        notes=notes)
+        notes=notes, caveats=warnings)
     runs = pd.concat([s.runs.assign(study=s.spec.label) for s in studies], ignore_index=True)
     table = studies[0].cells[["arch", *BASELINES]].join(values, how="left")
     table[RANDOM] = cells[RANDOM]
@@ -217,6 +228,8 @@ def task(cfg: DictConfig) -> None:
              req.merge, shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for note in results.notes:
         log.info("%s", note.replace("**", ""))
+    for warning in results.caveats:
+        log.warning("caution: %s", warning)
     log.info("wrote %s (see report.md)", out)
 
 

@@ -40,6 +40,10 @@ class Results:
     completeness: pd.DataFrame
     dropped: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)  # what the numbers cannot claim (analysis/caveats.py)
+
+
+NO_INTERVAL = "—"
 
 
 def _num(value: float, digits: int = 2) -> str:
@@ -51,7 +55,7 @@ def _interval(row: pd.Series, stat: str) -> str:
     """`0.62 [0.41, 0.78]` from a correlations row."""
     low, high = row[f"{stat}_low"], row[f"{stat}_high"]
     if math.isnan(low):
-        return _num(row[stat])
+        return _num(row[stat]) if math.isnan(row[stat]) else f"{_num(row[stat])} [{NO_INTERVAL}]"
     return f"{_num(row[stat])} [{_num(low)}, {_num(high)}]"
 
 
@@ -80,7 +84,7 @@ def markdown(table: pd.DataFrame) -> str:
 def _tex(text: str) -> str:
     """Escape LaTeX's special characters in a plain string."""
     for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                          ("$", r"\$"), ("–", "--")):
+                          ("$", r"\$"), ("–", "--"), ("—", "---")):
         text = text.replace(char, escaped)
     return text
 
@@ -114,9 +118,13 @@ def render(res: Results, figures: list[str]) -> str:
         if len(res.dropped) > len(shown):
             parts.append(f"- ... {len(res.dropped) - len(shown)} more in dropped.csv")
     parts += ["", f"## Rank correlation with {ref} accuracy", "", markdown(correlation_rows(res.correlations)), "",
-              "Intervals: 95% percentile bootstrap over cells. p: two-sided permutation test of Spearman's rho. "
-              "Ceiling: the most this measure can correlate with the reference given the seed noise of both "
+              "Intervals: 95% percentile bootstrap over cells (— where the resamples are degenerate: too few "
+              "distinct values). p: two-sided permutation test of Spearman's rho. The two answer different "
+              "questions (how much rho varies over resampled cells; how often shuffled accuracies match it), "
+              "so on few or tied cells an interval can exclude 0 while p is large: the permutation p is the "
+              "safer of the two there. Ceiling: the most this measure can correlate with the reference given the seed noise of both "
               "(sqrt of the product of their seed-mean reliabilities; parameters and FLOPs are exact).", "",
+              *(["## Caveats", "", *[f"- ⚠ {c}" for c in res.caveats], ""] if res.caveats else []),
               "## Noise ceiling", ""]
     if res.noise.empty or res.noise["reliability"].isna().all():
         parts.append("Every objective has a single seed: train more (`seed=0,1` with `-m`) to measure the noise.")
