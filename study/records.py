@@ -217,6 +217,10 @@ def iter_records(study_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield path, rec
 
 
+_RESAMPLE = ("fix the line, or re-sample: the same study.sample settings plus force=true rewrite it "
+             "(runs are kept)")
+
+
 def read_cells(study_dir: Path) -> list[dict[str, Any]]:
     """The sampled cells, or StudyError telling the user to sample first."""
     path = Path(study_dir) / CELLS_FILE
@@ -238,9 +242,9 @@ def read_cells(study_dir: Path) -> list[dict[str, Any]]:
         try:
             cell = json.loads(line)
         except json.JSONDecodeError as e:
-            raise StudyError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix the line or re-sample") from None
+            raise StudyError(f"{path}:{lineno}: not valid JSON ({e.msg}); {_RESAMPLE}") from None
         if not isinstance(cell, dict) or not {"id", "arch"} <= cell.keys():
-            raise StudyError(f"{path}:{lineno}: a cell needs 'id' and 'arch'; fix the line or re-sample")
+            raise StudyError(f"{path}:{lineno}: a cell needs 'id' and 'arch'; {_RESAMPLE}")
         cells.append(cell)
     if not cells:
         raise StudyError(f"{path} holds no cells; re-sample with `python -m study.sample`")

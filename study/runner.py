@@ -64,7 +64,7 @@ def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) 
         try:
             cell = space.parse(row["arch"])
         except UserError as e:
-            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample instead of editing the file") from None
+            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample (the same study.sample settings plus force=true) instead of editing the file") from None
         cid = cell_id(cell.canonical())
         if cid != row["id"]:
             raise_mismatch(row)

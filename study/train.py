@@ -130,7 +130,7 @@ def check_cells(cells: list[dict], space_name: str) -> None:
         try:
             cell = space.parse(row["arch"])
         except UserError as e:
-            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample instead of editing the file") from None
+            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample (the same study.sample settings plus force=true) instead of editing the file") from None
         if cell_id(cell.canonical()) != row["id"]:
             raise_mismatch(row)
 

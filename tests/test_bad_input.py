@@ -279,3 +279,33 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
     assert files_under(study / "runs") == runs
     todo, done = plan(study, read_cells(study), setup, 0)
     assert done == 3 and len(todo) == 2  # the old runs still count, matched by canonical id
+
+
+def test_force_rewrites_a_damaged_or_edited_sample_and_keeps_runs(invoke, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from study import sample as app
+    from study.cli import CONF_DIR
+    from study.errors import UserError
+
+    study = tmp_path / "s"
+
+    def sample(*overrides: str) -> None:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("sample", overrides=[f"study_dir={study}", "n=3", *overrides])
+        app.check(cfg)
+        app.task(cfg)
+
+    sample()
+    good = (study / "cells.jsonl").read_text()
+    write_record(study / "runs" / "x" / "r.json", {"cell_id": "a", "status": "complete"})
+    runs = files_under(study / "runs")
+    for damaged in (good.replace("}", "", 1), good.replace('"params": ', '"params": 1', 1), good[: len(good) // 2]):
+        (study / "cells.jsonl").write_text(damaged)
+        with pytest.raises(UserError, match="damaged or edited.*force=true"):
+            sample()  # study.json alone no longer says "nothing to do"
+        assert (study / "cells.jsonl").read_text() == damaged
+        sample("force=true")
+        assert (study / "cells.jsonl").read_text() == good and files_under(study / "runs") == runs
+    sample()  # intact: nothing to do, nothing rewritten
+    assert (study / "cells.jsonl").read_text() == good
