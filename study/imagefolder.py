@@ -28,6 +28,7 @@ import torch
 
 from study.data import DataError, ImageData, register_dataset
 from study.images import channel_stats_chunked, finish, stats_from_config
+from study.records import file_mode
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def _write_cache(path: Path, blob: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared study's other users may read it
+        os.chmod(tmp, file_mode())  # mkstemp makes it private; follow the umask so others may read it
         try:
             torch.save(blob, tmp)
             os.replace(tmp, path)

@@ -59,6 +59,19 @@ def write_error(path: Path, e: OSError) -> WriteError:
                       "writable, then rerun the same command (finished runs are kept)")
 
 
+def file_mode() -> int:
+    """Permissions a plain `open()` would give a new file under the current umask (0o666 & ~umask)."""
+    try:  # Linux states the umask; reading it there avoids the set-and-restore race of os.umask
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` so readers see the old file or the new one, never a partial one.
 
@@ -70,6 +83,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, file_mode())  # mkstemp makes it private (0600); the renamed file follows the umask
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
