@@ -19,7 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from analysis import caveats, report, tables
-from analysis.completeness import cell_status, dropped_cells, summarize
+from analysis.completeness import cell_status, dropped_cells, seed_notes, seed_reasons, summarize
 from analysis.load import cell_table, load_runs
 from analysis.selection import random_ranking
 from analysis.studies import StudyData, StudySpec, load_study, parse_compare, select_runs, shared_cells
@@ -162,8 +162,12 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     absent = {c: "not in every compared sample" for c in studies[0].cells.index if c not in set(ids)}
     column = _METRIC_COLUMN[req.metric]
     status, values, per_seed, seeds = [], [], {}, {}
+    why, seed_gaps = {}, []
     for s in studies:
         st = cell_status(s.scoped, ids, req.require_all_seeds)
+        if req.require_all_seeds:  # name the seed a dropped cell lacks, not a bare "missing"
+            why.update({(c, s.spec.column(o)): r for (c, o), r in seed_reasons(s.scoped, ids).items()})
+            seed_gaps += seed_notes(s.scoped, ids, "" if s.spec.primary else f"{s.spec.label}/")
         val = cell_table(s.scoped, req.metric, req.merge).reindex(index=ids, columns=st.columns)
         for objective in st.columns:
             per_seed[s.spec.column(objective)] = _per_seed(s, objective, column, ids)
@@ -193,6 +197,7 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
               "noise at this budget and no ceiling is defined; train longer or add seeds"
               for r in noise.itertuples() if r.seed_rho <= 0]
     notes += [f"{c}: no complete cell yet, left out of the analysis" for c in empty]
+    notes = seed_gaps + notes
     columns = [*objectives, *BASELINES, RANDOM]
     chance = {s.spec.column(o): _chance(s, o) for s in studies for o in s.scoped["objective"].unique()}
     warnings = caveats.caveats(cells, objectives, corr, chance)
@@ -201,7 +206,7 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
         correlations=corr, noise=noise, selection=tables.selection(cells, reference, [reference, *proxies, RANDOM]),
         curves=tables.random_curves(cells, reference, [reference, *proxies, RANDOM], req.trials, req.seed),
         matrix=tables.rank_matrix(cells, columns), ecdf=tables.ecdf(cells, objectives),
-        completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent),
+        completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent, why),
         notes=notes, caveats=warnings)
     runs = pd.concat([s.runs.assign(study=s.spec.label) for s in studies], ignore_index=True)
     table = studies[0].cells[["arch", *BASELINES]].join(values, how="left")

@@ -126,8 +126,11 @@ def render(res: Results, figures: list[str]) -> str:
               "(sqrt of the product of their seed-mean reliabilities; parameters and FLOPs are exact).", "",
               *(["## Caveats", "", *[f"- ⚠ {c}" for c in res.caveats], ""] if res.caveats else []),
               "## Noise ceiling", ""]
-    if res.noise.empty or res.noise["reliability"].isna().all():
+    if res.noise.empty or (res.noise["n_seeds"] <= 1).all():
         parts.append("Every objective has a single seed: train more (`seed=0,1` with `-m`) to measure the noise.")
+    elif res.noise["reliability"].isna().all():
+        parts.append("No objective has two seeds complete on enough analysed cells (at least 3) to measure "
+                     "the noise; see the notes below for the seeds that cover fewer cells.")
     else:
         noise = res.noise.assign(**{c: res.noise[c].map(_num) for c in ("seed_rho", "reliability", "ceiling")})
         parts += [markdown(noise.rename(columns={"seed_rho": "seed-to-seed ρ", "reliability": "reliability of mean",

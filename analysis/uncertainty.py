@@ -266,6 +266,8 @@ def seed_agreement(acc_by_seed: ArrayLike) -> dict[str, float]:
 
 def noise_ceiling(rel_x: float, rel_y: float) -> float:
     """Largest expected correlation between two measures with reliabilities rel_x, rel_y: sqrt(product)."""
-    if math.isnan(rel_x) or math.isnan(rel_y) or rel_x < 0 or rel_y < 0:
-        return math.nan  # a negative reliability means the measure is pure noise at this sample size
+    if math.isnan(rel_x) or math.isnan(rel_y) or rel_x <= 0 or rel_y <= 0:
+        # A reliability of 0 or below means the measure is pure noise at this sample size: no ceiling is
+        # defined (a "ceiling" of 0 would read as a measured bound beside the note that says there is none).
+        return math.nan
     return math.sqrt(rel_x * rel_y)

@@ -223,6 +223,8 @@ def task(cfg: DictConfig) -> None:
     progress = run_all(todo, setup, workers, label)
     log.info("%s: %d trained, %d failed; records in %s", label, progress.done - progress.failed,
              progress.failed, study_dir / "runs")
+    if progress.done and progress.failed == progress.done:
+        _ALL_FAILED.append(f"{label}: all {progress.failed} run(s) failed ({progress.first_failure})")
     if progress.skipped:
         log.info("%s: %s; rerun later to pick up any they leave unfinished", label,
                  ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
@@ -247,6 +249,8 @@ def _gpus(device: str) -> int:
 
 
 _main = hydra_entry("train", task, check)
+# Jobs of this process in which every run failed: the command then exits 1 instead of 0, after the sweep.
+_ALL_FAILED: list[str] = []
 
 
 def main() -> None:
@@ -254,6 +258,10 @@ def main() -> None:
     sys.argv[1:] = expand_argv(sys.argv[1:])
     sharding.register_resolvers()
     _main()
+    if _ALL_FAILED:
+        print(f"error: every run failed in {'; '.join(_ALL_FAILED)}; see the reasons with "
+              "`python -m launch.status`", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ class Progress:
     def __init__(self, total: int, label: str) -> None:
         self.total, self.label, self.done, self.failed = total, label, 0, 0
         self.skipped: dict[str, int] = {}
+        self.first_failure = ""  # the reason of the first failed run, for a one-line summary
         self.t0 = time.perf_counter()
 
     def update(self, rec: dict[str, Any]) -> None:
@@ -127,6 +128,7 @@ class Progress:
         else:
             self.failed += 1
             result = f"FAILED: {rec.get('reason')}"
+            self.first_failure = self.first_failure or str(rec.get("reason"))
         log.info("[%d/%d] %s cell %s: %s (%.1fs), %s left",
                  self.done, self.total, self.label, rec["cell_id"], result, rec.get("wall_s", 0.0), _fmt_s(eta))
 
