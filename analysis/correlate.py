@@ -94,7 +94,19 @@ def check(cfg: DictConfig) -> None:
         logging.disable(logging.NOTSET)
     if "/" not in req.reference and req.reference not in set(done["objective"]):
         raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
-                        f"(python -m study.train objective={req.reference}) or set reference=<objective>")
+                        f"({train_hint(req.study_dir, req.reference, done)}) or set reference=<objective>")
+
+
+def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
+    """The train command for `objective` in this study, with the dataset and budget its other runs used."""
+    import shlex
+
+    args = ["python", "-m", "study.train", f"study_dir={study_dir}", f"objective={objective}"]
+    for key in ("dataset", "budget"):
+        values = done[key].dropna().unique() if key in done.columns else []
+        if len(values) == 1 and values[0] != "default" and not (key == "dataset" and values[0] == "digits"):
+            args.append(f"{key}={values[0]}")
+    return shlex.join(args)
 
 
 def _per_seed(study: StudyData, objective: str, column: str, ids: list[str]) -> pd.DataFrame:
@@ -144,12 +156,12 @@ def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], 
     return rows
 
 
-def _resolve_reference(req: Request, columns: list[str], label: str) -> str:
+def _resolve_reference(req: Request, columns: list[str], label: str, done: pd.DataFrame) -> str:
     """The reference column: a plain objective of the primary study or `<label>/<objective>`."""
     name = req.reference.removeprefix(f"{label}/")
     if name not in columns:
         raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
-                        f"(python -m study.train objective={req.reference}) or set reference=<objective> "
+                        f"({train_hint(req.study_dir, name, done)}) or set reference=<objective> "
                         f"(one of: {', '.join(columns)})")
     return name
 
@@ -179,7 +191,7 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     complete = status == "complete"
     empty = [c for c in status.columns if not complete[c].any()]
     objectives = [c for c in status.columns if c not in empty]
-    reference = _resolve_reference(req, objectives, primary.label)
+    reference = _resolve_reference(req, objectives, primary.label, studies[0].scoped)
     keep = complete[objectives].all(axis=1)
     cells = values[objectives][keep].join(studies[0].cells[list(BASELINES)], how="left")
     cells[RANDOM] = random_ranking(len(cells), req.seed)

@@ -73,7 +73,8 @@ def report(study_dir: Path) -> str:
     groups = scan(study_dir, ids)
     lines = [f"study {study_dir}: {len(ids)} cells"]
     if not groups:
-        lines.append("no runs yet; start them with `python -m study.train -m objective=...`")
+        lines.append(f"no runs yet; start them with `python -m study.train -m study_dir={study_dir} "
+                     "objective=rotation,supervised` (add the budget=/dataset= you sampled for)")
         return "\n".join(lines)
     header = ("objective", "seed", "runs", "done", "failed", "started", "pending")
     rows = []

@@ -67,8 +67,13 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
         overrides = OverridesParser.create().parse_overrides(args)
     except HydraException as e:
         fail(f"cannot parse the command line ({str(e).splitlines()[0]}); write overrides as key=value")
+    multirun = any(a in ("-m", "--multirun") for a in argv)
     base: list[str] = []
     for o in overrides:
+        if o.is_sweep_override() and not multirun:
+            module = config_name_to_module(config_name)
+            fail(f"{o.input_line} is a list of values: add -m to run one job per value "
+                 f"(python -m {module} -m {o.input_line} ...)")
         values = _sweep_values(o)
         options = _group_options(o.key_or_group)
         if options is not None and not o.is_delete():

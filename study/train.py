@@ -255,7 +255,13 @@ _ALL_FAILED: list[str] = []
 
 def main() -> None:
     """`python -m study.train`: expand the sweep conveniences in argv, then run the Hydra app."""
-    sys.argv[1:] = expand_argv(sys.argv[1:])
+    from omegaconf import OmegaConf
+
+    from launch.sweep import chosen_cells
+    from study.cli import CONF_DIR
+
+    default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
+    sys.argv[1:] = expand_argv(sys.argv[1:], chosen_cells(sys.argv[1:], default_dir))
     sharding.register_resolvers()
     _main()
     if _ALL_FAILED:

@@ -97,6 +97,7 @@ SAMPLE = [
     (["nn=3"], ["nn"]),
     (["+nn=3"], ["unknown setting 'nn'", "drop '+nn=3'"]),
     (["n=3", "n=[bad"], ["parse"]),
+    (["n=3,4"], ["n=3,4 is a list of values", "add -m"]),
     (["n3"], ["parse", "key=value"]),
     (["study_dir="], ["study_dir must be a folder path"]),
     (["study_dir=null"], ["study_dir must be a folder path"]),
@@ -117,6 +118,8 @@ def test_sample(invoke, tmp_path, study, args, words):
 
 TRAIN = [
     (["objective=colourisation"], ["unknown objective", "rotation", "supervised"]),
+    (["objective=rotation,supervised"], ["objective=rotation,supervised is a list of values", "add -m",
+                                         "python -m study.train -m objective=rotation,supervised"]),
     (["-m", "objective=rotation,nope"], ["unknown objective", "nope"]),
     (["dataset=mnist"], ["unknown dataset", "digits"]),
     (["budget=huge"], ["unknown budget", "tiny"]),
