@@ -12,6 +12,8 @@ import functools
 import json
 import logging
 import math
+import shlex
+import signal
 import sys
 import warnings
 from dataclasses import fields, replace
@@ -28,7 +30,7 @@ from study.records import read_cells
 from study.runner import Setup, plan, raise_mismatch
 from study.space import cell_id, get_space
 from study.trainer import Budget
-from study.workers import run_all
+from study.workers import Interrupted, run_all
 
 log = logging.getLogger("study.train")
 
@@ -260,10 +262,18 @@ def main() -> None:
     from launch.sweep import chosen_cells
     from study.cli import CONF_DIR
 
+    argv = list(sys.argv[1:])
     default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
     sys.argv[1:] = expand_argv(sys.argv[1:], chosen_cells(sys.argv[1:], default_dir))
     sharding.register_resolvers()
-    _main()
+    try:
+        _main()
+    except (Interrupted, KeyboardInterrupt) as e:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        done = f"{e.progress.done} run(s) finished, " if isinstance(e, Interrupted) else ""
+        print(f"interrupted: {done}finished runs and each run's last epoch are kept; resume with: "
+              f"{shlex.join(['python', '-m', 'study.train', *argv])}", file=sys.stderr)
+        sys.exit(130)
     if _ALL_FAILED:
         print(f"error: every run failed in {'; '.join(_ALL_FAILED)}; see the reasons with "
               "`python -m launch.status`", file=sys.stderr)

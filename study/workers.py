@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -41,7 +42,19 @@ def load_data(setup: Setup) -> Any:
     return build_dataset(setup.dataset, **setup.dataset_options).to(setup.device)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the training (a KeyboardInterrupt, so Hydra passes it on untouched); finished runs
+    and per-epoch checkpoints are kept; rerun to resume."""
+
+    def __init__(self, progress: "Progress") -> None:
+        super().__init__(f"{progress.done} run(s) finished before the interrupt")
+        self.progress = progress
+
+
 def _init(setup: Setup) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone decides to stop and ends the workers, so
+    # that none prints its own traceback or takes another run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_threads(setup.threads)
     _WORKER["setup"] = setup
     _WORKER["data"] = load_data(setup)
@@ -129,6 +142,8 @@ class Progress:
             self.failed += 1
             result = f"FAILED: {rec.get('reason')}"
             self.first_failure = self.first_failure or str(rec.get("reason"))
+        if rec.get("resumed_from_epoch") is not None:
+            result += f", resumed from epoch {rec['resumed_from_epoch']}"
         log.info("[%d/%d] %s cell %s: %s (%.1fs), %s left",
                  self.done, self.total, self.label, rec["cell_id"], result, rec.get("wall_s", 0.0), _fmt_s(eta))
 
@@ -142,20 +157,42 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Pro
     if workers == 1:
         configure_threads(setup.threads)
         data = load_data(setup)
-        for spec in specs:
-            progress.update(run_safely(spec, setup, data, since))
+        try:
+            for spec in specs:
+                progress.update(run_safely(spec, setup, data, since))
+        except KeyboardInterrupt:  # the run in training keeps its last epoch's checkpoint
+            raise Interrupted(progress) from None
         return progress
     # spawn, not fork: a forked child of a process that already ran torch's thread pools can deadlock.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup,)) as pool:
-        pending: set[Future] = {pool.submit(_work, s, since) for s in specs}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    progress.update(fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup,))
+    pending: set[Future] = set()
+    try:
+        pending = {pool.submit(_work, s, since) for s in specs}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                progress.update(fut.result())
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
+        _stop(pool)
+        raise Interrupted(progress) from None
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
     return progress
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Start nothing more and end the workers now (their runs resume from the last epoch's checkpoint).
+
+    The futures are not cancelled one by one: once the workers are gone the pool marks every future
+    broken itself, and a future cancelled meanwhile makes its manager thread crash with a traceback.
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False)  # no replacement workers, nothing new handed out
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
