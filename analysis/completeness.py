@@ -17,9 +17,14 @@ log = logging.getLogger(__name__)
 STATUSES = ("complete", "failed", "missing")
 
 
-def cell_status(scoped: pd.DataFrame, cell_ids: list[str], require_all_seeds: bool = True) -> pd.DataFrame:
-    """Status of every cell (rows, in the given order) under every objective (columns)."""
-    unknown = sorted(set(scoped["cell_id"]) - set(cell_ids))
+def cell_status(scoped: pd.DataFrame, cell_ids: list[str], require_all_seeds: bool = True,
+                known: list[str] | None = None) -> pd.DataFrame:
+    """Status of every cell (rows, in the given order) under every objective (columns).
+
+    `known` is the study's whole sample when `cell_ids` is a part of it (the cells shared with compared
+    studies): only runs of cells outside the sample are warned about.
+    """
+    unknown = sorted(set(scoped["cell_id"]) - set(cell_ids if known is None else known))
     if unknown:
         log.warning("ignoring runs of %d cell(s) not in the sample (re-sampled study?): %s", len(unknown),
                     ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))

@@ -3,13 +3,15 @@
 Reads every record of the study (and of the studies in `compare=[...]`), keeps the runs of one dataset
 and budget per study, merges seeds per cell, keeps the cells complete for every objective, and compares
 every objective and baseline (parameters, FLOPs, a random ranking) with the reference objective.
-Writes tables, figures and report.md to `<study_dir>/analysis/`.
+Writes tables, figures and report.md to `<study_dir>/analysis/` (`<study_dir>/analysis/compare-<labels>/`
+when comparing studies, or `out=PATH`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from analysis.tables import BASELINES, RANDOM, correlations  # noqa: F401  (publ
 from study import settings
 from study.cli import hydra_entry
 from study.errors import UserError
-from study.records import read_cells, read_record
+from study.records import read_cells, read_record, writable
 
 log = logging.getLogger("analysis.correlate")
 
@@ -53,6 +55,7 @@ class Request:
     trials: int = 1000
     seed: int = 0
     require_all_seeds: bool = True
+    out: Path | None = None  # the output folder; None = output_dir()'s default
 
 
 def parse(cfg: DictConfig) -> Request:
@@ -72,7 +75,33 @@ def parse(cfg: DictConfig) -> Request:
                    permutations=settings.positive_int(cfg, "permutations", "permutations"),
                    trials=settings.positive_int(cfg, "trials", "trials"),
                    seed=settings.integer(cfg, "seed", "seed"),
-                   require_all_seeds=settings.boolean(cfg, "require_all_seeds"))
+                   require_all_seeds=settings.boolean(cfg, "require_all_seeds"), out=_out(cfg))
+
+
+def _out(cfg: DictConfig) -> Path | None:
+    """The `out=PATH` setting, or None."""
+    value = OmegaConf.select(cfg, "out", default=None)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"out must be a folder path, got {value!r}; e.g. out=/tmp/analysis")
+    return Path(value).expanduser()
+
+
+def output_dir(req: Request) -> Path:
+    """Where the analysis goes: out=PATH, else <study_dir>/analysis, or its compare-<labels> subfolder
+    when studies are compared (a comparison never overwrites the study's own analysis)."""
+    if req.out is not None:
+        return req.out
+    if not req.compare:
+        return req.study_dir / "analysis"
+    labels = [primary_spec(req).label, *(s.label for s in parse_compare(req.compare, primary_spec(req)))]
+    return req.study_dir / "analysis" / ("compare-" + "-".join(re.sub(r"[^\w.-]+", "_", x) for x in labels))
+
+
+def _log_root(out: str | None, study_dir: str) -> str:
+    """Root of this command's Hydra log folder: the out=PATH folder when given, else the study."""
+    return study_dir if out is None else out
 
 
 def primary_spec(req: Request) -> StudySpec:
@@ -87,6 +116,11 @@ def check(cfg: DictConfig) -> None:
     read_cells(req.study_dir)
     for spec in parse_compare(req.compare, primary_spec(req)):
         read_cells(spec.study_dir)
+    out = output_dir(req)
+    if not writable(out) or (req.out is None and not writable(req.study_dir)):
+        where = "study_dir " + str(req.study_dir) if req.out is None else f"out={out}"
+        raise UserError(f"{where} is read-only; write the analysis (and this command's logs) to a folder of "
+                        "your own with out=PATH, e.g. out=$HOME/analysis")
     logging.disable(logging.WARNING)  # corrupted records are reported once, by the task
     try:
         done = select_runs(load_runs(req.study_dir), req)
@@ -171,12 +205,15 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     primary = primary_spec(req)
     studies = [load_study(s) for s in [primary, *parse_compare(req.compare, primary)]]
     ids = shared_cells(studies[0], studies[1:])
-    absent = {c: "not in every compared sample" for c in studies[0].cells.index if c not in set(ids)}
+    # A cell of this study that another study never sampled: say which study lacks it.
+    absent = {c: "not sampled in " + ", ".join(o.spec.label for o in studies[1:] if c not in o.cells.index)
+              + " (compared studies are joined on the cells they share)"
+              for c in studies[0].cells.index if c not in set(ids)}
     column = _METRIC_COLUMN[req.metric]
     status, values, per_seed, seeds = [], [], {}, {}
     why, seed_gaps = {}, []
     for s in studies:
-        st = cell_status(s.scoped, ids, req.require_all_seeds)
+        st = cell_status(s.scoped, ids, req.require_all_seeds, known=list(s.cells.index))
         if req.require_all_seeds:  # name the seed a dropped cell lacks, not a bare "missing"
             why.update({(c, s.spec.column(o)): r for (c, o), r in seed_reasons(s.scoped, ids).items()})
             seed_gaps += seed_notes(s.scoped, ids, "" if s.spec.primary else f"{s.spec.label}/")
@@ -236,7 +273,7 @@ def task(cfg: DictConfig) -> None:
         log.warning("leaving out %d failed run(s): %s", len(failed), "; ".join(
             f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
     results.setup["command"] = "`python -m analysis.correlate " + " ".join(sys.argv[1:]) + "`"
-    out = req.study_dir / "analysis"
+    out = output_dir(req)
     report.write(out, results, runs, cells)
     shown = results.correlations[["objective", "n_cells", "spearman", "spearman_low", "spearman_high",
                                   "kendall", "p_value", "ceiling", "ref_ceiling"]]
@@ -250,6 +287,8 @@ def task(cfg: DictConfig) -> None:
     log.info("wrote %s (see report.md)", out)
 
 
+if not OmegaConf.has_resolver("log_root"):
+    OmegaConf.register_new_resolver("log_root", _log_root)
 main = hydra_entry("correlate", task, check)
 
 if __name__ == "__main__":

@@ -265,6 +265,24 @@ def read_cells(study_dir: Path) -> list[dict[str, Any]]:
     return cells
 
 
+def writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (or, when it does not exist yet, in its nearest ancestor).
+
+    Probed by creating and removing a temporary file: permission bits say nothing for root, and a
+    read-only mount or a network file system can refuse what `os.access` allows.
+    """
+    folder = Path(folder).expanduser().absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
+    except OSError:
+        return False
+    os.close(fd)
+    _discard(tmp)
+    return True
+
+
 def has_runs(study_dir: Path) -> bool:
     """Whether any run record exists in the study."""
     return any((Path(study_dir) / RUNS_DIR).glob("**/*.json"))

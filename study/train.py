@@ -26,7 +26,7 @@ from launch.sweep import expand_argv
 from study import settings
 from study.cli import hydra_entry
 from study.errors import UserError
-from study.records import read_cells
+from study.records import read_cells, writable
 from study.runner import Setup, plan, raise_mismatch
 from study.space import cell_id, get_space
 from study.trainer import Budget
@@ -165,6 +165,9 @@ def check(cfg: DictConfig) -> None:
 
     study_dir, setup, _, _ = parse(cfg)
     cells = read_cells(study_dir)
+    if not writable(study_dir):  # before Hydra, whose first act is a log folder inside study_dir
+        raise UserError(f"study_dir {study_dir} is read-only: training writes its records and logs there; "
+                        f"copy the study to a writable folder (cp -r {study_dir} NEW) and train with study_dir=NEW")
     check_cells(cells, setup.space)
     check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True))
     assigned(cfg, cells)
