@@ -123,6 +123,13 @@ def _commands(groups: list[Group], ids: list[str], study_dir: Path) -> list[str]
     return lines + lost
 
 
+def summary(study_dir: Path) -> list[str]:
+    """One line per (objective, seed) group: runs done, failed and not done (after a sweep returns)."""
+    ids = [c["id"] for c in read_cells(study_dir)]
+    return [f"  {g.objective} seed {g.seed} ({g.tag}): {len(g.done)} done, {len(g.failed)} failed, "
+            f"{len(ids) - len(g.done) - len(g.failed)} not done" for g in scan(study_dir, ids)]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the report for `study_dir=PATH` (default: the study_dir of conf/common.yaml)."""
     from omegaconf import OmegaConf

@@ -277,10 +277,28 @@ def main() -> None:
         print(f"interrupted: {done}finished runs and each run's last epoch are kept; resume with: "
               f"{shlex.join(['python', '-m', 'study.train', *argv])}", file=sys.stderr)
         sys.exit(130)
+    _sweep_summary(argv, default_dir)
     if _ALL_FAILED:
         print(f"error: every run failed in {'; '.join(_ALL_FAILED)}; see the reasons with "
               "`python -m launch.status`", file=sys.stderr)
         sys.exit(1)
+
+
+def _sweep_summary(argv: list[str], default_dir: str) -> None:
+    """After a sweep sent to a submitit launcher (its jobs log elsewhere), what the study holds now."""
+    from launch.status import summary
+
+    pairs = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    launcher = pairs.get("hydra/launcher", "basic")
+    if not any(a in ("-m", "--multirun") for a in argv) or launcher == "basic" or pairs.get("dry_run") == "true":
+        return
+    study_dir = Path(pairs.get("study_dir", default_dir)).expanduser()
+    try:
+        lines = summary(study_dir)
+    except UserError:
+        return
+    print(f"sweep finished ({launcher} launcher); runs in {study_dir}:\n" + "\n".join(lines)
+          + f"\ndetails and the command for what is missing: python -m launch.status study_dir={study_dir}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ def _init(setup: Setup) -> None:
     # Ctrl-C reaches the whole process group: the parent alone decides to stop and ends the workers, so
     # that none prints its own traceback or takes another run.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not logging.getLogger().handlers:  # a spawned worker starts unconfigured: its INFO lines (per-epoch
+        # heartbeats, resumes, claims taken over) would be lost
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     configure_threads(setup.threads)
     _WORKER["setup"] = setup
     _WORKER["data"] = load_data(setup)
