@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     study_dir = Path(str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir))
+    if any(a in ("-h", "--help") for a in args):
+        print("usage: python -m launch.status [study_dir=PATH]\n" + (__doc__ or "").split("\n\n", 1)[-1].strip())
+        return
     for arg in args:
         key, _, value = arg.partition("=")
         if key != "study_dir" or not value:

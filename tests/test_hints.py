@@ -59,3 +59,12 @@ def test_shards_are_capped_at_the_cells_to_train(cli, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "shards=8 capped at 1" in done.stderr
     assert done.stdout.count("trains 1 of 1 cells") == 1 and "Launching 1 jobs" in done.stdout
+
+
+def test_cfg_job_needs_no_sample_and_status_has_help(cli, tmp_path):
+    for module in ("study.train", "analysis.correlate"):
+        done = cli(module, "--cfg", "job", f"study_dir={tmp_path}/none")
+        assert done.returncode == 0, done.stderr
+        assert "study_dir:" in done.stdout
+    helped = cli("launch.status", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m launch.status")
