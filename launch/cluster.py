@@ -1,0 +1,93 @@
+"""Check a SLURM request against the cluster before submitting, so that a refusal is one line naming the
+setting to change, and a job that no node can ever run is refused instead of pending forever.
+
+`sinfo` lists every node with its partition, CPUs, memory (MB) and generic resources (GPUs appear as
+`gpu:<type>:<count>`). Where `sinfo` is not installed or does not answer, nothing is checked here and
+sbatch's own answer stands.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from study.errors import UserError
+
+
+@dataclass(frozen=True)
+class Node:
+    """What one SLURM node offers."""
+
+    name: str
+    partitions: tuple[str, ...]
+    cpus: int
+    mem_mb: int
+    gpus: int
+
+
+def _gpus(gres: str) -> int:
+    """GPUs in a gres string such as `gpu:a100:4(S:0-1),shard:8` (0 for `(null)`)."""
+    total = 0
+    for item in gres.split(","):
+        parts = item.split("(")[0].split(":")
+        if parts[0] == "gpu":
+            total += int(parts[-1]) if parts[-1].isdigit() else 1
+    return total
+
+
+def nodes() -> list[Node] | None:
+    """The cluster's nodes according to `sinfo`, or None where it does not answer."""
+    if shutil.which("sinfo") is None:
+        return None
+    try:
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%G"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    found: dict[str, Node] = {}
+    for line in out.stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5 or not fields[2].isdigit():
+            continue
+        name, partition, cpus, mem, gres = fields
+        mem_mb = int(re.sub(r"\D.*", "", mem) or 0)
+        old = found.get(name)
+        parts = (old.partitions if old else ()) + (partition.rstrip("*"),)
+        found[name] = Node(name, parts, int(cpus), mem_mb, _gpus(gres))
+    return list(found.values())
+
+
+def check_request(request: dict[str, Any], cluster: list[Node]) -> None:
+    """UserError naming the setting to change when no node of the partition can run the request."""
+    partition = request.get("partition")
+    pool = [n for n in cluster if partition is None or partition in n.partitions]
+    if not pool:
+        raise UserError(f"SLURM has no partition {partition!r}; set hydra.launcher.partition to one of: "
+                        f"{', '.join(sorted({p for n in cluster for p in n.partitions}))}")
+    gpus = request.get("gpus_per_node") or 0
+    cpus = request.get("cpus_per_task") or 1
+    mem_gb = request.get("mem_gb") or 0
+    if gpus and not any(n.gpus >= gpus for n in pool):
+        most = max(n.gpus for n in pool)
+        raise UserError(f"the SLURM cluster has no node with {gpus} GPU(s) (at most {most}); "
+                        + ("train on CPUs with device=cpu (the slurm preset then asks for no GPU)" if most == 0
+                           else f"set hydra.launcher.gpus_per_node={most}"))
+    if not any(n.cpus >= cpus for n in pool):
+        raise UserError(f"no SLURM node has {cpus} CPUs (at most {max(n.cpus for n in pool)}); "
+                        f"set hydra.launcher.cpus_per_task={max(n.cpus for n in pool)} or less")
+    if mem_gb and not any(n.mem_mb >= mem_gb * 1024 and n.cpus >= cpus for n in pool):
+        most = max(n.mem_mb for n in pool) // 1024
+        raise UserError(f"no SLURM node has {mem_gb} GB of memory (at most {most} GB); "
+                        f"set hydra.launcher.mem_gb={max(most, 1)} or less")
+
+
+def preflight(request: dict[str, Any]) -> None:
+    """Check `request` (the launcher's gpus_per_node, cpus_per_task, mem_gb, partition) against sinfo."""
+    cluster = nodes()
+    if cluster:
+        check_request(request, cluster)
