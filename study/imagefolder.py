@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from study.data import DataError, ImageData, register_dataset
-from study.images import channel_stats_chunked, finish, stats_from_config
+from study.images import channel_stats_chunked, check_subset, finish, stats_from_config
 from study.records import file_mode
 
 log = logging.getLogger(__name__)
@@ -188,6 +188,8 @@ def imagefolder(data_root: str | None = None, cache_dir: str | None = None, imag
     """A folder of train/<class>/* and test/<class>/* images, decoded once into a uint8 cache."""
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise DataError(f"imagefolder: image_size must be an integer of at least 8, got {image_size!r}")
+    check_subset(train_subset, "train_subset")  # a bad value is refused before decoding, not after
+    check_subset(test_subset, "test_subset")
     root, classes = check_root(data_root)
     blob, cache = load_folder(root, classes, image_size, cache_dir)
     parts = {k: blob[k] for k in ("train_x", "train_y", "test_x", "test_y")}
