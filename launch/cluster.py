@@ -1,4 +1,5 @@
-"""Check a SLURM request against the cluster before submitting, so that a refusal is one line naming the
+"""What `study.train` does around a sweep sent to a cluster. Check a SLURM request against the cluster
+before submitting, so that a refusal is one line naming the
 setting to change, and a job that no node can ever run is refused instead of pending forever.
 
 `sinfo` lists every node with its partition, CPUs, memory (MB) and generic resources (GPUs appear as
@@ -8,13 +9,18 @@ sbatch's own answer stands.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from study.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,3 +97,73 @@ def preflight(request: dict[str, Any]) -> None:
     cluster = nodes()
     if cluster:
         check_request(request, cluster)
+
+
+# The command-line side (used by study.train's main): preflight, sbatch's echo, the summary afterwards.
+
+
+class WithoutSbatchErrors:
+    """A stderr that drops the `sbatch: error` lines submitit copies there (main() reports them once)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._dropped = False  # print() writes the line's end separately: drop it with the line
+
+    def write(self, text: str) -> int:
+        """Forward everything but sbatch's own error lines."""
+        if text.lstrip().startswith("sbatch: error") or (self._dropped and text == "\n"):
+            self._dropped = not self._dropped or text != "\n"
+            return len(text)
+        self._dropped = False
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def slurm_preflight(argv: list[str]) -> bool:
+    """For hydra/launcher=slurm: check the request against the cluster before anything is submitted."""
+    import os
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    from study.cli import CONF_DIR, fail, overrides_in
+
+    if "hydra/launcher=slurm" not in argv or not any(a in ("-m", "--multirun") for a in argv):
+        return False
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides_in(argv))
+        first = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
+                 else o.input_line for o in parsed]  # the launcher's request is the same for every job
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=first, return_hydra_config=True)
+        request = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    except (HydraException, ValueError, KeyError) as e:  # validate_argv reports a bad command line itself
+        log.debug("no slurm preflight: %s", e)
+        return False
+    try:
+        preflight(request)
+    except UserError as e:
+        fail(str(e))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let an sbatch refusal reach main(), which says it in one line
+    return True
+
+
+def sweep_summary(argv: list[str], default_dir: str) -> None:
+    """After a sweep sent to a submitit launcher (its jobs log elsewhere), what the study holds now."""
+    from launch.status import summary
+
+    pairs = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    launcher = pairs.get("hydra/launcher", "basic")
+    if not any(a in ("-m", "--multirun") for a in argv) or launcher == "basic" or pairs.get("dry_run") == "true":
+        return
+    study_dir = Path(pairs.get("study_dir", default_dir)).expanduser()
+    try:
+        lines = summary(study_dir)
+    except UserError:
+        return
+    print(f"sweep finished ({launcher} launcher); runs in {study_dir}:\n" + "\n".join(lines)
+          + f"\ndetails and the command for what is missing: python -m launch.status study_dir={study_dir}")

@@ -59,6 +59,8 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from study.records import StudyError
+
     if any(a.split("=")[0] in _HYDRA_OWNS or a.startswith(("--info", "-i")) or a in ("-h", "--help", "--hydra-help")
            for a in argv):
         return
@@ -68,6 +70,7 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
     except HydraException as e:
         fail(f"cannot parse the command line ({str(e).splitlines()[0]}); write overrides as key=value")
     multirun = any(a in ("-m", "--multirun") for a in argv)
+    printing = any(a in ("-c", "--cfg") for a in argv)
     base: list[str] = []
     for o in overrides:
         if o.is_sweep_override() and not multirun:
@@ -96,10 +99,11 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
                 cfg = compose(config_name, overrides=overrides_now)
             except (HydraException, OmegaConfBaseException) as e:
                 fail(f"{str(e).splitlines()[0]} (see `python -m {config_name_to_module(config_name)} --help`)")
-            if any(a in ("-c", "--cfg") for a in argv):
-                continue  # only printing the config: it needs no sample (nor anything else check asks for)
             try:
                 check(cfg)
+            except StudyError as e:
+                if not printing:  # `--cfg job` only prints the config: it needs no sample yet
+                    fail(str(e))
             except UserError as e:
                 fail(str(e))
 

@@ -18,7 +18,6 @@ import sys
 import warnings
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -263,6 +262,7 @@ def main() -> None:
     """`python -m study.train`: expand the sweep conveniences in argv, then run the Hydra app."""
     from omegaconf import OmegaConf
 
+    from launch.cluster import WithoutSbatchErrors, slurm_preflight, sweep_summary
     from launch.sweep import chosen_cells
     from study.cli import CONF_DIR
 
@@ -270,9 +270,9 @@ def main() -> None:
     default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
     sys.argv[1:] = expand_argv(sys.argv[1:], chosen_cells(sys.argv[1:], default_dir))
     sharding.register_resolvers()
-    slurm = _slurm_preflight(sys.argv[1:])
+    slurm = slurm_preflight(sys.argv[1:])
     if slurm:  # submitit echoes sbatch's refusal itself; the one line below says it and what to change
-        sys.stderr = _WithoutSbatchErrors(sys.stderr)
+        sys.stderr = WithoutSbatchErrors(sys.stderr)
     try:
         _main()
     except Exception as e:  # only reached for slurm: Hydra passes errors on with HYDRA_FULL_ERROR=1
@@ -288,79 +288,11 @@ def main() -> None:
         print(f"interrupted: {done}finished runs and each run's last epoch are kept; resume with: "
               f"{shlex.join(['python', '-m', 'study.train', *argv])}", file=sys.stderr)
         sys.exit(130)
-    _sweep_summary(argv, default_dir)
+    sweep_summary(argv, default_dir)
     if _ALL_FAILED:
         print(f"error: every run failed in {'; '.join(_ALL_FAILED)}; see the reasons with "
               "`python -m launch.status`", file=sys.stderr)
         sys.exit(1)
-
-
-class _WithoutSbatchErrors:
-    """A stderr that drops the `sbatch: error` lines submitit copies there (main() reports them once)."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._dropped = False  # print() writes the line's end separately: drop it with the line
-
-    def write(self, text: str) -> int:
-        """Forward everything but sbatch's own error lines."""
-        if text.lstrip().startswith("sbatch: error") or (self._dropped and text == "\n"):
-            self._dropped = not self._dropped or text != "\n"
-            return len(text)
-        self._dropped = False
-        return self._stream.write(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _slurm_preflight(argv: list[str]) -> bool:
-    """For hydra/launcher=slurm: check the request against the cluster before anything is submitted."""
-    import os
-
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-
-    from launch.cluster import preflight
-    from study.cli import CONF_DIR, fail, overrides_in
-
-    if "hydra/launcher=slurm" not in argv or not any(a in ("-m", "--multirun") for a in argv):
-        return False
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides_in(argv))
-        first = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
-                 else o.input_line for o in parsed]  # the launcher's request is the same for every job
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=first, return_hydra_config=True)
-        request = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    except (HydraException, ValueError, KeyError) as e:  # validate_argv reports a bad command line itself
-        logging.getLogger(__name__).debug("no slurm preflight: %s", e)
-        return False
-    try:
-        preflight(request)
-    except UserError as e:
-        fail(str(e))
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let an sbatch refusal reach main(), which says it in one line
-    return True
-
-
-def _sweep_summary(argv: list[str], default_dir: str) -> None:
-    """After a sweep sent to a submitit launcher (its jobs log elsewhere), what the study holds now."""
-    from launch.status import summary
-
-    pairs = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
-    launcher = pairs.get("hydra/launcher", "basic")
-    if not any(a in ("-m", "--multirun") for a in argv) or launcher == "basic" or pairs.get("dry_run") == "true":
-        return
-    study_dir = Path(pairs.get("study_dir", default_dir)).expanduser()
-    try:
-        lines = summary(study_dir)
-    except UserError:
-        return
-    print(f"sweep finished ({launcher} launcher); runs in {study_dir}:\n" + "\n".join(lines)
-          + f"\ndetails and the command for what is missing: python -m launch.status study_dir={study_dir}")
 
 
 if __name__ == "__main__":
