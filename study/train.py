@@ -228,8 +228,10 @@ def task(cfg: DictConfig) -> None:
     progress = run_all(todo, setup, workers, label)
     log.info("%s: %d trained, %d failed; records in %s", label, progress.done - progress.failed,
              progress.failed, study_dir / "runs")
-    if progress.done and progress.failed == progress.done:
-        _ALL_FAILED.append(f"{label}: all {progress.failed} run(s) failed ({progress.first_failure})")
+    _RUNS["done"] += progress.done
+    if progress.failed:
+        _RUNS["failed"] += progress.failed
+        _RUNS["jobs"].append(f"{label}: {progress.failed} run(s) failed ({progress.first_failure})")
     if progress.skipped:
         log.info("%s: %s; rerun later to pick up any they leave unfinished", label,
                  ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
@@ -254,8 +256,8 @@ def _gpus(device: str) -> int:
 
 
 _main = hydra_entry("train", task, check)
-# Jobs of this process in which every run failed: the command then exits 1 instead of 0, after the sweep.
-_ALL_FAILED: list[str] = []
+# Runs this process trained, over every job of its sweep: when all of them failed, the command exits 1.
+_RUNS: dict = {"done": 0, "failed": 0, "jobs": []}
 
 
 def main() -> None:
@@ -289,8 +291,8 @@ def main() -> None:
               f"{shlex.join(['python', '-m', 'study.train', *argv])}", file=sys.stderr)
         sys.exit(130)
     sweep_summary(argv, default_dir)
-    if _ALL_FAILED:
-        print(f"error: every run failed in {'; '.join(_ALL_FAILED)}; see the reasons with "
+    if _RUNS["done"] and _RUNS["failed"] == _RUNS["done"]:
+        print(f"error: every run failed: {'; '.join(_RUNS['jobs'])}; see the reasons with "
               "`python -m launch.status`", file=sys.stderr)
         sys.exit(1)
 

@@ -43,5 +43,5 @@ def test_train_exits_1_with_one_line_when_every_run_failed(tmp_path):
     done = run_cli("study.train", *TRAIN, "budget.lr=1e9", f"study_dir={study}")
     assert done.returncode == 1, done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: every run failed in supervised seed 0: all 2 run(s) failed (diverged"), last
+    assert last.startswith("error: every run failed: supervised seed 0: 2 run(s) failed (diverged"), last
     assert "Traceback" not in done.stderr
