@@ -17,9 +17,14 @@ log = logging.getLogger(__name__)
 STATUSES = ("complete", "failed", "missing")
 
 
-def cell_status(scoped: pd.DataFrame, cell_ids: list[str], require_all_seeds: bool = True) -> pd.DataFrame:
-    """Status of every cell (rows, in the given order) under every objective (columns)."""
-    unknown = sorted(set(scoped["cell_id"]) - set(cell_ids))
+def cell_status(scoped: pd.DataFrame, cell_ids: list[str], require_all_seeds: bool = True,
+                known: list[str] | None = None) -> pd.DataFrame:
+    """Status of every cell (rows, in the given order) under every objective (columns).
+
+    `known` is the study's whole sample when `cell_ids` is a part of it (the cells shared with compared
+    studies): only runs of cells outside the sample are warned about.
+    """
+    unknown = sorted(set(scoped["cell_id"]) - set(cell_ids if known is None else known))
     if unknown:
         log.warning("ignoring runs of %d cell(s) not in the sample (re-sampled study?): %s", len(unknown),
                     ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
@@ -44,11 +49,64 @@ def summarize(status: pd.DataFrame, seeds: dict[str, list[int]]) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["objective", "seeds", *STATUSES])
 
 
-def dropped_cells(status: pd.DataFrame, extra: dict[str, str] | None = None) -> pd.DataFrame:
-    """Cells left out of the analysis and why: every objective for which they are not complete."""
+def dropped_cells(status: pd.DataFrame, extra: dict[str, str] | None = None,
+                  why: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
+    """Cells left out of the analysis and why: every objective for which they are not complete.
+
+    `why` maps (cell id, objective) to a better reason than the bare status (e.g. a seed it lacks).
+    """
     rows = [{"cell_id": cid, "reason": why} for cid, why in (extra or {}).items()]
+    why = why or {}
     for cid, row in status.iterrows():
-        bad = [f"{name} {value}" for name, value in row.items() if value != "complete"]
+        bad = [why.get((cid, name), f"{name} {value}") for name, value in row.items() if value != "complete"]
         if bad:
             rows.append({"cell_id": cid, "reason": "; ".join(bad)})
     return pd.DataFrame(rows, columns=["cell_id", "reason"])
+
+
+def _complete_seeds(scoped: pd.DataFrame, cell_ids: list[str]) -> dict[str, pd.Series]:
+    """Per objective: the seeds each sampled cell has complete, as a Series of sets indexed by cell id."""
+    done = scoped[(scoped["status"] == "complete") & scoped["cell_id"].isin(cell_ids)]
+    return {objective: runs.groupby("cell_id")["seed"].agg(lambda s: set(int(v) for v in s))
+            for objective, runs in done.groupby("objective")}
+
+
+def _stray_seeds(seeds: pd.Series) -> pd.Series:
+    """Seeds complete on at most half as many cells as the best-covered seed, with their cell counts."""
+    counts = pd.Series([s for cell in seeds for s in cell]).value_counts()
+    return counts[2 * counts <= counts.max()].sort_index()
+
+
+def seed_shortfalls(scoped: pd.DataFrame, cell_ids: list[str]) -> dict[str, str]:
+    """Per objective with a stray seed: `seed 5 has 1 of 6 cells` (the real reason require_all_seeds
+    drops most cells, which a bare "missing" per cell hides)."""
+    out = {}
+    for objective, seeds in _complete_seeds(scoped, cell_ids).items():
+        stray = _stray_seeds(seeds)
+        if len(stray):
+            out[objective] = "; ".join(f"seed {s} has {k} of {len(cell_ids)} cells" for s, k in stray.items())
+    return out
+
+
+def seed_reasons(scoped: pd.DataFrame, cell_ids: list[str]) -> dict[tuple[str, str], str]:
+    """(cell id, objective) -> why a cell is dropped when it lacks only a stray seed."""
+    out = {}
+    for objective, seeds in _complete_seeds(scoped, cell_ids).items():
+        stray = _stray_seeds(seeds)
+        if not len(stray):
+            continue
+        shortfall = "; ".join(f"seed {s} has {k} of {len(cell_ids)} cells" for s, k in stray.items())
+        every = set().union(*seeds)
+        for cid, have in seeds.items():
+            lacking = every - have
+            if lacking and lacking <= set(stray.index):
+                out[(cid, objective)] = (f"{objective} lacks seed {','.join(map(str, sorted(lacking)))} "
+                                         f"({shortfall}); require_all_seeds drops cells without every seed")
+    return out
+
+
+def seed_notes(scoped: pd.DataFrame, cell_ids: list[str], label: str = "") -> list[str]:
+    """One note per objective whose seeds cover different cells, saying what require_all_seeds did."""
+    return [f"**{label}{objective}**: {why}; require_all_seeds=true keeps only cells complete in every seed "
+            "(train the missing seeds for every cell, move the stray runs out of runs/, or set "
+            "require_all_seeds=false)" for objective, why in seed_shortfalls(scoped, cell_ids).items()]

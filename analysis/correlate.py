@@ -4,13 +4,15 @@ Reads every record of the study (and of the studies in `compare=[...]`), keeps t
 and budget per study, merges seeds per cell, keeps the cells complete for every objective, and compares
 every objective and baseline (parameters, FLOPs, a random ranking) with the reference objective, and
 with the ground truth where it is known (NAS-Bench-201's 200-epoch accuracies, or `truth=PATH`).
-Writes tables, figures and report.md to `<study_dir>/analysis/`.
+Writes tables, figures and report.md to `<study_dir>/analysis/` (`<study_dir>/analysis/compare-<labels>/`
+when comparing studies, or `out=PATH`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +21,9 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from analysis import report, tables, truth as truths
+from analysis import caveats, report, tables, truth as truths
 from analysis.baselines import trained_baselines
-from analysis.completeness import cell_status, dropped_cells, summarize
+from analysis.completeness import cell_status, dropped_cells, seed_notes, seed_reasons, summarize
 from analysis.load import cell_table, load_runs
 from analysis.selection import random_ranking
 from analysis.studies import StudyData, StudySpec, load_study, parse_compare, read_info, select_runs, shared_cells
@@ -29,7 +31,7 @@ from analysis.tables import BASELINES, RANDOM, correlations  # noqa: F401  (publ
 from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.store.records import read_cells, read_record
+from study.store.records import read_cells, read_record, writable
 
 log = logging.getLogger("analysis.correlate")
 
@@ -58,6 +60,7 @@ class Request:
     truth: str | None = None
     device: str | None = None
     precision: str | None = None
+    out: Path | None = None  # the output folder; None = output_dir()'s default
 
 
 def parse(cfg: DictConfig) -> Request:
@@ -79,12 +82,39 @@ def parse(cfg: DictConfig) -> Request:
                    seed=settings.integer(cfg, "seed", "seed"),
                    require_all_seeds=settings.boolean(cfg, "require_all_seeds"),
                    truth=_optional_str(OmegaConf.select(cfg, "truth", default=None)),
-                   device=OmegaConf.select(cfg, "device"), precision=OmegaConf.select(cfg, "precision"))
+                   device=OmegaConf.select(cfg, "device"), precision=OmegaConf.select(cfg, "precision"),
+                   out=_out(cfg))
 
 
 def _optional_str(value: Any) -> str | None:
     """None for an unset option (null or empty), else its string."""
     return None if value is None or str(value).strip() == "" else str(value)
+
+
+def _out(cfg: DictConfig) -> Path | None:
+    """The `out=PATH` setting, or None."""
+    value = OmegaConf.select(cfg, "out", default=None)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"out must be a folder path, got {value!r}; e.g. out=/tmp/analysis")
+    return Path(value).expanduser()
+
+
+def output_dir(req: Request) -> Path:
+    """Where the analysis goes: out=PATH, else <study_dir>/analysis, or its compare-<labels> subfolder
+    when studies are compared (a comparison never overwrites the study's own analysis)."""
+    if req.out is not None:
+        return req.out
+    if not req.compare:
+        return req.study_dir / "analysis"
+    labels = [primary_spec(req).label, *(s.label for s in parse_compare(req.compare, primary_spec(req)))]
+    return req.study_dir / "analysis" / ("compare-" + "-".join(re.sub(r"[^\w.-]+", "_", x) for x in labels))
+
+
+def _log_root(out: str | None, study_dir: str) -> str:
+    """Root of this command's Hydra log folder: the out=PATH folder when given, else the study."""
+    return study_dir if out is None else out
 
 
 def primary_spec(req: Request) -> StudySpec:
@@ -100,6 +130,11 @@ def check(cfg: DictConfig) -> None:
     sample = read_cells(req.study_dir)
     for spec in parse_compare(req.compare, primary_spec(req)):
         read_cells(spec.study_dir)
+    out = output_dir(req)
+    if not writable(out) or (req.out is None and not writable(req.study_dir)):
+        where = "study_dir " + str(req.study_dir) if req.out is None else f"out={out}"
+        raise UserError(f"{where} is read-only; write the analysis (and this command's logs) to a folder of "
+                        "your own with out=PATH, e.g. out=$HOME/analysis")
     logging.disable(logging.WARNING)  # corrupted records are reported once, by the task
     try:
         done = select_runs(load_runs(req.study_dir), req)
@@ -112,13 +147,25 @@ def check(cfg: DictConfig) -> None:
             truth is None or req.reference not in truth.columns):
         known = f" or a truth column ({', '.join(truth.columns)})" if truth is not None else ""
         raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
-                        f"(python -m study.train objective={req.reference}) or set reference=<objective>{known}")
+                        f"({train_hint(req.study_dir, req.reference, done)}) or set reference=<objective>{known}")
 
 
 def study_truth(req: Request) -> truths.Truth | None:
     """The truth this study is joined with: `truth=PATH`, else the built-in one of its space, else None."""
     space = req.space or read_info(req.study_dir).get("sample", {}).get("space")
     return truths.for_study(space, req.truth)
+
+
+def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
+    """The train command for `objective` in this study, with the dataset and budget its other runs used."""
+    import shlex
+
+    args = ["python", "-m", "study.train", f"study_dir={study_dir}", f"objective={objective}"]
+    for key in ("dataset", "budget"):
+        values = done[key].dropna().unique() if key in done.columns else []
+        if len(values) == 1 and values[0] != "default" and not (key == "dataset" and values[0] == "digits"):
+            args.append(f"{key}={values[0]}")
+    return shlex.join(args)
 
 
 def _per_seed(study: StudyData, objective: str, column: str, ids: list[str]) -> pd.DataFrame:
@@ -135,6 +182,15 @@ def _budget_settings(study: StudyData) -> str:
     keys = ("epochs", "width", "cells_per_stage", "batch_size", "lr")
     shown = ", ".join(f"{k} {budget[k]}" for k in keys if k in budget)
     return f"{done['budget'].iloc[0]} ({shown})" if shown else str(done["budget"].iloc[0])
+
+
+def _chance(study: StudyData, objective: str) -> float | None:
+    """Chance accuracy of one of a study's objectives, from the config stored in one of its records."""
+    done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
+    if done.empty:
+        return None
+    rec = read_record(Path(done["path"].iloc[0])) or {}
+    return caveats.chance_level(objective, rec.get("config"))
 
 
 def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], n_cells: int) -> dict[str, str]:
@@ -159,12 +215,13 @@ def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], 
     return rows
 
 
-def _resolve_reference(req: Request, columns: list[str], label: str, truth: list[str]) -> str:
+def _resolve_reference(req: Request, columns: list[str], label: str, done: pd.DataFrame,
+                       truth: list[str]) -> str:
     """The reference column: a plain objective of the primary study or `<label>/<objective>`."""
     name = req.reference.removeprefix(f"{label}/")
     if name not in columns:
         raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
-                        f"(python -m study.train objective={req.reference}) or set reference=<objective> "
+                        f"({train_hint(req.study_dir, name, done)}) or set reference=<objective> "
                         f"(one of: {', '.join([*columns, *truth])})")
     return name
 
@@ -174,11 +231,18 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     primary = primary_spec(req)
     studies = [load_study(s) for s in [primary, *parse_compare(req.compare, primary)]]
     ids = shared_cells(studies[0], studies[1:])
-    absent = {c: "not in every compared sample" for c in studies[0].cells.index if c not in set(ids)}
+    # A cell of this study that another study never sampled: say which study lacks it.
+    absent = {c: "not sampled in " + ", ".join(o.spec.label for o in studies[1:] if c not in o.cells.index)
+              + " (compared studies are joined on the cells they share)"
+              for c in studies[0].cells.index if c not in set(ids)}
     column = _METRIC_COLUMN[req.metric]
     status, values, per_seed, seeds = [], [], {}, {}
+    why, seed_gaps = {}, []
     for s in studies:
-        st = cell_status(s.scoped, ids, req.require_all_seeds)
+        st = cell_status(s.scoped, ids, req.require_all_seeds, known=list(s.cells.index))
+        if req.require_all_seeds:  # name the seed a dropped cell lacks, not a bare "missing"
+            why.update({(c, s.spec.column(o)): r for (c, o), r in seed_reasons(s.scoped, ids).items()})
+            seed_gaps += seed_notes(s.scoped, ids, "" if s.spec.primary else f"{s.spec.label}/")
         val = cell_table(s.scoped, req.metric, req.merge).reindex(index=ids, columns=st.columns)
         for objective in st.columns:
             per_seed[s.spec.column(objective)] = _per_seed(s, objective, column, ids)
@@ -192,8 +256,8 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     objectives = [c for c in status.columns if c not in empty]
     truth, truth_table = _truth_columns(req, studies[0], ids, [*status.columns, *BASELINES, RANDOM])
     truth_cols = list(truth_table.columns)
-    reference = req.reference if req.reference in truth_cols else _resolve_reference(req, objectives, primary.label,
-                                                                                      truth_cols)
+    reference = req.reference if req.reference in truth_cols else _resolve_reference(
+        req, objectives, primary.label, studies[0].scoped, truth_cols)
     keep = complete[objectives].all(axis=1)
     if reference in truth_cols:
         keep &= truth_table[reference].reindex(keep.index).notna()
@@ -218,7 +282,10 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
               "noise at this budget and no ceiling is defined; train longer or add seeds"
               for r in noise.itertuples() if r.seed_rho <= 0]
     notes += [f"{c}: no complete cell yet, left out of the analysis" for c in empty]
+    notes = seed_gaps + notes
     columns = [*objectives, *BASELINES, *truth_cols, RANDOM]
+    chance = {s.spec.column(o): _chance(s, o) for s in studies for o in s.scoped["objective"].unique()}
+    warnings = caveats.caveats(cells, objectives, corr, chance)
     setup = _setup(req, studies, seeds, len(cells))
     if baseline_shape:
         setup["params, FLOPs"] = f"of {baseline_shape}"
@@ -230,8 +297,8 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
         correlations=corr, noise=noise, selection=tables.selection(cells, reference, [reference, *proxies, RANDOM]),
         curves=tables.random_curves(cells, reference, [reference, *proxies, RANDOM], req.trials, req.seed),
         matrix=tables.rank_matrix(cells, columns), ecdf=tables.ecdf(cells, objectives),
-        completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent),
-        notes=notes, truth=against_truth, truth_column=main_truth,
+        completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent, why),
+        notes=notes, caveats=warnings, truth=against_truth, truth_column=main_truth,
         verdict=truths.verdict(corr, against_truth, reference, main_truth, objectives))
     runs = pd.concat([s.runs.assign(study=s.spec.label) for s in studies], ignore_index=True)
     table = studies[0].cells[["arch"]].join(baselines).join(values, how="left").join(truth_table, how="left")
@@ -264,7 +331,7 @@ def task(cfg: DictConfig) -> None:
         log.warning("leaving out %d failed run(s): %s", len(failed), "; ".join(
             f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
     results.setup["command"] = "`python -m analysis.correlate " + " ".join(sys.argv[1:]) + "`"
-    out = req.study_dir / "analysis"
+    out = output_dir(req)
     report.write(out, results, runs, cells)
     shown = results.correlations[["objective", "n_cells", "spearman", "spearman_low", "spearman_high",
                                   "kendall", "p_value", "ceiling", "ref_ceiling"]]
@@ -277,9 +344,13 @@ def task(cfg: DictConfig) -> None:
                  against.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for note in [*results.verdict, *results.notes]:
         log.info("%s", note.replace("**", ""))
+    for warning in results.caveats:
+        log.warning("caution: %s", warning)
     log.info("wrote %s (see report.md)", out)
 
 
+if not OmegaConf.has_resolver("log_root"):
+    OmegaConf.register_new_resolver("log_root", _log_root)
 main = hydra_entry("correlate", task, check)
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ class Results:
     truth: pd.DataFrame = field(default_factory=pd.DataFrame)  # correlations against each truth column
     truth_column: str | None = None  # the truth the figure and the verdict use
     verdict: list[str] = field(default_factory=list)  # does anything beat counting parameters?
+    caveats: list[str] = field(default_factory=list)  # what the numbers cannot claim (analysis/caveats.py)
+
+
+NO_INTERVAL = "—"
 
 
 def _num(value: float, digits: int = 2) -> str:
@@ -56,7 +60,7 @@ def _interval(row: pd.Series, stat: str) -> str:
     """`0.62 [0.41, 0.78]` from a correlations row."""
     low, high = row[f"{stat}_low"], row[f"{stat}_high"]
     if math.isnan(low):
-        return _num(row[stat])
+        return _num(row[stat]) if math.isnan(row[stat]) else f"{_num(row[stat])} [{NO_INTERVAL}]"
     return f"{_num(row[stat])} [{_num(low)}, {_num(high)}]"
 
 
@@ -85,7 +89,7 @@ def markdown(table: pd.DataFrame) -> str:
 def _tex(text: str) -> str:
     """Escape LaTeX's special characters in a plain string."""
     for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                          ("$", r"\$"), ("–", "--")):
+                          ("$", r"\$"), ("–", "--"), ("—", "---")):
         text = text.replace(char, escaped)
     return text
 
@@ -142,12 +146,20 @@ def render(res: Results, figures: list[str]) -> str:
         if len(res.dropped) > len(shown):
             parts.append(f"- ... {len(res.dropped) - len(shown)} more in dropped.csv")
     parts += ["", f"## Rank correlation with {ref} accuracy", "", markdown(correlation_rows(res.correlations)), "",
-              "Intervals: 95% percentile bootstrap over cells. p: two-sided permutation test of Spearman's rho. "
-              "Ceiling: the most this measure can correlate with the reference given the seed noise of both "
-              "(sqrt of the product of their seed-mean reliabilities; parameters and FLOPs are exact).", "",
-              *[f"**{line}**\n" for line in res.verdict], *_truth_section(res), "## Noise ceiling", ""]
-    if res.noise.empty or res.noise["reliability"].isna().all():
+              "Intervals: 95% percentile bootstrap over cells (— where the resamples are degenerate: too few "
+              "distinct values). p: two-sided permutation test of Spearman's rho. The two answer different "
+              "questions (how much rho varies over resampled cells; how often shuffled accuracies match it), "
+              "so on few or tied cells an interval can exclude 0 while p is large: the permutation p is the "
+              "safer of the two there. Ceiling: the most this measure can correlate with the reference given the "
+              "seed noise of both (sqrt of the product of their seed-mean reliabilities; parameters and FLOPs are exact).", "",
+              *[f"**{line}**\n" for line in res.verdict],
+              *(["## Caveats", "", *[f"- ⚠ {c}" for c in res.caveats], ""] if res.caveats else []),
+              *_truth_section(res), "## Noise ceiling", ""]
+    if res.noise.empty or (res.noise["n_seeds"] <= 1).all():
         parts.append("Every objective has a single seed: train more (`seed=0,1` with `-m`) to measure the noise.")
+    elif res.noise["reliability"].isna().all():
+        parts.append("No objective has two seeds complete on enough analysed cells (at least 3) to measure "
+                     "the noise; see the notes below for the seeds that cover fewer cells.")
     else:
         noise = res.noise.assign(**{c: res.noise[c].map(_num) for c in ("seed_rho", "reliability", "ceiling")})
         parts += [markdown(noise.rename(columns={"seed_rho": "seed-to-seed ρ", "reliability": "reliability of mean",

@@ -94,7 +94,7 @@ def select_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     if done.empty:
         raise UserError(f"no complete run records in {scope.study_dir}; train first: python -m study.train "
                         f"study_dir={scope.study_dir} -m objective=rotation,supervised")
-    # Runs on another device type or in another precision are other runs (study.runner.Setup.identity):
+    # Runs on another device type or in another precision are other runs (study.training.runner.Setup.identity):
     # mixing them would correlate numerics as much as architectures, so they are kept apart like budgets.
     keys = [k for k in ("space", "dataset", "budget", "device", "precision") if k in done.columns]
     for key in keys:  # every selection first: precision=bf16 alone may pick the GPU runs of a mixed study

@@ -25,6 +25,13 @@ _KENDALL_MATRIX_MAX_N = 2000
 _KENDALL_BLOCK_MAX_N = 250
 # Bound on elements of a (resamples, n) block so that large sweeps never allocate gigabytes at once.
 _BLOCK_ELEMENTS = 1 << 22
+# A percentile interval needs a bootstrap distribution with many distinct values. With fewer distinct
+# values than this in either column (4 cells, or 3 of 4 tied at chance) the resamples take a handful of
+# values and the "interval" is an artefact of ties (e.g. [-1.00, -0.82] beside a permutation p of 0.51).
+_MIN_CI_DISTINCT = 5
+# When more than this share of resamples is undefined (a constant column drawn), the defined ones are a
+# biased subset (they are the resamples that happened to avoid the ties): no interval either.
+_MAX_UNDEFINED_SHARE = 0.1
 
 
 def _paired(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -144,12 +151,20 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int | np.random.Generator = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of a rank correlation, resampling cells with replacement."""
+    """Percentile bootstrap interval of a rank correlation, resampling cells with replacement.
+
+    NaN (no interval) when the resamples are degenerate: fewer than `_MIN_CI_DISTINCT` distinct values
+    in either column, or more than `_MAX_UNDEFINED_SHARE` of the resamples undefined.
+    """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    dist = bootstrap_distribution(x, y, stat, n_resamples, seed)
-    dist = dist[~np.isnan(dist)]  # resamples that drew a constant column carry no rank information
-    if dist.size == 0:
+    px, py = _paired(x, y)
+    if min(np.unique(px).size, np.unique(py).size) < _MIN_CI_DISTINCT:
+        return math.nan, math.nan
+    dist = bootstrap_distribution(px, py, stat, n_resamples, seed)
+    undefined = np.isnan(dist)  # resamples that drew a constant column carry no rank information
+    dist = dist[~undefined]
+    if dist.size == 0 or undefined.mean() > _MAX_UNDEFINED_SHARE:
         return math.nan, math.nan
     alpha = (1 - level) / 2
     low, high = np.quantile(dist, [alpha, 1 - alpha])
@@ -251,6 +266,8 @@ def seed_agreement(acc_by_seed: ArrayLike) -> dict[str, float]:
 
 def noise_ceiling(rel_x: float, rel_y: float) -> float:
     """Largest expected correlation between two measures with reliabilities rel_x, rel_y: sqrt(product)."""
-    if math.isnan(rel_x) or math.isnan(rel_y) or rel_x < 0 or rel_y < 0:
-        return math.nan  # a negative reliability means the measure is pure noise at this sample size
+    if math.isnan(rel_x) or math.isnan(rel_y) or rel_x <= 0 or rel_y <= 0:
+        # A reliability of 0 or below means the measure is pure noise at this sample size: no ceiling is
+        # defined (a "ceiling" of 0 would read as a measured bound beside the note that says there is none).
+        return math.nan
     return math.sqrt(rel_x * rel_y)

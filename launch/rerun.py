@@ -77,6 +77,10 @@ def overrides_for(config: dict[str, Any]) -> list[str] | None:
                     extra = fewer
     except Exception:  # a preset renamed or removed since the record was written: no command to offer
         return None
+    # Not part of the identity today, but a run resumed at another precision would not be the same run.
+    precision = config.get("precision")
+    if precision not in (None, defaults.get("precision")) and not any(o.startswith("precision=") for o in base + extra):
+        extra.append(f"precision={value_text(precision)}")
     return base + extra
 
 

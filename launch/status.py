@@ -73,7 +73,8 @@ def report(study_dir: Path) -> str:
     groups = scan(study_dir, ids)
     lines = [f"study {study_dir}: {len(ids)} cells"]
     if not groups:
-        lines.append("no runs yet; start them with `python -m study.train -m objective=...`")
+        lines.append(f"no runs yet; start them with `python -m study.train -m study_dir={study_dir} "
+                     "objective=rotation,supervised` (add the budget=/dataset= you sampled for)")
         return "\n".join(lines)
     header = ("objective", "seed", "runs", "done", "failed", "started", "pending")
     rows = []
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     study_dir = Path(str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir))
+    if any(a in ("-h", "--help") for a in args):
+        print("usage: python -m launch.status [study_dir=PATH]\n" + (__doc__ or "").split("\n\n", 1)[-1].strip())
+        return
     for arg in args:
         key, _, value = arg.partition("=")
         if key != "study_dir" or not value:

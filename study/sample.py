@@ -71,17 +71,33 @@ def _read_meta(study_dir: Path) -> dict | None:
         return None
 
 
+def _current(path: Path) -> str | None:
+    """The cells file's text, or None when it cannot be read as text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def task(cfg: DictConfig) -> None:
     """Draw the sample and write the cells file and study metadata atomically."""
     req = parse(cfg)
-    if _read_meta(req.study_dir) == _meta(req) and (req.study_dir / CELLS_FILE).exists():
-        log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, req.n)
-        return
     space = get_space(req.space)
     cells = space.sample(req.n, req.seed, req.include_degenerate)
     rows = [describe(space, c, req.shape) for c in cells]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    path = req.study_dir / CELLS_FILE
+    if _read_meta(req.study_dir) == _meta(req) and path.exists():
+        # study.json alone is not trusted: the cells file may have been damaged or edited since.
+        if _current(path) == text:
+            log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, req.n)
+            return
+        if not req.force:
+            raise UserError(f"{path} is damaged or edited: it does not hold the sample study.json describes; "
+                            "add force=true to rewrite it (run records are kept and still match by cell id)")
+        log.warning("%s is damaged or edited; rewriting it from study.json's sample (runs are kept)", path)
     # Cells first: a crash in between leaves old metadata, so the next call simply redraws.
-    write_atomic(req.study_dir / CELLS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    write_atomic(path, text)
     write_json_atomic(req.study_dir / STUDY_FILE, {"sample": _meta(req)})
     params = sorted(r["params"] for r in rows)
     log.info(

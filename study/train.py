@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import os
+import shlex
+import signal
 import sys
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -24,11 +26,11 @@ from study.commands.sweep import expand_argv
 from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.store.records import STUDY_FILE, read_cells
+from study.store.records import STUDY_FILE, read_cells, writable
 from study.training.runner import Setup, plan, raise_mismatch
 from study.spaces import NetShape, cell_id, get_space
 from study.training.trainer import Budget
-from study.training.workers import run_all
+from study.training.workers import Interrupted, run_all
 
 log = logging.getLogger("study.train")
 
@@ -175,7 +177,7 @@ def check_cells(cells: list[dict], space_name: str) -> None:
         try:
             cell = space.parse(row["arch"])
         except UserError as e:
-            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample instead of editing the file") from None
+            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample (the same study.sample settings plus force=true) instead of editing the file") from None
         if cell_id(cell.canonical()) != row["id"]:
             raise_mismatch(row)
 
@@ -196,6 +198,9 @@ def check(cfg: DictConfig) -> None:
 
     study_dir, setup, _, _ = parse(cfg)
     cells = read_cells(study_dir)
+    if not writable(study_dir):  # before Hydra, whose first act is a log folder inside study_dir
+        raise UserError(f"study_dir {study_dir} is read-only: training writes its records and logs there; "
+                        f"copy the study to a writable folder (cp -r {study_dir} NEW) and train with study_dir=NEW")
     check_cells(cells, setup.space)
     n_classes = settings.positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
     check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), n_classes)
@@ -256,6 +261,10 @@ def task(cfg: DictConfig) -> None:
     progress = run_all(todo, setup, workers, label)
     log.info("%s: %d trained, %d failed; records in %s", label, progress.done - progress.failed,
              progress.failed, study_dir / "runs")
+    _RUNS["done"] += progress.done
+    if progress.failed:
+        _RUNS["failed"] += progress.failed
+        _RUNS["jobs"].append(f"{label}: {progress.failed} run(s) failed ({progress.first_failure})")
     if progress.skipped:
         log.info("%s: %s; rerun later to pick up any they leave unfinished", label,
                  ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
@@ -292,14 +301,46 @@ def _gpus(device: str) -> int:
 
 
 _main = hydra_entry("train", task, check)
+# Runs this process trained, over every job of its sweep: when all of them failed, the command exits 1.
+_RUNS: dict = {"done": 0, "failed": 0, "jobs": []}
 
 
 def main() -> None:
     """`python -m study.train`: expand the sweep conveniences in argv, then run the Hydra app."""
-    sys.argv[1:] = sharding.preset_device(expand_argv(sys.argv[1:]))
+    from omegaconf import OmegaConf
+
+    from study.commands.cli import CONF_DIR
+    from study.commands.cluster import WithoutSbatchErrors, slurm_preflight, sweep_summary
+    from study.commands.sweep import chosen_cells
+
+    argv = list(sys.argv[1:])
+    default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
+    sys.argv[1:] = sharding.preset_device(expand_argv(sys.argv[1:], chosen_cells(sys.argv[1:], default_dir)))
     sharding.remember_visible_gpus()
     sharding.register_resolvers()
-    _main()
+    slurm = slurm_preflight(sys.argv[1:])
+    if slurm:  # submitit echoes sbatch's refusal itself; the one line below says it and what to change
+        sys.stderr = WithoutSbatchErrors(sys.stderr)
+    try:
+        _main()
+    except Exception as e:  # only reached for slurm: Hydra passes errors on with HYDRA_FULL_ERROR=1
+        if not slurm or "sbatch: error" not in str(e):
+            raise
+        reason = [line for line in str(e).splitlines() if "sbatch: error" in line][0]
+        print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names "
+              "(the request is in conf/hydra/launcher/slurm.yaml; device=cpu asks for no GPU)", file=sys.stderr)
+        sys.exit(2)
+    except (Interrupted, KeyboardInterrupt) as e:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        done = f"{e.progress.done} run(s) finished, " if isinstance(e, Interrupted) else ""
+        print(f"interrupted: {done}finished runs and each run's last epoch are kept; resume with: "
+              f"{shlex.join(['python', '-m', 'study.train', *argv])}", file=sys.stderr)
+        sys.exit(130)
+    sweep_summary(argv, default_dir)
+    if _RUNS["done"] and _RUNS["failed"] == _RUNS["done"]:
+        print(f"error: every run failed: {'; '.join(_RUNS['jobs'])}; see the reasons with "
+              "`python -m launch.status`", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

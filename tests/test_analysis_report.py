@@ -79,7 +79,7 @@ def test_latex_table_escapes_names_and_signs():
                           "spearman_low": -0.5, "spearman_high": 0.1, "kendall": -0.2, "kendall_low": float("nan"),
                           "kendall_high": float("nan"), "p_value": 0.0004, "ceiling": float("nan")}])
     row = latex(corr, "super_vised").splitlines()[-3]
-    assert row == r"c10/jig\_saw & objective & 9 & $-$0.25 [$-$0.50, 0.10] & $-$0.20 & $<$0.001 & -- \\"
+    assert row == r"c10/jig\_saw & objective & 9 & $-$0.25 [$-$0.50, 0.10] & $-$0.20 [---] & $<$0.001 & -- \\"
 
 
 def test_bad_compare_entry_is_one_line_on_stderr(cli, tmp_path):

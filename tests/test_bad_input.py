@@ -98,6 +98,7 @@ SAMPLE = [
     (["nn=3"], ["nn"]),
     (["+nn=3"], ["unknown setting 'nn'", "drop '+nn=3'"]),
     (["n=3", "n=[bad"], ["parse"]),
+    (["n=3,4"], ["n=3,4 is a list of values", "add -m"]),
     (["n3"], ["parse", "key=value"]),
     (["study_dir="], ["study_dir must be a folder path"]),
     (["study_dir=null"], ["study_dir must be a folder path"]),
@@ -118,6 +119,8 @@ def test_sample(invoke, tmp_path, study, args, words):
 
 TRAIN = [
     (["objective=colourisation"], ["unknown objective", "rotation", "supervised"]),
+    (["objective=rotation,supervised"], ["objective=rotation,supervised is a list of values", "add -m",
+                                         "python -m study.train -m objective=rotation,supervised"]),
     (["-m", "objective=rotation,nope"], ["unknown objective", "nope"]),
     (["dataset=mnist"], ["unknown dataset", "digits"]),
     (["budget=huge"], ["unknown budget", "tiny"]),
@@ -302,3 +305,33 @@ def test_correlate_truth_file(invoke, tmp_path, study, case):
     before = files_under(tmp_path)
     assert_refused(invoke("analysis.correlate", f"study_dir={study}", f"truth={path}"), ["truth file", *words])
     assert files_under(tmp_path) == before
+
+
+def test_force_rewrites_a_damaged_or_edited_sample_and_keeps_runs(invoke, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from study import sample as app
+    from study.commands.cli import CONF_DIR
+    from study.errors import UserError
+
+    study = tmp_path / "s"
+
+    def sample(*overrides: str) -> None:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("sample", overrides=[f"study_dir={study}", "n=3", *overrides])
+        app.check(cfg)
+        app.task(cfg)
+
+    sample()
+    good = (study / "cells.jsonl").read_text()
+    write_record(study / "runs" / "x" / "r.json", {"cell_id": "a", "status": "complete"})
+    runs = files_under(study / "runs")
+    for damaged in (good.replace("}", "", 1), good.replace('"params": ', '"params": 1', 1), good[: len(good) // 2]):
+        (study / "cells.jsonl").write_text(damaged)
+        with pytest.raises(UserError, match="damaged or edited.*force=true"):
+            sample()  # study.json alone no longer says "nothing to do"
+        assert (study / "cells.jsonl").read_text() == damaged
+        sample("force=true")
+        assert (study / "cells.jsonl").read_text() == good and files_under(study / "runs") == runs
+    sample()  # intact: nothing to do, nothing rewritten
+    assert (study / "cells.jsonl").read_text() == good

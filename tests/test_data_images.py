@@ -212,3 +212,14 @@ def test_a_dataset_is_one_registration_with_its_own_preflight():
             build_dataset("nope")
     finally:
         DATASETS._items.pop("_probe")
+
+
+@pytest.mark.parametrize("option, value", [("train_subset", -5), ("test_subset", "abc"), ("train_subset", 2.5)])
+def test_imagefolder_refuses_a_bad_subset_before_decoding(folder, tmp_path, option, value):
+    from study.data import DataError
+
+    root, _ = folder
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=f"dataset.{option} must be a non-negative integer"):
+        build_dataset("imagefolder", data_root=str(root), cache_dir=str(cache), **{option: value})
+    assert not cache.exists()  # nothing was decoded (the cache is written right after decoding)

@@ -76,7 +76,7 @@ def test_checkpoint_from_another_device_resumes_weights_with_a_fresh_generator(d
     setup = _setup()
     ident = {"cell_id": "c", "seed": 0, "identity": identity_hash(setup.identity())}
     _checkpoint_after_one_epoch(data, path_for(spec.path), ident, **changes)
-    with caplog.at_level(logging.WARNING, logger="study.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="study.training.checkpoint"):
         rec = execute(spec, setup, data)
     assert rec["status"] == "complete" and rec["epochs"] == 2
     assert rec["resumed_from_epoch"] == 1 and rec["rng_restarts"] == [1]

@@ -100,3 +100,35 @@ def test_status_counts_failures_and_prints_a_command_that_finishes_the_study(cli
     assert any(line.split()[:2] == ["supervised", "0"] and line.split()[3:] == ["3", "0", "0", "0"]
                for line in after.splitlines())
     assert cli("launch.status", "studydir=x").returncode == 2
+
+
+def test_slurm_preset_asks_for_no_gpu_with_device_cpu():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from study.commands.shards import register_resolvers
+    from study.commands.cli import CONF_DIR
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cpu = compose("train", overrides=["hydra/launcher=slurm", "device=cpu"], return_hydra_config=True)
+        gpu = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    cpu, gpu = (OmegaConf.to_container(c.hydra.launcher, resolve=True) for c in (cpu, gpu))
+    assert cpu["gpus_per_node"] is None and (cpu["cpus_per_task"], cpu["mem_gb"]) == (4, 8)
+    assert (gpu["gpus_per_node"], gpu["cpus_per_task"], gpu["mem_gb"]) == (1, 8, 32)
+
+
+def test_a_request_no_node_can_run_names_the_setting_to_change():
+    from study.commands.cluster import Node, _gpus, check_request
+    from study.errors import UserError
+
+    assert _gpus("gpu:a100:4(S:0-1),shard:8") == 4 and _gpus("(null)") == 0 and _gpus("gpu:2") == 2
+    cpus_only = [Node("n1", ("debug",), 2, 3000, 0)]
+    check_request({"gpus_per_node": None, "cpus_per_task": 2, "mem_gb": 2}, cpus_only)
+    for request, words in (({"gpus_per_node": 1}, ["no node with 1 GPU", "device=cpu"]),
+                           ({"cpus_per_task": 8}, ["8 CPUs", "hydra.launcher.cpus_per_task=2"]),
+                           ({"mem_gb": 32}, ["32 GB", "hydra.launcher.mem_gb=2"]),
+                           ({"partition": "gpu"}, ["no partition 'gpu'", "debug"])):
+        with pytest.raises(UserError) as err:
+            check_request(request, cpus_only)
+        assert all(w in str(err.value) for w in words), str(err.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -137,3 +138,29 @@ def test_write_into_a_file_path_is_a_one_line_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(WriteError, match="cannot write .*f/r.json.*rerun"):
         write_json_atomic(tmp_path / "f" / "r.json", {"a": 1})
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    from study.store.records import write_atomic, write_json_atomic, write_record
+
+    old = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "report.md", "text")
+        write_json_atomic(tmp_path / "study.json", {"a": 1})
+        write_record(tmp_path / "runs" / "r.json", {"cell_id": "c", "status": "complete"})
+    finally:
+        os.umask(old)
+    for name in ("report.md", "study.json", "runs/r.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+def test_checkpoints_follow_the_umask(tmp_path):
+    from study.training.checkpoint import _save_atomic
+
+    old = os.umask(0o002)
+    try:
+        _save_atomic(tmp_path / "c.ckpt", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "c.ckpt").stat().st_mode) == 0o664

@@ -157,3 +157,24 @@ def test_study_through_submitits_local_executor(tmp_path):
     records = _records(study)
     assert len(records) == 3 and {r["status"] for r in records} == {"complete"}
     assert len(_job_ids(study)) == 2  # one local job per shard
+
+
+@pytest.mark.slurm
+@slurm
+def test_a_request_the_cluster_cannot_run_is_refused_in_one_line(tmp_path):
+    study = tmp_path / "s"
+    _sample(study, 2)
+    base = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=null", "objective=supervised",
+            f"study_dir={study}", *FAST]
+    cases = [([], "device=cpu"),  # the preset's GPU on a cluster without any (.ci/slurm-up has none)
+             (["device=cpu", "hydra.launcher.cpus_per_task=999"], "hydra.launcher.cpus_per_task="),
+             (["device=cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=99999"],
+              "hydra.launcher.mem_gb="),
+             (["device=cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+               "+hydra.launcher.constraint=nosuch"], "sbatch: error")]  # refused by sbatch itself
+    for extra, words in cases:
+        done = run_cli("study.train", *base, *extra)
+        assert done.returncode == 2, (extra, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], (extra, done.stderr)
+    assert not (study / "runs").exists()

@@ -60,6 +60,8 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from study.store.records import StudyError
+
     if any(a.split("=")[0] in _HYDRA_OWNS or a.startswith(("--info", "-i")) or a in ("-h", "--help", "--hydra-help")
            for a in argv):
         return
@@ -68,8 +70,14 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
         overrides = OverridesParser.create().parse_overrides(args)
     except HydraException as e:
         fail(f"cannot parse the command line ({str(e).splitlines()[0]}); write overrides as key=value")
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    printing = any(a in ("-c", "--cfg") for a in argv)
     base: list[str] = []
     for o in overrides:
+        if o.is_sweep_override() and not multirun:
+            module = config_name_to_module(config_name)
+            fail(f"{o.input_line} is a list of values: add -m to run one job per value "
+                 f"(python -m {module} -m {o.input_line} ...)")
         values = _sweep_values(o)
         options = _group_options(o.key_or_group)
         if options is not None and not o.is_delete():
@@ -94,6 +102,9 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
                 fail(f"{str(e).splitlines()[0]} (see `python -m {config_name_to_module(config_name)} --help`)")
             try:
                 check(cfg)
+            except StudyError as e:
+                if not printing:  # `--cfg job` only prints the config: it needs no sample yet
+                    fail(str(e))
             except UserError as e:
                 fail(str(e))
 

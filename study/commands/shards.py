@@ -138,10 +138,18 @@ def visible_gpu_count() -> int:
 
 
 def register_resolvers() -> None:
-    """`${gpu_count:}` (at least 1) and `${visible_gpu_count:}` (0 without GPUs) for launcher presets."""
+    """`${gpu_count:}` (at least 1), `${visible_gpu_count:}` (0 without GPUs) and `${on_device:...}` for launcher
+    presets."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("gpu_count"):
         OmegaConf.register_new_resolver("gpu_count", gpu_count)
     if not OmegaConf.has_resolver("visible_gpu_count"):
         OmegaConf.register_new_resolver("visible_gpu_count", visible_gpu_count)
+    if not OmegaConf.has_resolver("on_device"):
+        OmegaConf.register_new_resolver("on_device", on_device)
+
+
+def on_device(device: str, cpu_value: Any, gpu_value: Any) -> Any:
+    """`${on_device:${device},cpu_value,gpu_value}`: a launcher request that depends on device=cpu."""
+    return cpu_value if str(device) == "cpu" else gpu_value

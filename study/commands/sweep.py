@@ -9,7 +9,32 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
 _MULTIRUN = ("-m", "--multirun")
+
+
+def chosen_cells(argv: list[str], default_study_dir: str) -> int | None:
+    """How many cells a train command line chooses (`cells=`/`cell=` or the whole sample); None if unknown."""
+    from study.errors import UserError
+    from study.store.records import read_cells
+
+    pairs = dict(p for p in map(_split, argv) if p)
+    if "cell" in pairs:
+        return len([v for v in pairs["cell"].split(",") if v.strip()])
+    if "cells" in pairs and pairs["cells"].startswith("["):
+        inner = pairs["cells"].strip()[1:-1]
+        return len({v.strip().strip("'\"") for v in inner.split(",") if v.strip()})
+    study_dir = pairs.get("study_dir", default_study_dir)
+    if "," in study_dir or "$" in study_dir:
+        return None  # a sweep over studies or an interpolation: let each job find its own cells
+    try:
+        return len(read_cells(Path(study_dir).expanduser()))
+    except UserError:
+        return None  # the command's own check reports a missing or damaged sample
 
 
 def _split(arg: str) -> tuple[str, str] | None:
@@ -24,8 +49,12 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("'", "\\'") + "'"
 
 
-def expand_argv(argv: list[str]) -> list[str]:
-    """argv with `shards=N`, `cell=...` and `dry_run=true` expanded as described above."""
+def expand_argv(argv: list[str], n_cells: int | None = None) -> list[str]:
+    """argv with `shards=N`, `cell=...` and `dry_run=true` expanded as described above.
+
+    `n_cells` (the number of cells the command chooses) caps `shards`: more shards than cells would
+    submit tasks with nothing to train.
+    """
     multirun = any(a in _MULTIRUN for a in argv)
     pairs = [_split(a) for a in argv]
     keys = {p[0].lstrip("+~") for p in pairs if p}
@@ -39,6 +68,11 @@ def expand_argv(argv: list[str]) -> list[str]:
             out.append(arg)
     if multirun:
         shards = dict(p for p in pairs if p).get("shards", "")
+        if shards.isdigit() and n_cells is not None and int(shards) > max(n_cells, 1) and "shard" not in keys:
+            log.warning("shards=%s capped at %d: only %d cell(s) to train, more shards would be empty tasks",
+                        shards, max(n_cells, 1), n_cells)
+            out = [f"shards={max(n_cells, 1)}" if a == f"shards={shards}" else a for a in out]
+            shards = str(max(n_cells, 1))
         if shards.isdigit() and int(shards) > 1 and "shard" not in keys:
             out.append("shard=" + ",".join(str(k) for k in range(int(shards))))
         if _is_true(argv, "dry_run"):

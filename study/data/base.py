@@ -173,10 +173,15 @@ def channel_stats_chunked(x: torch.Tensor, chunk: int = 4096) -> tuple[torch.Ten
     return mean.float(), var.clamp_min(0).sqrt().float()
 
 
-def _subset(x: torch.Tensor, y: torch.Tensor, k: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed random subset of k images (seed 0, kept in the original order); k=0 keeps all."""
+def check_subset(k: Any, name: str) -> None:
+    """DataError unless k is a valid subset size; call it before decoding anything."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise DataError(f"dataset.{name} must be a non-negative integer (0 = all), got {k!r}")
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, k: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random subset of k images (seed 0, kept in the original order); k=0 keeps all."""
+    check_subset(k, name)
     if k == 0 or k >= x.shape[0]:
         return x, y
     gen = torch.Generator().manual_seed(_SUBSET_SEED)

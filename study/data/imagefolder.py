@@ -26,7 +26,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from study.data.base import DataError, ImageData, channel_stats_chunked, finish, register_dataset, stats_from_config
+from study.data.base import (DataError, ImageData, channel_stats_chunked, check_subset, finish, register_dataset,
+                             stats_from_config)
+from study.files import file_mode
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,7 @@ def _write_cache(path: Path, blob: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared study's other users may read it
+        os.chmod(tmp, file_mode())  # mkstemp makes it private; follow the umask so others may read it
         try:
             torch.save(blob, tmp)
             os.replace(tmp, path)
@@ -195,6 +197,8 @@ def imagefolder(data_root: str | None = None, cache_dir: str | None = None, imag
     """A folder of train/<class>/* and test/<class>/* images, decoded once into a uint8 cache."""
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise DataError(f"imagefolder: image_size must be an integer of at least 8, got {image_size!r}")
+    check_subset(train_subset, "train_subset")  # a bad value is refused before decoding, not after
+    check_subset(test_subset, "test_subset")
     root, classes = check_root(data_root)
     blob, cache = load_folder(root, classes, image_size, cache_dir)
     parts = {k: blob[k] for k in ("train_x", "train_y", "test_x", "test_y")}

@@ -20,6 +20,7 @@ they parse and have the required fields.
 from __future__ import annotations
 
 from study.errors import UserError
+from study.files import file_mode
 
 import contextlib
 import contextvars
@@ -70,6 +71,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, file_mode())  # mkstemp makes it private (0600); the renamed file follows the umask
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -217,6 +219,10 @@ def iter_records(study_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield path, rec
 
 
+_RESAMPLE = ("fix the line, or re-sample: the same study.sample settings plus force=true rewrite it "
+             "(runs are kept)")
+
+
 def read_cells(study_dir: Path) -> list[dict[str, Any]]:
     """The sampled cells, or StudyError telling the user to sample first."""
     path = Path(study_dir) / CELLS_FILE
@@ -238,13 +244,31 @@ def read_cells(study_dir: Path) -> list[dict[str, Any]]:
         try:
             cell = json.loads(line)
         except json.JSONDecodeError as e:
-            raise StudyError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix the line or re-sample") from None
+            raise StudyError(f"{path}:{lineno}: not valid JSON ({e.msg}); {_RESAMPLE}") from None
         if not isinstance(cell, dict) or not {"id", "arch"} <= cell.keys():
-            raise StudyError(f"{path}:{lineno}: a cell needs 'id' and 'arch'; fix the line or re-sample")
+            raise StudyError(f"{path}:{lineno}: a cell needs 'id' and 'arch'; {_RESAMPLE}")
         cells.append(cell)
     if not cells:
         raise StudyError(f"{path} holds no cells; re-sample with `python -m study.sample`")
     return cells
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (or, when it does not exist yet, in its nearest ancestor).
+
+    Probed by creating and removing a temporary file: permission bits say nothing for root, and a
+    read-only mount or a network file system can refuse what `os.access` allows.
+    """
+    folder = Path(folder).expanduser().absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
+    except OSError:
+        return False
+    os.close(fd)
+    _discard(tmp)
+    return True
 
 
 def has_runs(study_dir: Path) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from study.files import file_mode
 from study.store.records import write_error
 from study.training.trainer import History, TrainState
 
@@ -35,6 +36,7 @@ def path_for(record_path: Path) -> Path:
 def _save_atomic(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, file_mode())  # follow the umask like every other file of the study, not mkstemp's 0600
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)

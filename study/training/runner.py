@@ -8,7 +8,7 @@ import socket
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from study.errors import UserError
 from study.store.claims import ClaimSettings
@@ -80,7 +80,7 @@ def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) 
         try:
             cell = space.parse(row["arch"])
         except UserError as e:
-            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample instead of editing the file") from None
+            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample (the same study.sample settings plus force=true) instead of editing the file") from None
         cid = cell_id(cell.canonical())
         if cid != row["id"]:
             raise_mismatch(row)
@@ -124,6 +124,21 @@ def record(spec: RunSpec, setup: Setup, status: str, **fields: Any) -> dict[str,
     }
 
 
+# A run whose epochs take this long (or any run at the paper budget, silent for hours otherwise) logs
+# one line per epoch, so a long study shows it is alive between its per-run lines.
+HEARTBEAT_S = 30.0
+
+
+def heartbeat(spec: RunSpec, setup: Setup) -> Callable[[int, Any], None]:
+    """An on_epoch callback logging `cell X: epoch k/n ...` at INFO for slow epochs or the paper budget."""
+    def log_epoch(epoch: int, history: Any) -> None:
+        if history.epoch_s[-1] >= HEARTBEAT_S or setup.budget.name == "paper":
+            log.info("%s seed %d cell %s: epoch %d/%d, loss %.4f, test %.4f (%.0fs)", spec.objective, spec.seed,
+                     spec.cell_id, epoch + 1, setup.budget.epochs, history.train_loss[-1], history.test_acc[-1],
+                     history.epoch_s[-1])
+    return log_epoch
+
+
 def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     """Train one run and write its record (complete or failed); returns the record."""
     import torch
@@ -155,7 +170,7 @@ def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
                "rng_restarts": ckpt.rng_restarts}
     try:
         history = train(model, objective, data, setup.budget, spec.seed, start=start, on_state=ckpt.save,
-                        precision=setup.precision)
+                        precision=setup.precision, on_epoch=heartbeat(spec, setup))
     except Diverged as e:
         rec = record(spec, setup, "failed", reason=str(e), params=count_params(model),
                      wall_s=ckpt.wall_s(), device=setup.device, **resumed)

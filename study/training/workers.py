@@ -54,11 +54,26 @@ def _exit_on_term(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds: the claim is released, a half-written checkpoint removed
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the training (a KeyboardInterrupt, so Hydra passes it on untouched); finished runs
+    and per-epoch checkpoints are kept; rerun to resume."""
+
+    def __init__(self, progress: "Progress") -> None:
+        super().__init__(f"{progress.done} run(s) finished before the interrupt")
+        self.progress = progress
+
+
 def _init(setup: Setup) -> None:
-    # The task process decides what a preemption means (submitit checkpoints and requeues it there); a
-    # worker only stops when that process terminates it, cleanly, from its last per-epoch checkpoint.
+    # Ctrl-C reaches the whole process group: the parent alone decides to stop and ends the workers, so
+    # that none prints its own traceback or takes another run. Likewise a preemption: the task process
+    # decides what it means (submitit checkpoints and requeues it there); a worker only stops when that
+    # process terminates it, cleanly, from its last per-epoch checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_term)
+    if not logging.getLogger().handlers:  # a spawned worker starts unconfigured: its INFO lines (per-epoch
+        # heartbeats, resumes, claims taken over) would be lost
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     configure_threads(setup.threads)
     configure_device(setup.device)
     _WORKER["setup"] = setup
@@ -128,6 +143,7 @@ class Progress:
     def __init__(self, total: int, label: str) -> None:
         self.total, self.label, self.done, self.failed = total, label, 0, 0
         self.skipped: dict[str, int] = {}
+        self.first_failure = ""  # the reason of the first failed run, for a one-line summary
         self.t0 = time.perf_counter()
 
     def update(self, rec: dict[str, Any]) -> None:
@@ -147,6 +163,9 @@ class Progress:
         else:
             self.failed += 1
             result = f"FAILED: {rec.get('reason')}"
+            self.first_failure = self.first_failure or str(rec.get("reason"))
+        if rec.get("resumed_from_epoch") is not None:
+            result += f", resumed from epoch {rec['resumed_from_epoch']}"
         log.info("[%d/%d] %s cell %s: %s (%.1fs), %s left",
                  self.done, self.total, self.label, rec["cell_id"], result, rec.get("wall_s", 0.0), _fmt_s(eta))
 
@@ -161,32 +180,43 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Pro
         configure_threads(setup.threads)
         configure_device(setup.device)
         data = load_data(setup)
-        for spec in specs:
-            progress.update(run_safely(spec, setup, data, since))
+        try:
+            for spec in specs:
+                progress.update(run_safely(spec, setup, data, since))
+        except KeyboardInterrupt:  # the run in training keeps its last epoch's checkpoint
+            raise Interrupted(progress) from None
         return progress
     # spawn, not fork: a forked child of a process that already ran torch's thread pools can deadlock.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup,)) as pool:
-        pending: set[Future] = {pool.submit(_work, s, since) for s in specs}
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    progress.update(fut.result())
-        except BaseException:  # preemption (submitit's SIGUSR2 handler exits), Ctrl-C, a write error
-            stop_workers(pool)
-            raise
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup,))
+    pending: set[Future] = set()
+    try:
+        pending = {pool.submit(_work, s, since) for s in specs}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                progress.update(fut.result())
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
+        stop_workers(pool)
+        raise Interrupted(progress) from None
+    except BaseException:  # preemption (submitit's SIGUSR2 handler exits), a write error
+        stop_workers(pool)
+        raise
+    pool.shutdown()
     return progress
 
 
 def stop_workers(pool: ProcessPoolExecutor, grace_s: float = 30.0) -> None:
-    """Cancel the queued runs and stop the running ones now instead of waiting for them to finish.
+    """Start nothing more and stop the running runs now instead of waiting for them to finish.
 
-    Waiting would outlast a preemption's signal delay (a paper-budget run takes hours); a stopped run
-    loses at most the epoch in progress and resumes from its checkpoint when the job is requeued.
+    Waiting would outlast a preemption's signal delay (a paper-budget run takes hours) and keep Ctrl-C
+    waiting; a stopped run loses at most the epoch in progress and resumes from its checkpoint. The
+    futures are not cancelled one by one: once the workers are gone the pool marks every future broken
+    itself, and a future cancelled meanwhile makes its manager thread crash with a traceback.
     """
     processes = list((getattr(pool, "_processes", None) or {}).values())  # private, but the only handle
-    pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(wait=False)  # no replacement workers, nothing new handed out
     for proc in processes:
         if proc.is_alive():
             proc.terminate()  # SIGTERM: the worker unwinds (see _exit_on_term)
@@ -197,4 +227,4 @@ def stop_workers(pool: ProcessPoolExecutor, grace_s: float = 30.0) -> None:
             proc.kill()
             proc.join()
     if processes:
-        log.info("stopped %d worker(s); their runs resume from their last checkpoint", len(processes))
+        log.debug("stopped %d worker(s); their runs resume from their last checkpoint", len(processes))

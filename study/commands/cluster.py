@@ -1,0 +1,184 @@
+"""What `study.train` does around a sweep sent to a cluster. Check a SLURM request against the cluster
+before submitting, so that a refusal is one line naming the
+setting to change, and a job that no node can ever run is refused instead of pending forever.
+
+`sinfo` lists every node with its partition, CPUs, memory (MB) and generic resources (GPUs appear as
+`gpu:<type>:<count>`). Where `sinfo` is not installed or does not answer, nothing is checked here and
+sbatch's own answer stands.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from study.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Node:
+    """What one SLURM node offers."""
+
+    name: str
+    partitions: tuple[str, ...]
+    cpus: int
+    mem_mb: int
+    gpus: int
+
+
+def _gpus(gres: str) -> int:
+    """GPUs in a gres string such as `gpu:a100:4(S:0-1),shard:8` (0 for `(null)`)."""
+    total = 0
+    for item in gres.split(","):
+        parts = item.split("(")[0].split(":")
+        if parts[0] == "gpu":
+            total += int(parts[-1]) if parts[-1].isdigit() else 1
+    return total
+
+
+def nodes() -> list[Node] | None:
+    """The cluster's nodes according to `sinfo`, or None where it does not answer."""
+    if shutil.which("sinfo") is None:
+        return None
+    try:
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%G"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    found: dict[str, Node] = {}
+    for line in out.stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5 or not fields[2].isdigit():
+            continue
+        name, partition, cpus, mem, gres = fields
+        mem_mb = int(re.sub(r"\D.*", "", mem) or 0)
+        old = found.get(name)
+        parts = (old.partitions if old else ()) + (partition.rstrip("*"),)
+        found[name] = Node(name, parts, int(cpus), mem_mb, _gpus(gres))
+    return list(found.values())
+
+
+def check_request(request: dict[str, Any], cluster: list[Node]) -> None:
+    """UserError naming the setting to change when no node of the partition can run the request."""
+    partition = request.get("partition")
+    pool = [n for n in cluster if partition is None or partition in n.partitions]
+    if not pool:
+        raise UserError(f"SLURM has no partition {partition!r}; set hydra.launcher.partition to one of: "
+                        f"{', '.join(sorted({p for n in cluster for p in n.partitions}))}")
+    gpus = request.get("gpus_per_node") or 0
+    cpus = request.get("cpus_per_task") or 1
+    mem_gb = request.get("mem_gb") or 0
+    if gpus and not any(n.gpus >= gpus for n in pool):
+        most = max(n.gpus for n in pool)
+        raise UserError(f"the SLURM cluster has no node with {gpus} GPU(s) (at most {most}); "
+                        + ("train on CPUs with device=cpu (the slurm preset then asks for no GPU)" if most == 0
+                           else f"set hydra.launcher.gpus_per_node={most}"))
+    if not any(n.cpus >= cpus for n in pool):
+        raise UserError(f"no SLURM node has {cpus} CPUs (at most {max(n.cpus for n in pool)}); "
+                        f"set hydra.launcher.cpus_per_task={max(n.cpus for n in pool)} or less")
+    if mem_gb and not any(n.mem_mb >= mem_gb * 1024 and n.cpus >= cpus for n in pool):
+        most = max(n.mem_mb for n in pool) // 1024
+        raise UserError(f"no SLURM node has {mem_gb} GB of memory (at most {most} GB); "
+                        f"set hydra.launcher.mem_gb={max(most, 1)} or less")
+
+
+def preflight(request: dict[str, Any]) -> None:
+    """Check `request` (the launcher's gpus_per_node, cpus_per_task, mem_gb, partition) against sinfo."""
+    cluster = nodes()
+    if cluster:
+        check_request(request, cluster)
+
+
+# The command-line side (used by study.train's main): preflight, sbatch's echo, the summary afterwards.
+
+
+class WithoutSbatchErrors:
+    """A stderr that drops the `sbatch: error` lines submitit copies there (main() reports them once)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._dropped = False  # print() writes the line's end separately: drop it with the line
+
+    def write(self, text: str) -> int:
+        """Forward everything but sbatch's own error lines."""
+        if text.lstrip().startswith("sbatch: error") or (self._dropped and text == "\n"):
+            self._dropped = not self._dropped or text != "\n"
+            return len(text)
+        self._dropped = False
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def slurm_preflight(argv: list[str]) -> bool:
+    """For hydra/launcher=slurm: check the request against the cluster before anything is submitted."""
+    import os
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    from study.commands.cli import CONF_DIR, fail, overrides_in
+
+    if "hydra/launcher=slurm" not in argv or not any(a in ("-m", "--multirun") for a in argv):
+        return False
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides_in(argv))
+        first = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
+                 else o.input_line for o in parsed]  # the launcher's request is the same for every job
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=first, return_hydra_config=True)
+        request = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    except (HydraException, ValueError, KeyError) as e:  # validate_argv reports a bad command line itself
+        log.debug("no slurm preflight: %s", e)
+        return False
+    try:
+        preflight(request)
+    except UserError as e:
+        fail(str(e))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let an sbatch refusal reach main(), which says it in one line
+    return True
+
+
+def sweep_summary(argv: list[str], default_dir: str) -> None:
+    """After a sweep sent to a submitit launcher (its jobs log elsewhere), what the study holds now."""
+    pairs = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    launcher = pairs.get("hydra/launcher", "basic")
+    if not any(a in ("-m", "--multirun") for a in argv) or launcher == "basic" or pairs.get("dry_run") == "true":
+        return
+    study_dir = Path(pairs.get("study_dir", default_dir)).expanduser()
+    try:
+        lines = _progress(study_dir)
+    except UserError:
+        return
+    print(f"sweep finished ({launcher} launcher); runs in {study_dir}:\n" + "\n".join(lines)
+          + f"\ndetails and the command for what is missing: python -m launch.status study_dir={study_dir}")
+
+
+def _progress(study_dir: Path) -> list[str]:
+    """One line per (objective, seed, run folder): runs done, failed and not done (records only)."""
+    from collections import Counter
+
+    from study.store.records import iter_records, read_cells
+
+    n = len(read_cells(study_dir))
+    counts: Counter = Counter()
+    for path, rec in iter_records(study_dir):
+        counts[(rec.get("objective"), rec.get("seed"), path.parent.parent.name, rec.get("status"))] += 1
+    groups = sorted({k[:3] for k in counts}, key=str)
+    lines = []
+    for objective, seed, tag in groups:
+        done, failed = counts[(objective, seed, tag, "complete")], counts[(objective, seed, tag, "failed")]
+        lines.append(f"  {objective} seed {seed} ({tag}): {done} done, {failed} failed, {n - done - failed} not done")
+    return lines
