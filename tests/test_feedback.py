@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from study import runner
+from study.training import runner
 from tests.test_claims import small_runs
 
 
