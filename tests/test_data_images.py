@@ -76,6 +76,21 @@ def test_cifar10_subsets_are_fixed_and_stats_stay(cifar_copy):
     torch.testing.assert_close(a.mean, channel_stats_chunked(full)[0])  # statistics of the full training set
 
 
+def test_cifar10_downsamples_once_to_a_smaller_image_size(cifar_copy):
+    root, written = cifar_copy
+    small = build_dataset("cifar10", data_root=str(root), download=False, image_size=16)
+    full = torch.from_numpy(written["train_x"])
+    assert small.train_x.shape == (full.shape[0], 3, 16, 16) and small.train_x.dtype == torch.uint8
+    # a 2x2 box of equal pixels stays that colour: downsampling averages neighbours, it does not shift them
+    flat = torch.full((1, 3, 32, 32), 77, dtype=torch.uint8)
+    from study.data.cifar import _downsample
+    assert torch.equal(_downsample(flat, 16), torch.full((1, 3, 16, 16), 77, dtype=torch.uint8))
+    means = full.float().mean(dim=(2, 3))
+    torch.testing.assert_close(small.train_x.float().mean(dim=(2, 3)), means, atol=1.0, rtol=0)
+    with pytest.raises(DataError, match="image_size must be an integer from 8 to 32"):
+        build_dataset("cifar10", data_root=str(root), download=False, image_size=64)
+
+
 def test_cifar10_without_copy_or_download_names_both_options(tmp_path):
     with pytest.raises(DataError, match="data_root=PATH.*download") as e:
         build_dataset("cifar10", data_root=str(tmp_path / "none"), download=False)
