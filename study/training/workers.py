@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import time
 import traceback
@@ -50,7 +51,11 @@ def load_data(setup: Setup) -> Any:
     return build_dataset(setup.dataset, **setup.dataset_options).to(setup.device)
 
 
+_STOPPING: dict[str, bool] = {"term": False}
+
+
 def _exit_on_term(signum: int, frame: Any) -> None:
+    _STOPPING["term"] = True
     raise SystemExit(128 + signum)  # unwinds: the claim is released, a half-written checkpoint removed
 
 
@@ -128,6 +133,10 @@ def run_safely(spec: RunSpec, setup: Setup, data: Any, since: float | None = Non
 
 
 def _work(spec: RunSpec, since: float | None = None) -> dict[str, Any]:
+    if _STOPPING["term"]:
+        # The pool's worker loop catches the SystemExit of a terminated run and hands this process the next
+        # queued run: leave at once, before that run takes a claim or trains anything.
+        os._exit(128 + signal.SIGTERM)
     return run_safely(spec, _WORKER["setup"], _WORKER["data"], since)
 
 
