@@ -238,7 +238,7 @@ def figure(table: list[dict[str, Any]], path: Path) -> None:
     ax.axhline(statistics.median(params), color="grey", lw=1.2, label="parameter count (range over ladder cells)")
     ax.set_xscale("log")
     ax.set_xlabel("CPU seconds per cell (supervised + rotation, one thread)")
-    ax.set_ylabel("Spearman ρ with NAS-Bench-201 CIFAR-10 (200 epochs)")
+    ax.set_ylabel("Spearman ρ with the NAS-Bench-201\nCIFAR-10 truth (200 epochs)")
     ax.grid(alpha=0.3, lw=0.5)
     ax.legend(fontsize=6.5, frameon=False, loc="lower right")
     fig.tight_layout()
