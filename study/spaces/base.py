@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -121,28 +121,21 @@ def draw_from_classes(space: str, classes: Sequence[C], n: int, seed: int, inclu
     return [classes[i] for i in order]
 
 
-def draw_from_stream(space: str, propose: Callable[[np.random.Generator], Any], n: int, seed: int,
-                     include_degenerate: bool, max_tries: int | None = None) -> list[Any]:
-    """`n` distinct canonical cells from a seeded stream of proposals, keeping the first of each key.
+def draw_from_stream(stream: Iterator[Any], n: int, include_degenerate: bool) -> list[Any]:
+    """The first `n` cells of `stream` with distinct canonical keys (degenerate ones skipped unless asked).
 
-    For spaces too large to enumerate. The stream depends only on `seed`, so a smaller sample is a
-    prefix of a larger one. `max_tries` (default 1000 n + 1000) bounds a space with fewer classes than n.
+    For spaces too large to enumerate: the stream is a seeded generator of random cells, so a smaller
+    sample is a prefix of a larger one. The caller bounds n by the number of classes of its space.
     """
-    rng = np.random.Generator(np.random.PCG64(seed))
     seen: set[str] = set()
     cells: list[Any] = []
-    budget = max_tries if max_tries is not None else 1000 * n + 1000
-    for _ in range(budget):
-        if len(cells) == n:
-            break
-        cell = propose(rng)
+    while len(cells) < n:
+        cell = next(stream)
         key = cell.canonical()
         if key in seen or (cell.is_degenerate() and not include_degenerate):
             continue
         seen.add(key)
         cells.append(cell)
-    if len(cells) < n:
-        raise too_many(space, n, len(cells), include_degenerate)
     return cells
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from study.spaces.base import SPACES, NetShape, SpaceError
+from study.spaces.base import SPACES, NetShape, SpaceError, draw_from_stream
 from study.spaces.darts.cell import DARTS_OPS, N_NODES, DartsCell, Nodes
 
 if TYPE_CHECKING:
@@ -72,17 +72,7 @@ class DartsSpace:
         limit = n_classes_of_space(include_degenerate)
         if n > limit:
             raise SpaceError(f"n={n} is more than the {limit} distinct genotypes of space 'darts'; use n<={limit}")
-        stream = random_cells(np.random.Generator(np.random.PCG64(seed)))
-        seen: set[str] = set()
-        cells: list[DartsCell] = []
-        while len(cells) < n:
-            cell = next(stream)
-            key = cell.canonical()
-            if key in seen or (cell.is_degenerate() and not include_degenerate):
-                continue
-            seen.add(key)
-            cells.append(cell)
-        return cells
+        return draw_from_stream(random_cells(np.random.Generator(np.random.PCG64(seed))), n, include_degenerate)
 
     def build(self, cell: DartsCell, shape: NetShape, plain: bool = False) -> nn.Module:
         """The backbone (stem + 3 * cells_per_stage normal and 2 reduction cells) for `shape`; has `c_out`."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from study.spaces.base import SPACES, NetShape, SpaceError
+from study.spaces.base import SPACES, NetShape, SpaceError, draw_from_stream
 from study.spaces.nb101.cell import INPUT, MAX_EDGES, MAX_VERTICES, N_GRAPHS, NB101_OPS, OUTPUT, NB101Cell
 
 if TYPE_CHECKING:
@@ -123,16 +123,7 @@ class NB101Space:
         """
         if n > N_GRAPHS:
             raise SpaceError(f"n={n} is more than the {N_GRAPHS} distinct cells of space 'nb101'; use n<={N_GRAPHS}")
-        stream = random_cells(np.random.Generator(np.random.PCG64(seed)))
-        seen: set[str] = set()
-        cells: list[NB101Cell] = []
-        while len(cells) < n:
-            cell = next(stream)
-            key = cell.canonical()
-            if key not in seen:
-                seen.add(key)
-                cells.append(cell)
-        return cells
+        return draw_from_stream(random_cells(np.random.Generator(np.random.PCG64(seed))), n, include_degenerate)
 
     def build(self, cell: NB101Cell, shape: NetShape, plain: bool = False) -> nn.Module:
         """The backbone (stem + 3 stacks) for `shape`; has `c_out`."""
