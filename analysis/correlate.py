@@ -254,7 +254,9 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     complete = status == "complete"
     empty = [c for c in status.columns if not complete[c].any()]
     objectives = [c for c in status.columns if c not in empty]
-    truth, truth_table = _truth_columns(req, studies[0], ids, [*status.columns, *BASELINES, RANDOM])
+    truth = study_truth(req)
+    truth_table = truths.columns_for(studies[0].cells, ids, truth, required=req.truth is not None,
+                                     taken=[*status.columns, *BASELINES, RANDOM])
     truth_cols = list(truth_table.columns)
     reference = req.reference if req.reference in truth_cols else _resolve_reference(
         req, objectives, primary.label, studies[0].scoped, truth_cols)
@@ -305,21 +307,6 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     table[RANDOM] = cells[RANDOM]
     table["in_analysis"] = table.index.isin(cells.index)
     return results, runs[["study", *[c for c in runs.columns if c != "study"]]], table.rename_axis("cell_id")
-
-
-def _truth_columns(req: Request, study: StudyData, ids: list[str],
-                   taken: list[str]) -> tuple[truths.Truth | None, pd.DataFrame]:
-    """The truth joined to the sample (columns that match at least one analysable cell); refuses clashes."""
-    truth = study_truth(req)
-    if truth is None:
-        return None, pd.DataFrame(index=study.cells.index)
-    joined = truths.join(study.cells, truth, required=req.truth is not None)
-    joined = joined[[c for c in joined.columns if joined.loc[ids, c].notna().any()]]
-    clash = sorted(set(joined.columns) & set(taken))
-    if clash:
-        raise UserError(f"truth column(s) {', '.join(clash)} of {truth.source} have the name of an objective or "
-                        "baseline; rename them in the truth file")
-    return truth, joined
 
 
 def task(cfg: DictConfig) -> None:

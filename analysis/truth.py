@@ -117,6 +117,23 @@ def join(cells: pd.DataFrame, truth: Truth, required: bool) -> pd.DataFrame:
     return joined
 
 
+def columns_for(cells: pd.DataFrame, ids: list[str], truth: Truth | None, required: bool,
+                taken: list[str]) -> pd.DataFrame:
+    """The truth columns that match at least one of the cells `ids` (of `cells`, indexed by cell id).
+
+    Refuses a truth column named like an objective or baseline (`taken`): both would land in one table.
+    """
+    if truth is None:
+        return pd.DataFrame(index=cells.index)
+    joined = join(cells, truth, required=required)
+    joined = joined[[c for c in joined.columns if joined.loc[ids, c].notna().any()]]
+    clash = sorted(set(joined.columns) & set(taken))
+    if clash:
+        raise TruthError(f"truth column(s) {', '.join(clash)} of {truth.source} have the name of an objective or "
+                         "baseline; rename them in the truth file")
+    return joined
+
+
 def correlate(cells: pd.DataFrame, columns: list[str], objectives: list[str], reference: str,
               **stats) -> pd.DataFrame:
     """Every objective (the reference included) and baseline against each truth column, one block per column."""
