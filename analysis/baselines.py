@@ -54,7 +54,7 @@ def complexity_of(space: str, arch: str, shape: dict[str, int]) -> tuple[int, in
 
 
 def trained_baselines(sample: pd.DataFrame, scoped: pd.DataFrame, prefer: list[str],
-                      read_config: Any) -> tuple[pd.DataFrame, str | None]:
+                      read_record: Any) -> tuple[pd.DataFrame, str | None]:
     """Per cell of `sample` (indexed by id, with `arch`): params and FLOPs of the network trained.
 
     The shape comes from one complete run of the first objective in `prefer` that has one (the
@@ -69,7 +69,7 @@ def trained_baselines(sample: pd.DataFrame, scoped: pd.DataFrame, prefer: list[s
         if runs.empty:
             continue
         first = runs.iloc[0]
-        shape = trained_shape(read_config(first["path"]) or {}, objective)
+        shape = trained_shape(read_record(first["path"]) or {}, objective)
         space = first.get("space")
         if shape is None or not isinstance(space, str):
             return fallback, None
