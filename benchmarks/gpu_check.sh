@@ -4,7 +4,9 @@
 #      subset: every record complete, on cuda, loss falling, best accuracy above chance;
 #   2. host-device synchronisations per training step of each objective (should be 0);
 #   3. our step vs the reference pipeline (benchmarks/throughput.py) at C=8 N=1 and at the paper network;
-#   4. 1 vs 4 vs 8 trainings sharing the GPU (the real train command, cell-epochs per hour).
+#   4. 1 vs 4 vs 8 trainings sharing the GPU (the real train command, cell-epochs per hour);
+#   5. seeds side by side: the train command with 4 seeds stacked as one network (fuse=4) against the same
+#      seeds alone (fuse=1), records complete; then benchmarks/fused.py (K = 1, 2, 3, 4, 8 stacked).
 # Prepare here, once:   bash benchmarks/gpu_bundle.sh .gpu_bundle
 # Then on the GPU:      GPU_BUNDLE=.gpu_bundle bash benchmarks/gpu_check.sh [OUT_DIR]
 # OUT_DIR (default $OUT, else benchmarks/results/gpu) receives small summaries only; everything else stays
@@ -32,11 +34,12 @@ if [ "$DEVICE" = cuda ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT_DIR/gpu.csv" 2>&1 || true
   OBJ=(budget=paper budget.epochs=2 dataset.train_subset=0 dataset.test_subset=0); CELLS=2; LEARNING=--learning
   CONC=(budget=paper budget.epochs=1 dataset.train_subset=5000 dataset.test_subset=1000); CONC_CELLS=8
-  CONC_WORKERS="1 4 8"; TP=(--rounds 5 --steps 20); TP_PAPER=1
+  CONC_WORKERS="1 4 8"; TP=(--rounds 5 --steps 20); TP_PAPER=1; FUSED=(--cells 2 --steps 10)
 else  # a dry run of every step at toy sizes
   OBJ=(budget=tiny budget.epochs=2 dataset.train_subset=128 dataset.test_subset=64); CELLS=1; LEARNING=
   CONC=(budget=tiny budget.epochs=1 dataset.train_subset=128 dataset.test_subset=64); CONC_CELLS=2
   CONC_WORKERS="2"; TP=(--rounds 1 --steps 1 --images 64 --batch-size 16); TP_PAPER=0
+  FUSED=(--cells 1 --epochs 1 --ks 2 --no-paper)
 fi
 DATA=(dataset=cifar10 "data_root=$BUNDLE/data" dataset.download=false "device=$DEVICE")
 : > "$OUT_DIR/timings.txt"
@@ -87,4 +90,21 @@ for W in $CONC_WORKERS; do
 print(f'workers={w}: {n} cells x 1 epoch in {s:.1f} s -> {3600 * n / s:.0f} cell-epochs per hour')" \
     "$CONC_CELLS" "$W" "$T0" "$T1" | tee -a "$OUT_DIR/concurrency.txt"
 done
+# 5. Seeds side by side: the train command fused and alone on the same cells, then the per-K benchmark.
+: > "$OUT_DIR/fused.txt"
+for F in 1 4; do
+  rm -rf "$WORK/fuse$F" && mkdir -p "$WORK/fuse$F"
+  cp "$WORK/conc-sample/cells.jsonl" "$WORK/conc-sample/study.json" "$WORK/fuse$F/"
+  T0=$(now)
+  timed "fuse$F" "$PY" -m study.train objective=supervised "${DATA[@]}" "${CONC[@]}" "seed=[0,1,2,3]" fuse="$F" \
+    workers=1 study_dir="$WORK/fuse$F"
+  T1=$(now)
+  "$PY" benchmarks/gpu_records.py "$WORK/fuse$F" --runs $((4 * CONC_CELLS)) --device "$DEVICE" > /dev/null \
+    || fail "4 seeds with fuse=$F: runs failed (see $WORK/fuse$F)"
+  "$PY" -c "import sys; n, f, s = int(sys.argv[1]), sys.argv[2], (int(sys.argv[4]) - int(sys.argv[3])) / 1e3;
+print(f'fuse={f}: {n} trainings x 1 epoch in {s:.1f} s -> {3600 * n / s:.0f} training-epochs per hour')" \
+    $((4 * CONC_CELLS)) "$F" "$T0" "$T1" | tee -a "$OUT_DIR/fused.txt"
+done
+timed fused_bench "$PY" benchmarks/fused.py --device "$DEVICE" "${FUSED[@]}" --json "$OUT_DIR/fused.json"
+tail -n 20 "$WORK/fused_bench.log" >> "$OUT_DIR/fused.txt"
 echo "GPU CHECK PASSED on $DEVICE: outputs in $OUT_DIR, work files in $WORK" | tee "$OUT_DIR/verdict.txt"

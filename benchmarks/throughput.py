@@ -11,6 +11,7 @@ rounds so drift on a shared machine hits both, and medians over rounds are repor
     python benchmarks/throughput.py --width 16 --cells-per-stage 5 --precision bf16   # bf16 autocast (AMX CPUs)
     python benchmarks/throughput.py --per-edge        # A/B: one ReLU-conv-BN per edge instead of FusedCell
     python benchmarks/throughput.py --split           # where each pipeline's step goes: conv, BN, the rest
+    python benchmarks/throughput.py --fused           # then K seeds stacked as one network (benchmarks/fused.py)
 
 Data: CIFAR-10 JPEGs unpacked at /tmp/cifar10-jpeg (see ../shared/data/README.md) if present, else random
 uint8 images of CIFAR shape (the output says which). Also measured: the matmul peak (torch.mm) at the same
@@ -255,6 +256,8 @@ def main() -> None:
     p.add_argument("--no-projection", action="store_true", help="skip the default-study projection")
     p.add_argument("--split", action="store_true",
                    help="CPU: split each pipeline's step into conv kernels, BN kernels and the rest (torch.profiler)")
+    p.add_argument("--fused", action="store_true",
+                   help="then trainings per CPU-second with K = 1, 2, 3, 4, 8 seeds stacked (benchmarks/fused.py)")
     p.add_argument("--json", type=Path)
     p.add_argument("--cifar", type=Path, help="read images from this folder's cifar-10-batches-py/ instead")
     args = p.parse_args()
@@ -317,6 +320,10 @@ def main() -> None:
     if not args.no_projection:
         results["default_study"] = project_default_study(args.threads)
         print(results["default_study"]["summary"])
+    if args.fused:
+        from fused import run as fused_run  # noqa: E402  (benchmarks/ is on sys.path)
+
+        results["fused"] = fused_run(device=args.device, threads=args.threads)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -30,7 +30,7 @@ from study.store.records import STUDY_FILE, read_cells, writable
 from study.training.runner import Setup, plan, raise_mismatch
 from study.spaces import NetShape, cell_id, get_space
 from study.training.trainer import Budget
-from study.training.workers import Interrupted, run_all
+from study.training.workers import Interrupted, groups, run_all
 
 log = logging.getLogger("study.train")
 
@@ -137,8 +137,14 @@ def _warn_once(message: str) -> None:
     log.warning("%s", message)
 
 
-def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
-    """Typed (study_dir, setup, seed, workers) from the config; UserError for anything invalid."""
+# `fuse=auto`: how many seeds of a cell train side by side as one network, per device type. On 2 CPU cores
+# (benchmarks/throughput.py --fused) a step of 3-4 stacked models costs 0.5-0.6 of 3-4 steps alone and 8 gain
+# no more; a GPU has room for more.
+FUSE_AUTO = {"cpu": 4, "cuda": 8}
+
+
+def parse(cfg: DictConfig) -> tuple[Path, Setup, list[int], int]:
+    """Typed (study_dir, setup, seeds, workers) from the config; UserError for anything invalid."""
     from study.data import DATASETS
     from study.objectives.base import objective_class
 
@@ -159,15 +165,17 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, int, int]:
     default_workers = min(4, cores) if device.startswith("cuda") else cores
     workers = settings.auto_int(cfg, "workers", default_workers)
     threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
+    seeds = settings.seeds(cfg)
+    fuse = settings.auto_int(cfg, "fuse", FUSE_AUTO.get(device.split(":")[0], 1))
     options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
     options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
     setup = Setup(
         space=settings.space_name(cfg), objective=objective, objective_options=options,
         dataset=cfg.dataset.name, dataset_options=dataset_options, budget=budget, shape=shape,
         device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
-        precision=precision,
+        precision=precision, fuse=min(fuse, len(seeds)),
     )
-    return study_dir, setup, settings.integer(cfg, "seed", "seed"), workers
+    return study_dir, setup, seeds, workers
 
 
 def check_cells(cells: list[dict], space_name: str) -> None:
@@ -235,27 +243,34 @@ def task(cfg: DictConfig) -> None:
     """Train every sampled cell that lacks a complete record for this objective and seed."""
     from study.data import build_dataset
 
-    study_dir, setup, seed, workers = parse(cfg)
+    study_dir, setup, seeds, workers = parse(cfg)
     warn_if_resized(study_dir, setup.shape)
     slot = sharding.current_slot()
     rows, where = assigned(cfg, read_cells(study_dir), slot)
     cells = [cell for _, cell in rows]
     setup = replace(setup, device=sharding.pinned_device(setup.device, slot, _gpus(setup.device)))
-    todo, done = plan(study_dir, cells, setup, seed)
-    label = f"{setup.objective} seed {seed}{where}"
+    todo, done = [], 0
+    for seed in seeds:
+        planned, finished = plan(study_dir, cells, setup, seed)
+        todo, done = todo + planned, done + finished
+        if settings.boolean(cfg, "dry_run"):
+            pending = {spec.cell_id for spec in planned}
+            print(f"{setup.objective} seed {seed}{where}: trains {len(planned)} of {len(cells)} cells ({finished} complete, "
+                  "skipped): " + (" ".join(f"#{row}:{cell['id']}" for row, cell in rows if cell["id"] in pending) or "-"))
     if settings.boolean(cfg, "dry_run"):
-        pending = {spec.cell_id for spec in todo}
-        print(f"{label}: trains {len(todo)} of {len(cells)} cells ({done} complete, skipped): "
-              + (" ".join(f"#{row}:{cell['id']}" for row, cell in rows if cell["id"] in pending) or "-"))
         return
+    label = f"{setup.objective} seed {','.join(map(str, seeds))}{where}"
+    cells_total = len(cells) * len(seeds)
     if done:
-        log.info("%s: skipping %d of %d cells with a complete record", label, done, len(cells))
+        log.info("%s: skipping %d of %d runs with a complete record", label, done, cells_total)
     if not todo:
-        log.info("%s: all %d runs are complete; nothing to train", label, len(cells))
+        log.info("%s: all %d runs are complete; nothing to train", label, cells_total)
         return
-    log.info("%s: training %d cells (%s budget, %s, %d worker(s) x %d thread(s) on %s)",
-             label, len(todo), setup.budget.name, setup.dataset, min(workers, len(todo)), setup.threads, setup.device)
-    workers = min(workers, len(todo))
+    n_groups = len(groups(todo, setup.fuse))
+    fused = f", {setup.fuse} seeds of a cell as one network" if setup.fuse > 1 else ""
+    log.info("%s: training %d runs (%s budget, %s, %d worker(s) x %d thread(s) on %s%s)", label, len(todo),
+             setup.budget.name, setup.dataset, min(workers, n_groups), setup.threads, setup.device, fused)
+    workers = min(workers, n_groups)
     if workers > 1:  # decode or download once here: workers then read the cache, and errors stay one line
         build_dataset(setup.dataset, **setup.dataset_options)
     progress = run_all(todo, setup, workers, label)

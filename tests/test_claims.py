@@ -159,7 +159,7 @@ def test_run_safely_skips_runs_held_elsewhere_and_stays_silent_after_losing_its_
     specs, setup, data = small_runs(tmp_path)
     spec = specs[0]
     _foreign_claim(spec.path, age_s=0)
-    assert run_safely(spec, setup, data) == {"status": "skipped", "cell_id": spec.cell_id,
+    assert run_safely(spec, setup, data) == {"status": "skipped", "cell_id": spec.cell_id, "seed": spec.seed,
                                              "reason": "in progress elsewhere"}
     claim_path(spec.path).unlink()
 

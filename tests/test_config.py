@@ -48,7 +48,7 @@ def test_top_level_configs_share_study_dir(name):
 
 def test_train_parse_gives_typed_setup(tmp_path):
     cfg = compose_cfg("train", ["budget=tiny", "workers=2", "threads=1", f"study_dir={tmp_path}"])
-    study_dir, setup, seed, workers = parse_train(cfg)
-    assert study_dir == Path(tmp_path) and seed == 0 and workers == 2 and setup.threads == 1
+    study_dir, setup, seeds, workers = parse_train(cfg)
+    assert study_dir == Path(tmp_path) and seeds == [0] and workers == 2 and setup.threads == 1 and setup.fuse == 1
     assert setup.device == "cpu" and setup.budget.name == "tiny"
     assert "hydra" not in setup.config and setup.config["budget"]["name"] == "tiny"

@@ -28,6 +28,17 @@ def integer(cfg: DictConfig, key: str, name: str) -> int:
     return value
 
 
+def seeds(cfg: DictConfig) -> list[int]:
+    """`seed=3` or `seed=[0,1,2]`: the training seeds of one job, distinct, in the order given."""
+    value = _get(cfg, "seed")
+    values = list(value) if OmegaConf.is_list(value) else [value]
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        raise UserError(f"seed must be an integer or a list of integers, got {value!r}; e.g. seed=0 or seed=[0,1,2]")
+    if len(set(values)) != len(values):
+        raise UserError(f"seed lists {values} with repeats; name each seed once, e.g. seed=[0,1,2]")
+    return values
+
+
 def positive_int(cfg: DictConfig, key: str, name: str) -> int:
     """An integer setting of at least 1."""
     value = integer(cfg, key, name)

@@ -1,8 +1,10 @@
 """Command-line conveniences of `study.train`, applied to argv before Hydra sees it.
 
 - `shards=N` with `-m` and no `shard=`: sweeps `shard=0,...,N-1` (Hydra cannot sweep over a range
-  read from another key), so `objective=a,b seed=0,1 shards=16` submits 2 x 2 x 16 tasks.
+  read from another key), so `objective=a,b seed=0,1 shards=16` submits 2 x 16 tasks (2 x 2 x 16 with `fuse=1`).
 - `cell=3,17` (one job training those cells, not one job per cell): becomes `cells=['3','17']`.
+- `seed=0,1,2` with `-m`: becomes `seed=[0,1,2]`, one job training the seeds side by side (`fuse`), unless
+  `fuse=1` asks for one job per seed as before.
 - `dry_run=true` with `-m`: runs the sweep with Hydra's basic launcher in this process, so the plan is
   printed here and nothing is submitted.
 """
@@ -60,7 +62,9 @@ def expand_argv(argv: list[str], n_cells: int | None = None) -> list[str]:
     keys = {p[0].lstrip("+~") for p in pairs if p}
     out: list[str] = []
     for arg, pair in zip(argv, pairs):
-        if pair and pair[0] == "cell":
+        if pair and pair[0] == "seed" and multirun and _seed_list(pair[1]) and not _is_value(argv, "fuse", "1"):
+            out.append("seed=[" + ",".join(_seed_list(pair[1])) + "]")
+        elif pair and pair[0] == "cell":
             out.append("cells=[" + ",".join(_quoted(v) for v in pair[1].split(",") if v.strip()) + "]")
         elif pair and pair[0] == "hydra/launcher" and multirun and _is_true(argv, "dry_run"):
             continue  # replaced by the basic launcher below
@@ -81,4 +85,14 @@ def expand_argv(argv: list[str], n_cells: int | None = None) -> list[str]:
 
 
 def _is_true(argv: list[str], key: str) -> bool:
-    return any(p and p[0] == key and p[1].strip().lower() == "true" for p in map(_split, argv))
+    return _is_value(argv, key, "true")
+
+
+def _is_value(argv: list[str], key: str, value: str) -> bool:
+    return any(p and p[0] == key and p[1].strip().lower() == value for p in map(_split, argv))
+
+
+def _seed_list(value: str) -> list[str]:
+    """The seeds of a comma-separated integer sweep (`0,1,2`), else [] (one seed, or another sweep syntax)."""
+    parts = [v.strip() for v in value.split(",")]
+    return parts if len(parts) > 1 and all(p.lstrip("-").isdigit() for p in parts) else []

@@ -13,6 +13,8 @@ from torch import nn
 class PooledLinear(nn.Module):
     """Global average pool then a linear classifier: the NAS-Bench-201 head."""
 
+    stackable = True  # per-channel pooling, then a linear (study/spaces/stacking.py)
+
     def __init__(self, c_in: int, n_classes: int) -> None:
         super().__init__()
         self.fc = nn.Linear(c_in, n_classes)

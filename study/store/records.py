@@ -116,14 +116,16 @@ def seal(rec: dict[str, Any]) -> dict[str, Any]:
     return {**body, CHECKSUM: content_checksum(body)}
 
 
-_GUARD: contextvars.ContextVar[tuple[Callable[[Path], bool], dict[str, Any]] | None] = \
+_GUARD: contextvars.ContextVar[tuple[Callable[[Path], bool], Any] | None] = \
     contextvars.ContextVar("record_write_guard", default=None)
 
 
 @contextlib.contextmanager
-def write_guard(may_write: Callable[[Path], bool], stamp: dict[str, Any] | None = None) -> Iterator[None]:
-    """Within this block, `write_record` writes only where `may_write(path)` holds, adding `stamp`'s fields."""
-    token = _GUARD.set((may_write, dict(stamp or {})))
+def write_guard(may_write: Callable[[Path], bool],
+                stamp: dict[str, Any] | Callable[[Path], dict[str, Any]] | None = None) -> Iterator[None]:
+    """Within this block, `write_record` writes only where `may_write(path)` holds, adding `stamp`'s fields
+    (a dict, or a function of the record's path giving them)."""
+    token = _GUARD.set((may_write, stamp if callable(stamp) else dict(stamp or {})))
     try:
         yield
     finally:
@@ -137,7 +139,7 @@ def write_record(path: Path, rec: dict[str, Any]) -> None:
         may_write, stamp = guard
         if not may_write(Path(path)):
             raise NotOwner(f"not writing {path}: this worker no longer holds its claim")
-        rec = {**rec, **stamp}
+        rec = {**rec, **(stamp(Path(path)) if callable(stamp) else stamp)}
     write_json_atomic(path, seal(rec))
 
 

@@ -126,9 +126,13 @@ class Checkpointer:
 
     def save(self, model: nn.Module, state: TrainState) -> None:
         """Write the state after an epoch atomically."""
+        self.save_state(model.state_dict(), state)
+
+    def save_state(self, weights: dict[str, torch.Tensor], state: TrainState) -> None:
+        """Write the state after an epoch atomically, the model given by its state dict."""
         h = state.history
         _save_atomic(self.path, {
-            "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": model.state_dict(),
+            "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": weights,
             "device_type": torch.device(self.device).type, "rng_restarts": self.rng_restarts,
             "optimizer": state.optimizer, "generator": state.generator,
             "history": {"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s},

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from study.errors import UserError
 from study.store.claims import ClaimSettings
-from study.store.records import identity_hash, read_record, run_dir, write_record
+from study.store.records import NotOwner, identity_hash, read_record, run_dir, write_record
 from study.spaces import NetShape, cell_id, get_space
 from study.training.trainer import Budget
 
@@ -46,6 +46,7 @@ class Setup:
     config: dict[str, Any] = field(default_factory=dict)
     claims: ClaimSettings = ClaimSettings()
     precision: str = "fp32"  # fp32 or bf16 (autocast), resolved from `precision` for the device
+    fuse: int = 1  # seeds of one cell trained side by side as one network (1: each alone); not an identity
 
     @property
     def device_type(self) -> str:
@@ -141,51 +142,109 @@ def heartbeat(spec: RunSpec, setup: Setup) -> Callable[[int, Any], None]:
 
 def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
     """Train one run and write its record (complete or failed); returns the record."""
+    return execute_group([spec], setup, data)[0]
+
+
+def execute_group(specs: list[RunSpec], setup: Setup, data: Any) -> list[dict[str, Any]]:
+    """Train runs of one cell (different seeds) side by side as one network and write each one's record.
+
+    Each model is built from its own seed exactly as alone and resumes from its own checkpoint; models
+    that resume from different epochs train in separate groups. One model runs as itself; several run
+    stacked (study/spaces/stacking.py) unless the objective's network cannot be, then one after another.
+    Records and checkpoints are each run's own, as alone, plus `fused` (how many trained together).
+    """
     import torch
 
+    from study.objectives import create_objective
     from study.training.checkpoint import Checkpointer
     from study.training.checkpoint import path_for as checkpoint_path
-    from study.spaces.modules import count_params
-    from study.objectives import create_objective
-    from study.training.trainer import Diverged, train
 
     space = get_space(setup.space)
-    cell = space.parse(spec.arch)
+    cell = space.parse(specs[0].arch)
+    if any(spec.arch != specs[0].arch for spec in specs):
+        raise ValueError("runs trained side by side must share their cell")
     objective = create_objective(setup.objective, data, **setup.objective_options)
     if not objective.trains:  # a training-free score: no trainer, no checkpoint
         from study.training.scoring import score_run
 
-        return score_run(spec, setup, data, objective)
-    # The objective may feed the backbone other channels than the dataset has (colorization: lightness).
-    with torch.random.fork_rng(devices=[]):  # the seed fixes the init without touching global state
-        torch.manual_seed(spec.seed)
-        model = objective.build(space.build(cell, replace(setup.shape, c_in=objective.c_in)))
-    model = model.to(setup.device)
-    # A requeued job resumes from the last epoch saved by an earlier attempt (see study/training/checkpoint.py).
-    ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,
-                                                      "identity": identity_hash(setup.identity())}, setup.config,
-                      device=setup.device)
-    start = ckpt.load(model, setup.device)
-    resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes,
-               "rng_restarts": ckpt.rng_restarts}
-    try:
-        history = train(model, objective, data, setup.budget, spec.seed, start=start, on_state=ckpt.save,
-                        precision=setup.precision, on_epoch=heartbeat(spec, setup))
-    except Diverged as e:
-        rec = record(spec, setup, "failed", reason=str(e), params=count_params(model),
-                     wall_s=ckpt.wall_s(), device=setup.device, **resumed)
-    else:
-        rec = record(
-            spec, setup, "complete", reason=None, test_acc_best=history.best, test_acc_final=history.final,
-            best_epoch=history.test_acc.index(history.best), epochs=len(history.test_acc),
-            history={"train_loss": history.train_loss, "test_acc": history.test_acc},
-            params=count_params(model), wall_s=ckpt.wall_s(), device=setup.device, **resumed,
-        )
-    rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
-    rec.update(network_size(space, cell, setup.shape))
-    write_record(spec.path, rec)
-    ckpt.discard()
-    return rec
+        return [score_run(spec, setup, data, objective) for spec in specs]
+    models, ckpts, starts = [], [], []
+    for spec in specs:
+        # The objective may feed the backbone other channels than the dataset has (colorization: lightness).
+        with torch.random.fork_rng(devices=[]):  # the seed fixes the init without touching global state
+            torch.manual_seed(spec.seed)
+            model = objective.build(space.build(cell, replace(setup.shape, c_in=objective.c_in)))
+        models.append(model.to(setup.device))
+        # A requeued job resumes from the last epoch saved by an earlier attempt (see study/training/checkpoint.py).
+        ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,
+                                                          "identity": identity_hash(setup.identity())},
+                            setup.config, device=setup.device)
+        starts.append(ckpt.load(models[-1], setup.device))
+        ckpts.append(ckpt)
+    recs: list[dict[str, Any] | None] = [None] * len(specs)
+    by_epoch: dict[int, list[int]] = {}
+    for i, start in enumerate(starts):
+        by_epoch.setdefault(0 if start is None else start.epoch, []).append(i)
+    for members in by_epoch.values():
+        _train_together(members, specs, setup, data, space, cell, objective, models, ckpts, starts, recs)
+    assert all(rec is not None for rec in recs), "every run of the group has a result"
+    return recs
+
+
+def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data: Any, space: Any, cell: Any,
+                    objective: Any, models: list, ckpts: list, starts: list, recs: list) -> None:
+    """Train `members` (indices into the other lists) as one network and fill their records in `recs`."""
+    from study.spaces.modules import count_params
+    from study.spaces.stacking import NotStackable, Stacked
+    from study.training.trainer import fit
+
+    net = models[members[0]]
+    if len(members) > 1:
+        try:
+            net = Stacked([models[i] for i in members])
+        except NotStackable as e:
+            log.info("%s cell %s: seeds train one after another, not side by side (%s)",
+                     setup.objective, specs[members[0]].cell_id, e)
+            for i in members:
+                _train_together([i], specs, setup, data, space, cell, objective, models, ckpts, starts, recs)
+            return
+    k = len(members)
+    together = {"fused": k, **({"fused_seeds": [specs[i].seed for i in members]} if k > 1 else {})}
+
+    def finish(m: int, status: str, **fields: Any) -> None:
+        i = members[m]
+        spec, ckpt = specs[i], ckpts[i]
+        resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes,
+                   "rng_restarts": ckpt.rng_restarts}
+        rec = record(spec, setup, status, params=count_params(models[i]), wall_s=ckpt.wall_s(), device=setup.device,
+                     **fields, **resumed, **together)
+        rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
+        rec.update(network_size(space, cell, setup.shape))
+        try:
+            write_record(spec.path, rec)
+        except NotOwner as e:  # another worker took this run over; the models beside it go on
+            log.warning("%s", e)
+            recs[i] = {"status": "skipped", "cell_id": spec.cell_id, "reason": "claim taken over"}
+            return
+        ckpt.discard()
+        recs[i] = rec
+
+    def on_state(m: int, state: Any) -> None:
+        ckpts[members[m]].save_state(net.state_dict() if k == 1 else net.model_state(m), state)
+
+    def on_epoch(m: int, epoch: int, history: Any) -> None:
+        heartbeat(specs[members[m]], setup)(epoch, history)
+
+    def on_diverged(m: int, epoch: int) -> None:
+        finish(m, "failed", reason=f"diverged at epoch {epoch}")
+
+    histories = fit(net, objective, data, setup.budget, [specs[i].seed for i in members], [starts[i] for i in members],
+                    on_epoch, on_state, on_diverged, setup.precision)
+    for m, history in enumerate(histories):
+        if history is not None:
+            finish(m, "complete", reason=None, test_acc_best=history.best, test_acc_final=history.final,
+                   best_epoch=history.test_acc.index(history.best), epochs=len(history.test_acc),
+                   history={"train_loss": history.train_loss, "test_acc": history.test_acc})
 
 
 def network_size(space: Any, cell: Any, shape: NetShape) -> dict[str, Any]:

@@ -128,35 +128,64 @@ def compute_precision(precision: str, device_type: str) -> str:
     return precision
 
 
+def _outputs(model: nn.Module, out: torch.Tensor, k: int) -> list[torch.Tensor]:
+    """Each model's output: the output itself alone, the stacked network's split for K models side by side."""
+    return [out] if k == 1 else model.split(out)
+
+
+def _batch(objective: Objective, make: Callable, images: list[torch.Tensor], labels: list[torch.Tensor],
+           gens: list[torch.Generator], alive: list[bool]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The network's input (the models' inputs stacked on channels) and each model's targets.
+
+    Every model turns its own images into inputs with its own generator, exactly as it would alone; a model
+    that has diverged gets zeros (its weights are cleared and its loss is not counted).
+    """
+    parts = [make(x, y, g) if ok else None for x, y, g, ok in zip(images, labels, gens, alive)]
+    live = next(p for p in parts if p is not None)
+    parts = [p if p is not None else (torch.zeros_like(live[0]), live[1]) for p in parts]
+    if len(parts) == 1:
+        return parts[0][0], [parts[0][1]]
+    return torch.cat([p[0] for p in parts], 1), [p[1] for p in parts]  # (B, K*C, H, W)
+
+
 def train_epoch(
     model: nn.Module, objective: Objective, data: ImageData, opt: torch.optim.Optimizer,
-    batch_size: int, gen: torch.Generator, precision: str = "auto",
-) -> float:
-    """One pass over the training set in a random order; returns the mean training loss."""
+    batch_size: int, gens: list[torch.Generator], precision: str = "auto", alive: list[bool] | None = None,
+) -> torch.Tensor:
+    """One pass over the training set, each model in its own random order; the models' mean losses (K,).
+
+    With K > 1 `model` is a stacked network (study/spaces/stacking.py): the loss is the sum of the live
+    models' losses, so each model's gradient, and with SGD's per-element update its step, is its own.
+    """
     model.train()
+    k, device = len(gens), data.train_x.device
+    alive = alive or [True] * k
     n = data.train_x.shape[0]
-    order = torch.randperm(n, generator=gen, device=data.train_x.device)
-    loss_sum = torch.zeros((), device=data.train_x.device)
+    orders = [torch.randperm(n, generator=g, device=device) for g in gens]
+    loss_sum = torch.zeros(k, device=device)
     steps = 0
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        inputs, targets = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
+        idx = [order[start:start + batch_size] for order in orders]
+        inputs, targets = _batch(objective, objective.train_batch, [data.train_x[i] for i in idx],
+                                 [data.train_y[i] for i in idx], gens, alive)
         with autocast(inputs.device, precision):
-            loss = objective.loss(model(inputs), targets)
+            outs = _outputs(model, model(inputs), k)
+            losses = torch.stack([objective.loss(o, t) for o, t in zip(outs, targets)])  # (K,)
+        loss = losses[0] if k == 1 else sum(losses[m] for m in range(k) if alive[m])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_sum += loss.detach()
+        loss_sum += losses.detach()
         steps += 1
-    return loss_sum.item() / steps
+    return loss_sum / steps
 
 
 @torch.no_grad()
 def precise_bn(
     model: nn.Module, objective: Objective, data: ImageData, n_samples: int, batch_size: int,
-    gen: torch.Generator, precision: str = "auto",
+    gens: list[torch.Generator], precision: str = "auto", alive: list[bool] | None = None,
 ) -> None:
-    """Recompute BN running statistics as exact averages over `n_samples` training images."""
+    """Recompute BN running statistics as exact averages over `n_samples` training images (per model)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns or n_samples <= 0:
         return
@@ -165,11 +194,13 @@ def precise_bn(
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the batches below
     model.train()
+    alive = alive or [True] * len(gens)
     n = data.train_x.shape[0]
-    idx_all = torch.randperm(n, generator=gen, device=data.train_x.device)[:n_samples]
-    for start in range(0, len(idx_all), batch_size):
-        idx = idx_all[start:start + batch_size]
-        inputs, _ = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
+    picks = [torch.randperm(n, generator=g, device=data.train_x.device)[:n_samples] for g in gens]
+    for start in range(0, len(picks[0]), batch_size):
+        idx = [p[start:start + batch_size] for p in picks]
+        inputs, _ = _batch(objective, objective.train_batch, [data.train_x[i] for i in idx],
+                           [data.train_y[i] for i in idx], gens, alive)
         with autocast(inputs.device, precision):  # the statistics training sees
             model(inputs)
     for bn, m in zip(bns, momenta):
@@ -177,21 +208,35 @@ def precise_bn(
 
 
 @torch.inference_mode()
+def evaluate_each(
+    model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seeds: list[int],
+    precision: str = "auto", alive: list[bool] | None = None,
+) -> list[float]:
+    """Top-1 test accuracy of each of the K models; each model's generator is reseeded with its seed, so
+    every evaluation sees the same inputs, the ones it would see alone."""
+    model.eval()
+    device = data.test_x.device
+    alive = alive or [True] * len(seeds)
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    hits = torch.zeros(len(seeds), device=device, dtype=torch.long)
+    total = 0
+    for start in range(0, data.test_x.shape[0], batch_size):
+        images, labels = data.test_x[start:start + batch_size], data.test_y[start:start + batch_size]
+        inputs, targets = _batch(objective, objective.test_batch, [images] * len(seeds), [labels] * len(seeds),
+                                 gens, alive)
+        with autocast(inputs.device, precision):
+            outs = _outputs(model, model(inputs), len(seeds))
+            hits += torch.stack([objective.correct(o, t) for o, t in zip(outs, targets)])
+        total += targets[0].numel()
+    return [h / total for h in hits.tolist()]
+
+
 def evaluate(
     model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seed: int, precision: str = "auto",
 ) -> float:
-    """Top-1 accuracy on the test set; the generator is reseeded so every evaluation sees the same inputs."""
-    model.eval()
-    gen = torch.Generator(device=data.test_x.device).manual_seed(seed)
-    hits = torch.zeros((), device=data.test_x.device, dtype=torch.long)
-    total = 0
-    for start in range(0, data.test_x.shape[0], batch_size):
-        images = data.test_x[start:start + batch_size]
-        inputs, targets = objective.test_batch(images, data.test_y[start:start + batch_size], gen)
-        with autocast(inputs.device, precision):
-            hits += objective.correct(model(inputs), targets)
-        total += targets.numel()
-    return hits.item() / total
+    """Top-1 accuracy of one model on the test set; the generator is reseeded so every evaluation sees the
+    same inputs."""
+    return evaluate_each(model, objective, data, batch_size, [seed], precision)[0]
 
 
 EpochCallback = Callable[[int, History], None]
@@ -223,31 +268,81 @@ def train(
     `start` continues a training from a saved state (the model already holds its weights); `on_state`
     receives the model and state after every epoch, e.g. to checkpoint it. `precision` is `autocast`'s.
     """
-    autocast(data.train_x.device, precision)  # refuse an unknown precision before training
-    strict_fp32(data.train_x.device.type, precision)
-    gen = torch.Generator(device=data.train_x.device).manual_seed(seed)
+    def diverged(m: int, epoch: int) -> None:
+        raise Diverged(epoch)
+
+    def state_of(m: int, state: TrainState) -> None:
+        if on_state is not None:
+            on_state(model, state)
+
+    epoch_of = None if on_epoch is None else (lambda m, epoch, history: on_epoch(epoch, history))
+    history = fit(model, objective, data, budget, [seed], [start], epoch_of, state_of, diverged, precision)[0]
+    assert history is not None
+    return history
+
+
+def fit(
+    model: nn.Module, objective: Objective, data: ImageData, budget: Budget, seeds: list[int],
+    starts: list[TrainState | None], on_epoch: Callable[[int, int, History], None] | None,
+    on_state: Callable[[int, TrainState], None] | None, on_diverged: Callable[[int, int], None],
+    precision: str = "auto",
+) -> list[History | None]:
+    """Train K models (one, or K side by side in a stacked network) for the budget's epochs.
+
+    Model m has its own seed (data order, augmentation, evaluation inputs), its own optimiser state and
+    its own history; `starts[m]` continues it from a saved state (all from the same epoch). After every
+    epoch `on_state(m, state)` receives each live model's state (its optimiser state in its own layout when
+    stacked). A model whose epoch loss is not finite is handed to `on_diverged(m, epoch)`, cleared and left
+    out of the loss from then on; the others go on. Returns each model's history (None if it diverged).
+    """
+    k = len(seeds)
+    device = data.train_x.device
+    autocast(device, precision)  # refuse an unknown precision before training
+    strict_fp32(device.type, precision)
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     opt = make_optimizer(model, budget)
-    history = History()
-    if start is not None:
-        opt.load_state_dict(start.optimizer)
+    histories: list[History | None] = [History() for _ in seeds]
+    first = {s.epoch for s in starts if s is not None} | ({0} if any(s is None for s in starts) else set())
+    if len(first) > 1:
+        raise ValueError(f"models side by side must start from the same epoch, got {sorted(first)}")
+    for m, start in enumerate(starts):
+        if start is None:
+            continue
+        if k == 1:
+            opt.load_state_dict(start.optimizer)
+        else:
+            model.load_model_optimizer_state(opt, m, start.optimizer)
         if start.generator is not None:
-            gen.set_state(start.generator)
-        history = start.history
-    for epoch in range(start.epoch if start is not None else 0, budget.epochs):
+            gens[m].set_state(start.generator)
+        histories[m] = start.history
+    alive = [True] * k
+    for epoch in range(first.pop(), budget.epochs):
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs)
-        loss = train_epoch(model, objective, data, opt, budget.batch_size, gen, precision)
-        if not math.isfinite(loss):
-            raise Diverged(epoch)
-        precise_bn(model, objective, data, budget.precise_bn, budget.batch_size, gen, precision)
-        acc = evaluate(model, objective, data, budget.eval_batch_size, seed, precision)
-        history.train_loss.append(loss)
-        history.test_acc.append(acc)
-        history.epoch_s.append(time.perf_counter() - t0)
-        log.debug("epoch %d loss %.4f test %.4f", epoch, loss, acc)
-        if on_epoch is not None:
-            on_epoch(epoch, history)
-        if on_state is not None:
-            on_state(model, TrainState(epoch + 1, history, opt.state_dict(), gen.get_state()))
-    return history
+        losses = train_epoch(model, objective, data, opt, budget.batch_size, gens, precision, alive).tolist()
+        for m, loss in enumerate(losses):
+            if alive[m] and not math.isfinite(loss):
+                alive[m], histories[m] = False, None
+                if k > 1:
+                    model.clear_model(m, opt)
+                on_diverged(m, epoch)
+        if not any(alive):
+            break
+        precise_bn(model, objective, data, budget.precise_bn, budget.batch_size, gens, precision, alive)
+        accs = evaluate_each(model, objective, data, budget.eval_batch_size, seeds, precision, alive)
+        seconds = time.perf_counter() - t0
+        for m in range(k):
+            history = histories[m]
+            if history is None:
+                continue
+            history.train_loss.append(losses[m])
+            history.test_acc.append(accs[m])
+            history.epoch_s.append(seconds)
+            log.debug("seed %d epoch %d loss %.4f test %.4f", seeds[m], epoch, losses[m], accs[m])
+            if on_epoch is not None:
+                on_epoch(m, epoch, history)
+            if on_state is not None:
+                optimizer = opt.state_dict() if k == 1 else model.model_optimizer_state(opt, m)
+                on_state(m, TrainState(epoch + 1, history, optimizer, gens[m].get_state()))
+    return histories

@@ -13,12 +13,14 @@ import os
 import signal
 import time
 import traceback
+from contextlib import ExitStack
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from study.store.claims import claimed
 from study.store.records import NotOwner, WriteError, clean_temporaries, identity_hash, read_record, write_guard
-from study.training.runner import RunSpec, Setup, execute, failed_record
+from study.training.runner import RunSpec, Setup, execute_group, failed_record
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def _init(setup: Setup) -> None:
 
 def skipped(spec: RunSpec, reason: str) -> dict[str, Any]:
     """What `run_safely` returns for a run it left to another worker (nothing is written)."""
-    return {"status": "skipped", "cell_id": spec.cell_id, "reason": reason}
+    return {"status": "skipped", "cell_id": spec.cell_id, "seed": spec.seed, "reason": reason}
 
 
 def finished_since(spec: RunSpec, setup: Setup, since: float | None) -> bool:
@@ -106,38 +108,74 @@ def finished_since(spec: RunSpec, setup: Setup, since: float | None) -> bool:
 
 
 def run_safely(spec: RunSpec, setup: Setup, data: Any, since: float | None = None) -> dict[str, Any]:
-    """Claim and train one run; an exception becomes a `failed` record with its reason instead of a crash.
+    """Claim and train one run; see `run_group_safely`."""
+    return run_group_safely([spec], setup, data, since)[0]
 
-    A run claimed by a live worker elsewhere, or finished since `since` (when it was planned), is skipped.
-    A failed write (disk full, read-only) stops the study with a WriteError: it would fail for every run.
+
+def run_group_safely(specs: list[RunSpec], setup: Setup, data: Any, since: float | None = None) -> list[dict[str, Any]]:
+    """Claim and train runs of one cell side by side; an exception becomes `failed` records with its reason
+    instead of a crash. Returns one result per run.
+
+    A run claimed by a live worker elsewhere, or finished since `since` (when it was planned), is skipped;
+    the others train without it. A failed write (disk full, read-only) stops the study with a WriteError:
+    it would fail for every run.
     """
-    with claimed(spec.path, setup.claims) as claim:
-        if claim is None:
-            return skipped(spec, "in progress elsewhere")
-        if finished_since(spec, setup, since):
-            return skipped(spec, "finished elsewhere")
-        clean_temporaries(spec.path)
-        with write_guard(claim.owns, {"claim": claim.owner}):
-            t0 = time.perf_counter()
-            try:
-                return execute(spec, setup, data)
-            except NotOwner as e:
-                log.warning("%s", e)
-                return skipped(spec, "claim taken over")
-            except WriteError:
-                raise
-            except Exception as e:  # a run's bug must not take the study down; the record keeps the reason
-                log.debug("run %s failed", spec.path, exc_info=True)
-                return failed_record(spec, setup, f"{type(e).__name__}: {e}", time.perf_counter() - t0,
-                                     traceback=traceback.format_exc(limit=8))
+    results: dict[Path, dict[str, Any]] = {}
+    with ExitStack() as stack:
+        claims = {}
+        for spec in specs:
+            claim = stack.enter_context(claimed(spec.path, setup.claims))
+            if claim is None:
+                results[spec.path] = skipped(spec, "in progress elsewhere")
+            elif finished_since(spec, setup, since):
+                results[spec.path] = skipped(spec, "finished elsewhere")
+            else:
+                clean_temporaries(spec.path)
+                claims[spec.path] = claim
+        mine = [spec for spec in specs if spec.path in claims]
+        if mine:
+            guard = write_guard(lambda path: path in claims and claims[path].owns(path),
+                                lambda path: {"claim": claims[path].owner})
+            with guard:
+                t0 = time.perf_counter()
+                try:
+                    for rec, spec in zip(execute_group(mine, setup, data), mine):
+                        results[spec.path] = rec
+                except NotOwner as e:
+                    log.warning("%s", e)
+                    for spec in mine:
+                        results.setdefault(spec.path, skipped(spec, "claim taken over"))
+                except WriteError:
+                    raise
+                except Exception as e:  # a run's bug must not take the study down; the record keeps the reason
+                    log.debug("runs %s failed", [str(s.path) for s in mine], exc_info=True)
+                    for spec in mine:
+                        if spec.path not in results and not _complete(spec, setup):
+                            results[spec.path] = failed_record(spec, setup, f"{type(e).__name__}: {e}",
+                                                               time.perf_counter() - t0,
+                                                               traceback=traceback.format_exc(limit=8))
+    return [results[spec.path] for spec in specs]
 
 
-def _work(spec: RunSpec, since: float | None = None) -> dict[str, Any]:
+def _complete(spec: RunSpec, setup: Setup) -> bool:
+    rec = read_record(spec.path) if spec.path.exists() else None
+    return rec is not None and rec.get("status") == "complete" and rec.get("identity") == identity_hash(setup.identity())
+
+
+def groups(specs: list[RunSpec], fuse: int) -> list[list[RunSpec]]:
+    """The runs in groups of up to `fuse` seeds of one cell (and objective), in the order the cells come."""
+    by_cell: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        by_cell.setdefault(spec.cell_id, []).append(spec)
+    return [runs[i:i + max(1, fuse)] for runs in by_cell.values() for i in range(0, len(runs), max(1, fuse))]
+
+
+def _work(group: list[RunSpec], since: float | None = None) -> list[dict[str, Any]]:
     if _STOPPING["term"]:
         # The pool's worker loop catches the SystemExit of a terminated run and hands this process the next
         # queued run: leave at once, before that run takes a claim or trains anything.
         os._exit(128 + signal.SIGTERM)
-    return run_safely(spec, _WORKER["setup"], _WORKER["data"], since)
+    return run_group_safely(group, _WORKER["setup"], _WORKER["data"], since)
 
 
 def _fmt_s(seconds: float) -> str:
@@ -149,8 +187,9 @@ def _fmt_s(seconds: float) -> str:
 class Progress:
     """One log line per finished run with done/total and the time left at the current pace."""
 
-    def __init__(self, total: int, label: str) -> None:
+    def __init__(self, total: int, label: str, per_seed: bool = False) -> None:
         self.total, self.label, self.done, self.failed = total, label, 0, 0
+        self.per_seed = per_seed  # several seeds in one command: each line names its run's seed
         self.skipped: dict[str, int] = {}
         self.first_failure = ""  # the reason of the first failed run, for a one-line summary
         self.t0 = time.perf_counter()
@@ -160,7 +199,7 @@ class Progress:
         if rec["status"] == "skipped":  # another worker has it: not ours to count as trained
             self.skipped[rec["reason"]] = self.skipped.get(rec["reason"], 0) + 1
             self.total -= 1
-            log.info("%s cell %s: %s, skipped", self.label, rec["cell_id"], rec["reason"])
+            log.info("%s cell %s%s: %s, skipped", self.label, rec["cell_id"], self._seed(rec), rec["reason"])
             return
         self.done += 1
         elapsed = time.perf_counter() - self.t0
@@ -175,23 +214,29 @@ class Progress:
             self.first_failure = self.first_failure or str(rec.get("reason"))
         if rec.get("resumed_from_epoch") is not None:
             result += f", resumed from epoch {rec['resumed_from_epoch']}"
-        log.info("[%d/%d] %s cell %s: %s (%.1fs), %s left",
-                 self.done, self.total, self.label, rec["cell_id"], result, rec.get("wall_s", 0.0), _fmt_s(eta))
+        log.info("[%d/%d] %s cell %s%s: %s (%.1fs), %s left", self.done, self.total, self.label, rec["cell_id"],
+                 self._seed(rec), result, rec.get("wall_s", 0.0), _fmt_s(eta))
+
+    def _seed(self, rec: dict[str, Any]) -> str:
+        return f" seed {rec['seed']}" if self.per_seed and rec.get("seed") is not None else ""
 
 
 def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Progress:
-    """Train `specs` with `workers` processes (inline when 1); returns the progress counters."""
-    progress = Progress(len(specs), label)
+    """Train `specs` with `workers` processes (inline when 1), up to `setup.fuse` seeds of a cell as one
+    network; returns the progress counters."""
+    progress = Progress(len(specs), label, per_seed=len({spec.seed for spec in specs}) > 1)
     if not specs:
         return progress
     since = time.time()  # records written after this were written by another command
+    work = groups(specs, setup.fuse)
     if workers == 1:
         configure_threads(setup.threads)
         configure_device(setup.device)
         data = load_data(setup)
         try:
-            for spec in specs:
-                progress.update(run_safely(spec, setup, data, since))
+            for group in work:
+                for rec in run_group_safely(group, setup, data, since):
+                    progress.update(rec)
         except KeyboardInterrupt:  # the run in training keeps its last epoch's checkpoint
             raise Interrupted(progress) from None
         return progress
@@ -200,11 +245,12 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Pro
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup,))
     pending: set[Future] = set()
     try:
-        pending = {pool.submit(_work, s, since) for s in specs}
+        pending = {pool.submit(_work, group, since) for group in work}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                progress.update(fut.result())
+                for rec in fut.result():
+                    progress.update(rec)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
         stop_workers(pool)

@@ -60,6 +60,10 @@ class BoxPool(nn.Module):
                 self._scale[key] = count.reciprocal().to(dtype)
         return self._scale[key]
 
+    def stacked(self, k: int) -> "BoxPool":
+        """The same pooling over K models' channels side by side (study/spaces/stacking.py)."""
+        return BoxPool(k * self.ones.shape[0], self.kernel, self.stride, self.padding).to(self.ones.device)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ones = self.ones if self.ones.dtype == x.dtype else self.ones.to(x.dtype)
         total = nn.functional.conv2d(x, ones, stride=self.stride, padding=self.padding, groups=x.shape[1])
@@ -83,6 +87,8 @@ def make_op(name: str, channels: int) -> nn.Module | None:
 
 class Cell(nn.Module):
     """A NAS-Bench-201 cell: node j sums op(i->j)(node i) over i < j; node 3 is the output."""
+
+    stackable = True  # sums of per-channel ops: K models side by side stay apart (study/spaces/stacking.py)
 
     def __init__(self, cell: NB201Cell, channels: int) -> None:
         super().__init__()
@@ -122,7 +128,7 @@ class FusedCell(nn.Module):
 
     def __init__(self, cell: NB201Cell, channels: int) -> None:
         super().__init__()
-        self.channels = channels
+        self.cell, self.channels = cell, channels
         self.groups = nn.ModuleDict()  # "<src>_<kernel>" -> Conv + BN over the group's stacked edges
         self.targets: dict[str, list[int]] = {}  # group key -> target node of each stacked slice
         self.others = nn.ModuleDict()  # skip and pooling edges, "<src>_<dst>"
@@ -161,6 +167,31 @@ class FusedCell(nn.Module):
         last = terms[-1]
         return sum(last[1:], last[0]) if last else torch.zeros_like(x)
 
+    def plain_twin(self) -> tuple["Cell", dict[str, tuple[str, tuple[int, int] | None]]]:
+        """The per-edge `Cell` computing the same function, and where each of its tensors lies in this one.
+
+        The map sends each state name of the twin to (a state name here, the rows of it, None for all):
+        an edge's filters and BN entries are rows of its group's. The twin's own weights are fresh; load
+        them through the map (study/spaces/stacking.py does).
+        """
+        ref = next(self.parameters(), None)
+        twin = Cell(self.cell, self.channels)
+        if ref is not None:
+            twin = twin.to(ref.device, ref.dtype)
+        names: dict[str, tuple[str, tuple[int, int] | None]] = {}
+        for key, dsts in self.targets.items():
+            src = key.split("_")[0]
+            for i, dst in enumerate(dsts):
+                rows = (i * self.channels, (i + 1) * self.channels)
+                names[f"ops.{src}_{dst}.1.weight"] = (f"groups.{key}.0.weight", rows)
+                for stat in ("weight", "bias", "running_mean", "running_var"):
+                    names[f"ops.{src}_{dst}.2.{stat}"] = (f"groups.{key}.1.{stat}", rows)
+                names[f"ops.{src}_{dst}.2.num_batches_tracked"] = (f"groups.{key}.1.num_batches_tracked", None)
+        missing = set(twin.state_dict()) - set(names)
+        if missing:  # only convolution edges hold tensors; anything else would be lost silently
+            raise AssertionError(f"FusedCell.plain_twin has no source for {sorted(missing)}")
+        return twin, names
+
     @torch.no_grad()
     def load_from(self, plain: "Cell") -> None:
         """Copy the weights and BN state of an equivalent per-edge `Cell` into the stacked groups."""
@@ -177,6 +208,8 @@ class FusedCell(nn.Module):
 class ResidualReduction(nn.Module):
     """Residual block that halves the resolution and changes the width (NAS-Bench-201's ResNet block)."""
 
+    stackable = True
+
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
@@ -191,6 +224,8 @@ class ResidualReduction(nn.Module):
 
 class Trunk(nn.Module):
     """Stem, three stages of cells with two reductions, final BN-ReLU; returns the last feature map."""
+
+    stackable = True
 
     def __init__(
         self, cell: NB201Cell, c_in: int, width: int, cells_per_stage: int, channels_last: bool = True,
