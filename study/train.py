@@ -137,10 +137,17 @@ def _warn_once(message: str) -> None:
     log.warning("%s", message)
 
 
-# `fuse=auto`: how many seeds of a cell train side by side as one network, per device type. On 2 CPU cores
-# (benchmarks/throughput.py --fused) a step of 3-4 stacked models costs 0.5-0.6 of 3-4 steps alone and 8 gain
-# no more; a GPU has room for more.
-FUSE_AUTO = {"cpu": 4, "cuda": 8}
+def fuse_auto(device_type: str, inputs_per_step: int) -> int:
+    """`fuse=auto`: how many seeds of a cell train side by side as one network, from measured cost.
+
+    CPU (benchmarks/fused.py, one thread, oneDNN): grouped convolutions pay only while calls are small. At
+    the default budget 2 supervised seeds stacked (128 inputs per step) train 1.3x faster than one after
+    the other, 3-4 no faster than 2; rotation (512 inputs per step) gains nothing at 2 and loses from 3. A
+    GPU leaves most of itself idle for one small network: 4 (not yet measured there; benchmarks/gpu_check.sh).
+    """
+    if device_type == "cuda":
+        return 4
+    return 2 if inputs_per_step <= 128 else 1
 
 
 def parse(cfg: DictConfig) -> tuple[Path, Setup, list[int], int]:
@@ -166,7 +173,8 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, list[int], int]:
     workers = settings.auto_int(cfg, "workers", default_workers)
     threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
     seeds = settings.seeds(cfg)
-    fuse = settings.auto_int(cfg, "fuse", FUSE_AUTO.get(device.split(":")[0], 1))
+    inputs_per_step = budget.batch_size * objective_class(objective).inputs_per_image
+    fuse = settings.auto_int(cfg, "fuse", fuse_auto(device.split(":")[0], inputs_per_step))
     options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
     options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
     setup = Setup(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import replace
 
 import pytest
@@ -274,3 +275,18 @@ def test_seed_sweeps_become_one_job_unless_fuse_is_1():
     assert expand_argv(["-m", "objective=a,b", "seed=0,1,2"]) == ["-m", "objective=a,b", "seed=[0,1,2]"]
     assert expand_argv(["-m", "seed=0,1", "fuse=1"]) == ["-m", "seed=0,1", "fuse=1"]
     assert expand_argv(["seed=0,1"]) == ["seed=0,1"]  # not a sweep: Hydra's own error stands
+
+
+def test_a_seed_claimed_elsewhere_is_left_out_and_the_others_train_fused(few, tmp_path):
+    from tests.test_claims import _foreign_claim
+    from study.training.workers import run_group_safely
+
+    torch.set_num_threads(1)
+    specs = _specs(tmp_path)
+    _foreign_claim(specs[1].path)
+    setup = _setup(fuse=3, budget=replace(BUDGET, epochs=1))
+    results = run_group_safely(specs, setup, few)
+    assert [r["status"] for r in results] == ["complete", "skipped", "complete"]
+    assert results[1]["reason"] == "in progress elsewhere" and not specs[1].path.exists()
+    assert [r["fused"] for r in (results[0], results[2])] == [2, 2]
+    assert [read_record(s.path)["claim"]["pid"] for s in (specs[0], specs[2])] == [os.getpid()] * 2

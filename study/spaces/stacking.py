@@ -10,9 +10,10 @@ CPUs and GPUs (benchmarks/throughput.py --fused).
 
 A module may take part only if its forward treats channels independently: no concatenation, split or
 reshape along the channel dimension. Such modules say so with `stackable = True`; torch's containers,
-activations, convolutions, BN and linears are known here. Modules that compute a same function faster
-by mixing channel blocks (the NAS-Bench-201 `FusedCell`) offer a per-op twin through `plain_twin()`,
-which is stacked instead; everything else is refused with `NotStackable`, and the caller trains alone.
+activations, convolutions, BN and linears are known here. A module that cuts or mixes channel blocks
+(the NAS-Bench-201 `FusedCell`) or holds constant buffers sized by its channels (`BoxPool`) provides its
+own K-model version through `stacked(k)`, whose tensors keep their names with model m's rows as the m-th
+block; everything else is refused with `NotStackable`, and the caller trains alone.
 
 The stacked network keeps a map from each of its tensors to the slices of the K models' own state dicts,
 so a model's weights, BN statistics and optimiser state can be read out in the layout it has alone (its
@@ -64,39 +65,15 @@ _CONTAINERS = (nn.Sequential, nn.ModuleDict, nn.ModuleList)
 
 @dataclass(frozen=True)
 class Piece:
-    """Rows of one stacked tensor that hold rows of one model's tensor (dim 0; None: the whole tensor)."""
+    """Rows of one stacked tensor that hold one model's tensor of the same name (dim 0; None: a shared counter)."""
 
-    stacked: str
+    name: str
     model: int
-    alone: str
-    stacked_rows: tuple[int, int] | None
-    alone_rows: tuple[int, int] | None
+    rows: tuple[int, int] | None
 
 
 def _rows(t: torch.Tensor, rows: tuple[int, int] | None) -> torch.Tensor:
     return t if rows is None else t[rows[0]:rows[1]]
-
-
-def _unfused(model: nn.Module) -> tuple[nn.Module, dict[str, tuple[str, tuple[int, int] | None]]]:
-    """A copy of `model` with every `plain_twin()` module replaced by its twin, and the map from the copy's
-    state names to (the model's state name, rows in it)."""
-    plain = copy.deepcopy(model)
-    twins: dict[str, dict[str, tuple[str, tuple[int, int] | None]]] = {}
-    for name, module in list(plain.named_modules()):
-        if hasattr(module, "plain_twin") and not any(name.startswith(t + ".") for t in twins):
-            twin, names = module.plain_twin()
-            parent, _, leaf = name.rpartition(".")
-            setattr(plain.get_submodule(parent) if parent else plain, leaf, twin)
-            twins[name] = names
-    mapping: dict[str, tuple[str, tuple[int, int] | None]] = {}
-    for key in plain.state_dict():
-        prefix = next((t for t in twins if key.startswith(t + ".")), None)
-        if prefix is None:
-            mapping[key] = (key, None)
-        else:
-            source, rows = twins[prefix][key[len(prefix) + 1:]]
-            mapping[key] = (f"{prefix}.{source}", rows)
-    return plain, mapping
 
 
 def _stack_module(mods: list[nn.Module]) -> nn.Module:
@@ -141,25 +118,21 @@ class Stacked(nn.Module):
         if not models:
             raise ValueError("stacking needs at least one model")
         self.k = len(models)
-        with torch.random.fork_rng(devices=[]):  # building the twins draws initial weights: leave no trace
-            plains, maps = zip(*(_unfused(m) for m in models))
-            self.net = _stack_module(list(plains))
+        with torch.random.fork_rng(devices=[]):  # building the stacked layers draws initial weights: no trace
+            self.net = _stack_module(list(models))
         self._template = {key: (t.shape, t.dtype) for key, t in models[0].state_dict().items()}
         self._param_order = [name for name, _ in models[0].named_parameters()]
-        plain_state = plains[0].state_dict()
         own = self.net.state_dict()
         pieces: list[Piece] = []
-        for key, tensor in plain_state.items():
-            stacked_key = key  # the plain twin and the stacked network name their tensors alike
-            if stacked_key not in own:
+        for key, tensor in models[0].state_dict().items():
+            if key not in own or own[key].dim() != tensor.dim():
                 raise NotStackable(f"no stacked tensor for {key}")
-            alone, alone_rows = maps[0][key]
             for m in range(self.k):
                 if tensor.dim() == 0:  # a counter (num_batches_tracked): shared, equal for every model
-                    pieces.append(Piece(stacked_key, m, alone, None, None))
+                    pieces.append(Piece(key, m, None))
                 else:
                     n = tensor.shape[0]
-                    pieces.append(Piece(stacked_key, m, alone, (m * n, (m + 1) * n), alone_rows))
+                    pieces.append(Piece(key, m, (m * n, (m + 1) * n)))
         self.pieces = pieces
         for m, model in enumerate(models):
             self.load_model(m, model.state_dict())
@@ -177,9 +150,9 @@ class Stacked(nn.Module):
         own = self.net.state_dict(keep_vars=True)
         for p in self.pieces:
             if p.model == m:
-                target = own[p.stacked]
+                target = own[p.name]
                 target = target.data if isinstance(target, nn.Parameter) else target
-                _rows(target, p.stacked_rows).copy_(_rows(state[p.alone], p.alone_rows))
+                _rows(target, p.rows).copy_(state[p.name])
 
     @torch.no_grad()
     def model_state(self, m: int) -> dict[str, torch.Tensor]:
@@ -188,7 +161,7 @@ class Stacked(nn.Module):
         out = {key: torch.empty(shape, dtype=dtype, device=self._device()) for key, (shape, dtype) in self._template.items()}
         for p in self.pieces:
             if p.model == m:
-                _rows(out[p.alone], p.alone_rows).copy_(_rows(own[p.stacked], p.stacked_rows))
+                out[p.name].copy_(_rows(own[p.name], p.rows))
         return out
 
     @torch.no_grad()
@@ -199,14 +172,14 @@ class Stacked(nn.Module):
         """
         own = self.net.state_dict(keep_vars=True)
         for p in self.pieces:
-            if p.model == m and p.stacked_rows is not None:
-                target = own[p.stacked]
+            if p.model == m and p.rows is not None:
+                target = own[p.name]
                 if isinstance(target, nn.Parameter):
                     buf = opt.state.get(target, {}).get("momentum_buffer") if opt is not None else None
                     if buf is not None:
-                        _rows(buf, p.stacked_rows).zero_()
+                        _rows(buf, p.rows).zero_()
                     target = target.data
-                _rows(target, p.stacked_rows).fill_(1.0 if p.stacked.endswith("running_var") else 0.0)
+                _rows(target, p.rows).fill_(1.0 if p.name.endswith("running_var") else 0.0)
 
     def _device(self) -> torch.device:
         return next(iter(self.net.state_dict().values())).device
@@ -214,7 +187,7 @@ class Stacked(nn.Module):
     # Optimiser state (SGD's momentum buffers) moves between the layouts the same way as the parameters.
     def _param_pieces(self, m: int) -> list[Piece]:
         names = {n for n, _ in self.net.named_parameters()}
-        return [p for p in self.pieces if p.model == m and p.stacked in names]
+        return [p for p in self.pieces if p.model == m and p.name in names]
 
     @torch.no_grad()
     def model_optimizer_state(self, opt: torch.optim.Optimizer, m: int) -> dict[str, Any]:
@@ -223,12 +196,9 @@ class Stacked(nn.Module):
         index = {name: i for i, name in enumerate(self._param_order)}
         state: dict[int, dict[str, Any]] = {}
         for p in self._param_pieces(m):
-            buf = opt.state.get(params[p.stacked], {}).get("momentum_buffer")
-            if buf is None:
-                continue
-            shape, dtype = self._template[p.alone]
-            entry = state.setdefault(index[p.alone], {"momentum_buffer": torch.empty(shape, dtype=dtype, device=buf.device)})
-            _rows(entry["momentum_buffer"], p.alone_rows).copy_(_rows(buf, p.stacked_rows))
+            buf = opt.state.get(params[p.name], {}).get("momentum_buffer")
+            if buf is not None:
+                state[index[p.name]] = {"momentum_buffer": _rows(buf, p.rows).clone()}
         groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": list(range(len(self._param_order)))}
                   for g in opt.state_dict()["param_groups"]]
         return {"state": state, "param_groups": groups}
@@ -239,20 +209,20 @@ class Stacked(nn.Module):
         params = dict(self.net.named_parameters())
         index = {name: i for i, name in enumerate(self._param_order)}
         for p in self._param_pieces(m):
-            entry = saved["state"].get(index[p.alone]) or saved["state"].get(str(index[p.alone]))
+            entry = saved["state"].get(index[p.name]) or saved["state"].get(str(index[p.name]))
             if not entry or entry.get("momentum_buffer") is None:
                 continue
-            param = params[p.stacked]
+            param = params[p.name]
             buf = opt.state.setdefault(param, {}).get("momentum_buffer")
             if buf is None:
                 buf = opt.state[param]["momentum_buffer"] = torch.zeros_like(param)
-            _rows(buf, p.stacked_rows).copy_(_rows(entry["momentum_buffer"], p.alone_rows))
+            _rows(buf, p.rows).copy_(entry["momentum_buffer"])
 
 
 def stackable(model: nn.Module) -> str | None:
-    """Why `model` cannot be stacked (None when it can), without building anything big."""
+    """Why `model` cannot be stacked (None when it can)."""
     try:
-        _stack_module([_unfused(model)[0]])
+        _stack_module([model])
     except NotStackable as e:
         return str(e)
     return None

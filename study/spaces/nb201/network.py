@@ -122,13 +122,18 @@ class FusedCell(nn.Module):
     parameter count; only float summation order differs. The backward pass sums the gradients of the
     stacked filters into the node in one transposed convolution instead of several plus adds. Fewer,
     wider kernels pay off most where calls are small: narrow cells, small images, CPUs.
+
+    `models` = K computes K copies side by side (study/spaces/stacking.py): model m owns channels
+    [m*C, (m+1)*C) of every node, each group's convolution runs with K groups (model m's rows of the
+    stacked filters are its own group's, in its own order), and a target's slice is taken per model.
     """
 
     KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 
-    def __init__(self, cell: NB201Cell, channels: int) -> None:
+    def __init__(self, cell: NB201Cell, channels: int, models: int = 1) -> None:
         super().__init__()
-        self.cell, self.channels = cell, channels
+        self.cell, self.channels, self.models = cell, channels, models
+        k = models
         self.groups = nn.ModuleDict()  # "<src>_<kernel>" -> Conv + BN over the group's stacked edges
         self.targets: dict[str, list[int]] = {}  # group key -> target node of each stacked slice
         self.others = nn.ModuleDict()  # skip and pooling edges, "<src>_<dst>"
@@ -136,12 +141,12 @@ class FusedCell(nn.Module):
             if op_name in self.KERNELS:
                 self.targets.setdefault(f"{src}_{self.KERNELS[op_name]}", []).append(dst)
             elif op_name != "none":
-                self.others[f"{src}_{dst}"] = make_op(op_name, channels)
+                self.others[f"{src}_{dst}"] = make_op(op_name, k * channels)
         for key, dsts in self.targets.items():
             kernel = int(key.split("_")[1])
             self.groups[key] = nn.Sequential(
-                nn.Conv2d(channels, channels * len(dsts), kernel, padding=kernel // 2, bias=False),
-                nn.BatchNorm2d(channels * len(dsts)),
+                nn.Conv2d(k * channels, k * channels * len(dsts), kernel, padding=kernel // 2, bias=False, groups=k),
+                nn.BatchNorm2d(k * channels * len(dsts)),
             )
         self.n_nodes = cell.N_NODES
         # Per source node, in order: the conv groups it feeds (1x1 before 3x3) and its other edges, so the
@@ -158,39 +163,29 @@ class FusedCell(nn.Module):
                 node = sum(terms[src][1:], terms[src][0]) if terms[src] else torch.zeros_like(x)
             relu = torch.relu(node) if group_keys else None  # shared by the node's 1x1 and 3x3 groups
             for key in group_keys:
-                out = self.groups[key](relu)  # (B, k*C, H, W)
-                # split, not slicing: its backward concatenates the slices' gradients in one call.
-                for dst, part in zip(self.targets[key], out.split(self.channels, dim=1)):
+                out = self.groups[key](relu)  # (B, K*n*C, H, W): per model, its n targets' C channels
+                for dst, part in zip(self.targets[key], self._parts(out, len(self.targets[key]))):
                     terms[dst].append(part)
             for key, dst in other_edges:
                 terms[dst].append(self.others[key](node))
         last = terms[-1]
         return sum(last[1:], last[0]) if last else torch.zeros_like(x)
 
-    def plain_twin(self) -> tuple["Cell", dict[str, tuple[str, tuple[int, int] | None]]]:
-        """The per-edge `Cell` computing the same function, and where each of its tensors lies in this one.
+    def _parts(self, out: torch.Tensor, n: int) -> list[torch.Tensor]:
+        """A group's output cut into its n targets' feature maps (B, K*C, H, W) each."""
+        if self.models == 1:  # split, not slicing: its backward concatenates the slices' gradients in one call
+            return list(out.split(self.channels, dim=1))
+        if n == 1:
+            return [out]
+        per = out.unflatten(1, (self.models, n, self.channels))  # (B, K, n, C, H, W)
+        return [per[:, :, j].flatten(1, 2) for j in range(n)]  # each model's j-th target, models side by side
 
-        The map sends each state name of the twin to (a state name here, the rows of it, None for all):
-        an edge's filters and BN entries are rows of its group's. The twin's own weights are fresh; load
-        them through the map (study/spaces/stacking.py does).
-        """
+    def stacked(self, k: int) -> "FusedCell":
+        """K copies side by side (study/spaces/stacking.py); tensors keep their names, model m's rows are the
+        m-th block of each."""
         ref = next(self.parameters(), None)
-        twin = Cell(self.cell, self.channels)
-        if ref is not None:
-            twin = twin.to(ref.device, ref.dtype)
-        names: dict[str, tuple[str, tuple[int, int] | None]] = {}
-        for key, dsts in self.targets.items():
-            src = key.split("_")[0]
-            for i, dst in enumerate(dsts):
-                rows = (i * self.channels, (i + 1) * self.channels)
-                names[f"ops.{src}_{dst}.1.weight"] = (f"groups.{key}.0.weight", rows)
-                for stat in ("weight", "bias", "running_mean", "running_var"):
-                    names[f"ops.{src}_{dst}.2.{stat}"] = (f"groups.{key}.1.{stat}", rows)
-                names[f"ops.{src}_{dst}.2.num_batches_tracked"] = (f"groups.{key}.1.num_batches_tracked", None)
-        missing = set(twin.state_dict()) - set(names)
-        if missing:  # only convolution edges hold tensors; anything else would be lost silently
-            raise AssertionError(f"FusedCell.plain_twin has no source for {sorted(missing)}")
-        return twin, names
+        twin = FusedCell(self.cell, self.channels, self.models * k)
+        return twin if ref is None else twin.to(ref.device, ref.dtype)
 
     @torch.no_grad()
     def load_from(self, plain: "Cell") -> None:
