@@ -49,3 +49,26 @@ def test_kernel_floor_splits_each_run_into_conv_bn_and_the_rest(tmp_path):
             assert 0 < run["conv_s"] and 0 < run["bn_s"] and run["conv_s"] + run["bn_s"] < run["cpu_s"]
     projection = result["projection_min"]
     assert 0 < projection["conv_kernels"] < projection["conv_and_bn_kernels"] < projection["measured"]
+
+
+def test_fused_benchmark_reports_each_width_against_the_seeds_alone(tmp_path):
+    out = tmp_path / "f.json"
+    done = bench("fused.py", "--cells", "1", "--epochs", "1", "--ks", "2", "--no-paper", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["objective"], r["k"]) for r in rows} == {(o, k) for o in ("supervised", "rotation") for k in (1, 2)}
+    for r in rows:
+        assert r["speedup"] == pytest.approx(r["s_alone"] / r["s_fused"])
+        assert r["trainings_per_cpu_s_fused"] == pytest.approx(r["k"] / r["s_fused"])
+        assert r["speedup"] == 1.0 if r["k"] == 1 else r["s_alone"] > 0
+
+
+def test_zero_cost_variants_report_has_every_variant_and_the_baselines(tmp_path):
+    rows = tmp_path / "v.jsonl"
+    lines = (ROOT / "benchmarks/results/zero_cost_variants.jsonl").read_text().splitlines()
+    rows.write_text("\n".join(line for line in lines if json.loads(line)["index"] < 30))  # the first 30 cells
+    done = bench("zero_cost_variants.py", "--report", "--out", str(rows))
+    assert done.returncode == 0, done.stderr
+    table = rows.with_suffix(".md").read_text().splitlines()
+    assert len(table) == 2 + 11 + 2 and all("| 30 |" in line for line in table[2:])
+    assert table[-2].startswith("| params") and table[-1].startswith("| ensemble")
