@@ -8,7 +8,7 @@ Two settings, single-threaded, CPU time (`time.process_time`, so other load on t
 - the paper network (C=16, N=5) on CIFAR-shaped 32-pixel images: `--steps` training steps of batch 128
   (whole trainings take hours), K models stacked against one alone.
 
-    python benchmarks/fused.py [--cells 6 --json benchmarks/results/fused.json]
+    python benchmarks/fused.py [--cells 4 --steps 2 --json benchmarks/results/fused.json]   # and fused.md
     python benchmarks/throughput.py --fused       # the same, after the side-by-side table
 
 Also run by benchmarks/gpu_check.sh on a GPU (`--device cuda`): there the stacked network fills the device
@@ -171,6 +171,10 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")
+        args.json.with_suffix(".md").write_text(
+            f"Seeds stacked as one network against the same seeds alone, {args.threads} thread(s) on {args.device} "
+            "(trainings per CPU-second; paper network: model-steps per second).\n\n    "
+            + " ".join(["python benchmarks/fused.py", *sys.argv[1:]]) + "\n\n" + out["table"] + "\n")
 
 
 if __name__ == "__main__":

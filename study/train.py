@@ -137,17 +137,19 @@ def _warn_once(message: str) -> None:
     log.warning("%s", message)
 
 
-def fuse_auto(device_type: str, inputs_per_step: int) -> int:
+def fuse_auto(device_type: str, shape: NetShape) -> int:
     """`fuse=auto`: how many seeds of a cell train side by side as one network, from measured cost.
 
-    CPU (benchmarks/fused.py, one thread, oneDNN): grouped convolutions pay only while calls are small. At
-    the default budget 2 supervised seeds stacked (128 inputs per step) train 1.3x faster than one after
-    the other, 3-4 no faster than 2; rotation (512 inputs per step) gains nothing at 2 and loses from 3. A
-    GPU leaves most of itself idle for one small network: 4 (not yet measured there; benchmarks/gpu_check.sh).
+    CPU (benchmarks/fused.py, one thread, oneDNN): grouped convolutions pay only while the network's calls
+    are small. At the default budget (8 px, C=8: 512 activations per image in the first stage) 2 seeds
+    stacked train 1.25x (supervised) and 1.15x (rotation) faster than one after the other, and 3 or more no
+    faster; the paper network (32 px, C=16: 16,384) trains slower stacked. So 2 up to the default network's
+    size and 1 above it. A GPU leaves most of itself idle for one small network: 4 (not yet measured there;
+    benchmarks/gpu_check.sh measures it).
     """
     if device_type == "cuda":
         return 4
-    return 2 if inputs_per_step <= 128 else 1
+    return 2 if shape.image_size ** 2 * shape.width <= 512 else 1
 
 
 def parse(cfg: DictConfig) -> tuple[Path, Setup, list[int], int]:
@@ -173,8 +175,7 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, list[int], int]:
     workers = settings.auto_int(cfg, "workers", default_workers)
     threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
     seeds = settings.seeds(cfg)
-    inputs_per_step = budget.batch_size * objective_class(objective).inputs_per_image
-    fuse = settings.auto_int(cfg, "fuse", fuse_auto(device.split(":")[0], inputs_per_step))
+    fuse = settings.auto_int(cfg, "fuse", fuse_auto(device.split(":")[0], shape))
     options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
     options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
     setup = Setup(

@@ -290,3 +290,12 @@ def test_a_seed_claimed_elsewhere_is_left_out_and_the_others_train_fused(few, tm
     assert results[1]["reason"] == "in progress elsewhere" and not specs[1].path.exists()
     assert [r["fused"] for r in (results[0], results[2])] == [2, 2]
     assert [read_record(s.path)["claim"]["pid"] for s in (specs[0], specs[2])] == [os.getpid()] * 2
+
+
+def test_fuse_auto_stacks_where_it_was_measured_faster():
+    from study.train import fuse_auto
+
+    default = NetShape(c_in=1, image_size=8, n_classes=10, width=8, cells_per_stage=1)
+    paper = NetShape(c_in=3, image_size=32, n_classes=10, width=16, cells_per_stage=5)
+    assert fuse_auto("cpu", default) == 2 and fuse_auto("cpu", paper) == 1
+    assert fuse_auto("cuda", paper) == 4
