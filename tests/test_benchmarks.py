@@ -72,3 +72,10 @@ def test_zero_cost_variants_report_has_every_variant_and_the_baselines(tmp_path)
     table = rows.with_suffix(".md").read_text().splitlines()
     assert len(table) == 2 + 11 + 2 and all("| 30 |" in line for line in table[2:])
     assert table[-2].startswith("| params") and table[-1].startswith("| ensemble")
+
+
+def test_grouped_conv_compares_every_shape_three_ways():
+    done = bench("grouped_conv.py", "--reps", "1", "--k", "2")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 8 and all(line.count("x)") == 3 for line in rows)
