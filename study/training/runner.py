@@ -224,7 +224,7 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
             write_record(spec.path, rec)
         except NotOwner as e:  # another worker took this run over; the models beside it go on
             log.warning("%s", e)
-            recs[i] = {"status": "skipped", "cell_id": spec.cell_id, "reason": "claim taken over"}
+            recs[i] = {"status": "skipped", "cell_id": spec.cell_id, "seed": spec.seed, "reason": "claim taken over"}
             return
         ckpt.discard()
         recs[i] = rec

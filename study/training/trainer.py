@@ -133,7 +133,7 @@ def _outputs(model: nn.Module, out: torch.Tensor, k: int) -> list[torch.Tensor]:
     return [out] if k == 1 else model.split(out)
 
 
-def _batch(objective: Objective, make: Callable, images: list[torch.Tensor], labels: list[torch.Tensor],
+def _batch(make: Callable, images: list[torch.Tensor], labels: list[torch.Tensor],
            gens: list[torch.Generator], alive: list[bool]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The network's input (the models' inputs stacked on channels) and each model's targets.
 
@@ -166,7 +166,7 @@ def train_epoch(
     steps = 0
     for start in range(0, n, batch_size):
         idx = [order[start:start + batch_size] for order in orders]
-        inputs, targets = _batch(objective, objective.train_batch, [data.train_x[i] for i in idx],
+        inputs, targets = _batch(objective.train_batch, [data.train_x[i] for i in idx],
                                  [data.train_y[i] for i in idx], gens, alive)
         with autocast(inputs.device, precision):
             outs = _outputs(model, model(inputs), k)
@@ -199,7 +199,7 @@ def precise_bn(
     picks = [torch.randperm(n, generator=g, device=data.train_x.device)[:n_samples] for g in gens]
     for start in range(0, len(picks[0]), batch_size):
         idx = [p[start:start + batch_size] for p in picks]
-        inputs, _ = _batch(objective, objective.train_batch, [data.train_x[i] for i in idx],
+        inputs, _ = _batch(objective.train_batch, [data.train_x[i] for i in idx],
                            [data.train_y[i] for i in idx], gens, alive)
         with autocast(inputs.device, precision):  # the statistics training sees
             model(inputs)
@@ -222,7 +222,7 @@ def evaluate_each(
     total = 0
     for start in range(0, data.test_x.shape[0], batch_size):
         images, labels = data.test_x[start:start + batch_size], data.test_y[start:start + batch_size]
-        inputs, targets = _batch(objective, objective.test_batch, [images] * len(seeds), [labels] * len(seeds),
+        inputs, targets = _batch(objective.test_batch, [images] * len(seeds), [labels] * len(seeds),
                                  gens, alive)
         with autocast(inputs.device, precision):
             outs = _outputs(model, model(inputs), len(seeds))
