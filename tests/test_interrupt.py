@@ -28,7 +28,10 @@ def test_ctrl_c_stops_starts_nothing_new_and_the_rerun_resumes(tmp_path, workers
     args = [*[a for a in TRAIN if not a.startswith("workers=")], f"workers={workers}", "budget.epochs=20",
             f"study_dir={study}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    # Ctrl-C's default action in the command, also when this suite runs in the background (`... &`), where the
+    # shell has the inherited SIGINT ignored and Python would then never raise KeyboardInterrupt.
     proc = subprocess.Popen([sys.executable, "-m", "study.train", *args], cwd=ROOT, env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         assert _poll(lambda: any((study / "runs").rglob("*.ckpt")) if (study / "runs").exists() else False,
