@@ -217,12 +217,3 @@ class Stacked(nn.Module):
             if buf is None:
                 buf = opt.state[param]["momentum_buffer"] = torch.zeros_like(param)
             _rows(buf, p.rows).copy_(entry["momentum_buffer"])
-
-
-def stackable(model: nn.Module) -> str | None:
-    """Why `model` cannot be stacked (None when it can)."""
-    try:
-        _stack_module([model])
-    except NotStackable as e:
-        return str(e)
-    return None

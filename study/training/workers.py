@@ -150,16 +150,11 @@ def run_group_safely(specs: list[RunSpec], setup: Setup, data: Any, since: float
                 except Exception as e:  # a run's bug must not take the study down; the record keeps the reason
                     log.debug("runs %s failed", [str(s.path) for s in mine], exc_info=True)
                     for spec in mine:
-                        if spec.path not in results and not _complete(spec, setup):
+                        if spec.path not in results and not finished_since(spec, setup, None):  # not written before it raised
                             results[spec.path] = failed_record(spec, setup, f"{type(e).__name__}: {e}",
                                                                time.perf_counter() - t0,
                                                                traceback=traceback.format_exc(limit=8))
     return [results[spec.path] for spec in specs]
-
-
-def _complete(spec: RunSpec, setup: Setup) -> bool:
-    rec = read_record(spec.path) if spec.path.exists() else None
-    return rec is not None and rec.get("status") == "complete" and rec.get("identity") == identity_hash(setup.identity())
 
 
 def groups(specs: list[RunSpec], fuse: int) -> list[list[RunSpec]]:
