@@ -63,25 +63,47 @@ class Candidate:
 
 
 _ROT_SMALL = {"batch_size": 32, "lr": 0.025}  # the paper's rotation ratio: a quarter of the images and lr
+_D8 = "digits 8 px, C=8, N=1"
+_C16 = "cifar10 16 px, C=8, N=1"
+_C32 = "cifar10 32 px, C=8, N=1"
+
+
+def _digits(family: str, size: int = 8, **budget: Any) -> Candidate:
+    return Candidate(family, "digits", size, budget)
+
+
+def _cifar(family: str, size: int, n: int, epochs: int = 3, batch: int = 64, **budget: Any) -> Candidate:
+    lr = 0.1 * batch / 128  # linear scaling from the paper's 0.1 at 128 images
+    return Candidate(family, "cifar10", size, {"epochs": epochs, "batch_size": batch, "lr": lr, **budget},
+                     n, 2000, _ROT_SMALL)
+
+
+# A family varies one knob (one line in the figure); the lr follows the batch linearly (0.1 at 128).
 CANDIDATES: dict[str, Candidate] = {
-    # Built-in digits (the default study's data).
-    "d8-c8-e4": Candidate("digits 8 px", "digits", 8, {"epochs": 4}),                    # the default budget
-    "d8-c8-e8": Candidate("digits 8 px", "digits", 8, {"epochs": 8}),
-    "d8-c16-e8": Candidate("digits 8 px", "digits", 8, {"epochs": 8, "width": 16}),
-    "d16-c8-e8": Candidate("digits 16 px", "digits", 16, {"epochs": 8}),
+    # Built-in digits (the default study's data). Epochs at batch 128; d8-c8-e4 is the default budget.
+    "d8-c8-e4": _digits(f"{_D8}, batch 128: epochs", epochs=4),
+    "d8-c8-e6": _digits(f"{_D8}, batch 128: epochs", epochs=6),
+    "d8-c8-e8": _digits(f"{_D8}, batch 128: epochs", epochs=8),
+    # Batch size (more, smaller steps per epoch).
+    "d8-c8-e4-b64": _digits(f"{_D8}, batch 64: epochs", epochs=4, batch_size=64, lr=0.05),
+    "d8-c8-e3-b32": _digits(f"{_D8}, batch 32: epochs", epochs=3, batch_size=32, lr=0.025),
+    "d8-c8-e4-b32": _digits(f"{_D8}, batch 32: epochs", epochs=4, batch_size=32, lr=0.025),
+    "d8-c8-e8-b32": _digits(f"{_D8}, batch 32: epochs", epochs=8, batch_size=32, lr=0.025),
+    "d8-c8-e2-b16": _digits(f"{_D8}, batch 16: epochs", epochs=2, batch_size=16, lr=0.0125),
+    "d8-c8-e3-b16": _digits(f"{_D8}, batch 16: epochs", epochs=3, batch_size=16, lr=0.0125),
+    # One knob at a time from d8-c8-e8 (the first digits rung with a signal): width, depth, resolution.
+    "d8-c16-e8": _digits("digits 8 px, 8 epochs: width C=16", epochs=8, width=16),
+    "d8-c8-N2-e8": _digits("digits 8 px, 8 epochs: depth N=2", epochs=8, cells_per_stage=2),
+    "d16-c8-e8": _digits("digits 16 px (upsampled), 8 epochs", 16, epochs=8),
     # CIFAR-10 (the shared JPEG copy), downsampled to 16 px and at full 32 px, on training subsets.
-    "c16-c8-e3-n5k": Candidate("cifar10 16 px", "cifar10", 16, {"epochs": 3, "batch_size": 64, "lr": 0.05},
-                               5000, 2000, _ROT_SMALL),
-    "c16-c8-e3-n10k": Candidate("cifar10 16 px", "cifar10", 16, {"epochs": 3, "batch_size": 64, "lr": 0.05},
-                                10000, 2000, _ROT_SMALL),
-    "c16-c16-e3-n5k": Candidate("cifar10 16 px", "cifar10", 16,
-                                {"epochs": 3, "batch_size": 64, "lr": 0.05, "width": 16}, 5000, 2000, _ROT_SMALL),
-    "c16-c8-e6-n10k": Candidate("cifar10 16 px", "cifar10", 16, {"epochs": 6, "batch_size": 64, "lr": 0.05},
-                                10000, 2000, _ROT_SMALL),
-    "c32-c8-e3-n5k": Candidate("cifar10 32 px", "cifar10", 32, {"epochs": 3, "batch_size": 64, "lr": 0.05},
-                               5000, 2000, _ROT_SMALL),
-    "c32-c8-e3-n10k": Candidate("cifar10 32 px", "cifar10", 32, {"epochs": 3, "batch_size": 64, "lr": 0.05},
-                                10000, 2000, _ROT_SMALL),   # the `short` budget before this ladder
+    "c16-c8-e3-n5k": _cifar(f"{_C16}, 3 epochs: training images", 16, 5000),
+    "c16-c8-e3-n10k": _cifar(f"{_C16}, 3 epochs: training images", 16, 10000),   # the `short` budget
+    "c16-c8-e3-n10k-b32": _cifar("cifar10 16 px, 10k images: batch 32", 16, 10000, batch=32),
+    "c16-c8-e6-n10k": _cifar("cifar10 16 px, 10k images: 6 epochs", 16, 10000, epochs=6),
+    "c16-c16-e3-n5k": _cifar("cifar10 16 px, 5k images: width C=16", 16, 5000, width=16),
+    "c32-c8-e3-n2k": _cifar(f"{_C32}, 3 epochs: training images", 32, 2000),
+    "c32-c8-e3-n5k": _cifar(f"{_C32}, 3 epochs: training images", 32, 5000),
+    "c32-c8-e3-n10k": _cifar(f"{_C32}, 3 epochs: training images", 32, 10000),  # `short` before this ladder
 }
 # bf16 twins: supervised seed 0 only, compared with the fp32 candidate's seed 0 (and its seed-to-seed rho).
 BF16 = {f"{name}-bf16": name for name in ("c16-c8-e3-n5k",)}
@@ -217,31 +239,40 @@ def markdown(table: list[dict[str, Any]]) -> str:
 
 
 def figure(table: list[dict[str, Any]], path: Path) -> None:
-    """rho(supervised, truth) against CPU seconds per cell, one line per family; params as a band."""
+    """rho with the truth against CPU seconds per cell, supervised and rotation side by side: one line per
+    family (rungs that differ in one knob), the parameter count of the same networks as a grey band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    families = sorted({t["family"] for t in table})
-    for i, fam in enumerate(families):
-        rows = sorted((t for t in table if t["family"] == fam), key=lambda t: t["cell_cpu_s"])
-        xs = [t["cell_cpu_s"] for t in rows]
-        ax.plot(xs, [t["truth_sup"]["rho"] for t in rows], "o-", color=f"C{i}", label=f"{fam}: supervised")
-        ax.plot(xs, [t["truth_rot"]["rho"] for t in rows], "s--", color=f"C{i}", alpha=0.6, label=f"{fam}: rotation")
-        for t in rows:
-            ax.annotate(t["candidate"], (t["cell_cpu_s"], t["truth_sup"]["rho"]), fontsize=6, alpha=0.7,
-                        xytext=(3, 3), textcoords="offset points")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    families = list(dict.fromkeys(t["family"] for t in table))
+    colours = plt.get_cmap("tab10" if len(families) <= 10 else "tab20")
     params = [t["truth_params"]["rho"] for t in table]
-    ax.axhspan(min(params), max(params), color="grey", alpha=0.2, lw=0)
-    ax.axhline(statistics.median(params), color="grey", lw=1.2, label="parameter count (range over ladder cells)")
-    ax.set_xscale("log")
-    ax.set_xlabel("CPU seconds per cell (supervised + rotation, one thread)")
-    ax.set_ylabel("Spearman ρ with the NAS-Bench-201\nCIFAR-10 truth (200 epochs)")
-    ax.grid(alpha=0.3, lw=0.5)
-    ax.legend(fontsize=6.5, frameon=False, loc="lower right")
-    fig.tight_layout()
+    for ax, key, title in ((axes[0], "truth_sup", "supervised (mean of 2 seeds)"), (axes[1], "truth_rot", "rotation")):
+        for i, fam in enumerate(families):
+            rows = sorted((t for t in table if t["family"] == fam), key=lambda t: t["cell_cpu_s"])
+            ax.plot([t["cell_cpu_s"] for t in rows], [t[key]["rho"] for t in rows], "o-", color=colours(i),
+                    label=fam, ms=4)
+            for t in rows:
+                ax.annotate(t["candidate"], (t["cell_cpu_s"], t[key]["rho"]), fontsize=5.5, alpha=0.7,
+                            xytext=(3, 3), textcoords="offset points")
+        ax.axhspan(min(params), max(params), color="grey", alpha=0.2, lw=0)
+        ax.axhline(statistics.median(params), color="grey", lw=1.2, label="parameter count, same networks")
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([2, 5, 10, 20, 50, 100, 200]))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("CPU s per cell (supervised + rotation, 1 thread)", fontsize=8)
+        ax.grid(alpha=0.3, lw=0.5)
+    axes[0].set_ylabel("Spearman ρ with the NAS-Bench-201\nCIFAR-10 truth (200 epochs)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6.5, frameon=False, loc="center right")
+    fig.tight_layout(rect=(0, 0, 0.72, 1))
     fig.savefig(path, dpi=150)
 
 

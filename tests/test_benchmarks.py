@@ -79,3 +79,23 @@ def test_grouped_conv_compares_every_shape_three_ways():
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert len(rows) == 8 and all(line.count("x)") == 3 for line in rows)
+
+
+def test_fidelity_ladder_scores_a_rung_against_the_truth_and_resumes(tmp_path):
+    out = tmp_path / "ladder.jsonl"
+    args = ("--cells", "5", "--workers", "2", "--only", "d8-c8-e2-b16", "--out", str(out))
+    done = bench("budget_fidelity.py", *args)
+    assert done.returncode == 0, done.stderr
+    runs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(runs) == 15 and {(r["objective"], r["seed"]) for r in runs} == {
+        ("supervised", 0), ("supervised", 1), ("rotation", 0)}
+    [row] = json.loads(out.with_suffix(".json").read_text())["ladder"]
+    assert row["candidate"] == "d8-c8-e2-b16" and row["n_cells"] == 5
+    assert row["cell_cpu_s"] == pytest.approx(row["sup_cpu_s"] + row["rot_cpu_s"])
+    for key in ("truth_sup", "truth_rot", "truth_params"):
+        assert -1 <= row[key]["rho"] <= 1
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert "| d8-c8-e2-b16 | 5 |" in out.with_suffix(".md").read_text()
+    again = bench("budget_fidelity.py", *args)  # every run is in the file: nothing is trained twice
+    assert again.returncode == 0 and again.stdout.startswith("0 runs to do (15 already")
+    assert len(out.read_text().splitlines()) == 15
