@@ -165,7 +165,14 @@ def verdict(main: pd.DataFrame, against: pd.DataFrame, reference: str, column: s
                         "cells are good."))
     trained = {o: rho[o] for o in objectives if o in rho and not math.isnan(rho[o])}
     if trained and max(trained.values()) <= params:
-        lines.append(f"No objective of this study ranks cells better than counting parameters (ρ = {params:.2f} with "
-                     f"{column}): at this budget the study does not rank architectures; use a larger budget or "
-                     "data closer to the truth's.")
+        low = dict(zip(table["objective"], table["spearman_low"])) if "spearman_low" in table else {}
+        chance = all(low.get(o, math.nan) <= 0 for o in trained)  # every interval reaches zero
+        lines.append(
+            f"No objective of this study ranks cells better than counting parameters (ρ = {params:.2f} with "
+            f"{column}): at this budget the study does not rank architectures"
+            + (f", and no objective ranks them better than chance (every 95% interval of ρ with {column} "
+               "includes 0)" if chance else "")
+            + (". What does rank NAS-Bench-201 cells at CPU cost: supervised CIFAR-10 at budget=short and the "
+               "training-free scores (objective=naswot or synflow); see the README, \"Choosing a budget\"."
+               if column.startswith("nb201-") else "; use a larger budget or data closer to the truth's."))
     return lines

@@ -108,12 +108,26 @@ def test_the_analysis_joins_the_truth_and_judges_the_reference_against_params(tm
     assert against.loc[("nb201-cifar10", "params"), "spearman"] == pytest.approx(params)
     assert set(results.truth["reference"]) == {"nb201-cifar10", "nb201-cifar100", "nb201-imagenet16-120"}
     assert any("worse than counting parameters" in line for line in results.verdict)
+    assert not any("better than chance" in line for line in results.verdict)  # rotation ranks perfectly
     out = tmp_path / "analysis"
     write(out, results, pd.DataFrame({"study": []}), table)
     report = (out / "report.md").read_text()
     assert "## Against the ground truth" in report and "worse than counting parameters" in report
     assert (out / "truth.png").exists() and "nb201-cifar100" in (out / "truth.tex").read_text()
     assert set(pd.read_csv(out / "truth.csv")["reference"]) == set(results.truth["reference"])
+
+
+def test_a_study_whose_rankings_are_chance_says_so_and_points_to_what_ranks(tmp_path, archs):
+    true = truths.nb201().table.loc[archs, "nb201-cifar10"].to_numpy()
+    rank = stats.rankdata(true) - 1
+    # Orders that scramble the truth's (rho 0.04 and 0.01 with it), as a study on unrelated data would.
+    noise = {("supervised", 0): list((rank * 19) % 30), ("rotation", 0): list((rank * 19 + 5) % 30)}
+    assert all(abs(stats.spearmanr(v, true).statistic) < 0.1 for v in noise.values())
+    results, _, table = analyse(request(write_study(tmp_path, archs, noise), reference="nb201-cifar10"))
+    [chance] = [line for line in results.verdict if "better than chance" in line]
+    assert "budget=short" in chance and "naswot" in chance
+    write(tmp_path / "analysis", results, pd.DataFrame({"study": []}), table)
+    assert chance in (tmp_path / "analysis" / "report.md").read_text()
 
 
 def test_a_truth_column_as_reference_lets_a_study_train_pretext_tasks_only(tmp_path, archs):
