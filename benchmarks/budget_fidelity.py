@@ -56,6 +56,7 @@ class Candidate:
     rotation: dict[str, Any] = field(default_factory=dict)   # rotation's overrides (batch, lr)
     precision: str = "fp32"           # bf16: autocast, to compare its ranking with fp32's (same budget)
     runs: tuple[tuple[str, int], ...] = RUNS
+    rotation_as: str = ""             # a rung whose rotation runs are the same trainings (its runs are reused)
 
     @property
     def crop_padding(self) -> int:
@@ -98,7 +99,8 @@ CANDIDATES: dict[str, Candidate] = {
     # CIFAR-10 (the shared JPEG copy), downsampled to 16 px and at full 32 px, on training subsets.
     "c16-c8-e3-n5k": _cifar(f"{_C16}, 3 epochs: training images", 16, 5000),
     "c16-c8-e3-n10k": _cifar(f"{_C16}, 3 epochs: training images", 16, 10000),   # the `short` budget
-    "c16-c8-e3-n10k-b32": _cifar("cifar10 16 px, 10k images: batch 32", 16, 10000, batch=32),
+    "c16-c8-e3-n10k-b32": replace(_cifar("cifar10 16 px, 10k images: batch 32", 16, 10000, batch=32),
+                                  rotation_as="c16-c8-e3-n10k"),   # rotation's batch is 32 in both
     "c16-c8-e6-n10k": _cifar("cifar10 16 px, 10k images: 6 epochs", 16, 10000, epochs=6),
     "c16-c16-e3-n5k": _cifar("cifar10 16 px, 5k images: width C=16", 16, 5000, width=16),
     "c32-c8-e3-n2k": _cifar(f"{_C32}, 3 epochs: training images", 32, 2000),
@@ -152,6 +154,11 @@ def train_one(task: dict[str, Any]) -> dict[str, Any]:
     return {**row, "best": history.best, "final": history.final, "cpu_s": time.process_time() - t0}
 
 
+def own_runs(c: Candidate) -> tuple[tuple[str, int], ...]:
+    """The runs a candidate trains itself: those it shares with `rotation_as` are read from that rung."""
+    return tuple(r for r in c.runs if not (c.rotation_as and r[0] == "rotation"))
+
+
 def _rho(x: list[float], y: list[float], seed: int = 0) -> dict[str, float]:
     """Spearman rho with a 95% percentile bootstrap interval over cells."""
     import numpy as np
@@ -176,7 +183,11 @@ def summarize(rows: list[dict[str, Any]], archs: list[str]) -> list[dict[str, An
     for name, c in CANDIDATES.items():
         if c.runs != RUNS:
             continue  # bf16 twins: see precision()
-        acc = {(r["arch"], r["objective"], r["seed"]): r for r in rows if r["candidate"] == name}
+        acc = {(r["arch"], r["objective"], r["seed"]): r for r in rows if r["candidate"] == name
+               and not (c.rotation_as and r["objective"] == "rotation")}
+        if c.rotation_as:
+            acc.update({(r["arch"], r["objective"], r["seed"]): r for r in rows
+                        if r["candidate"] == c.rotation_as and r["objective"] == "rotation"})
         done = [a for a in archs if all((a, o, s) in acc for o, s in RUNS)]
         if len(done) < 5:
             continue
@@ -296,7 +307,7 @@ def main() -> None:
     # Candidate-major order, so each candidate's row completes early and an interrupted run still reports.
     tasks = [] if args.report else [
         {"candidate": c, "arch": a, "objective": o, "seed": s, "cifar": args.cifar}
-        for c in args.only for a in archs for o, s in CANDIDATES[c].runs if (c, a, o, s) not in have]
+        for c in args.only for a in archs for o, s in own_runs(CANDIDATES[c]) if (c, a, o, s) not in have]
     if any(CANDIDATES[t["candidate"]].dataset == "cifar10" for t in tasks):
         if not (Path(args.cifar) / "train").is_dir():
             sys.exit(f"error: no CIFAR-10 image folder at {args.cifar}; unpack shared/data/cifar10-jpeg.tar.gz there "
