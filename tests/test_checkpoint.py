@@ -73,6 +73,20 @@ def test_training_resumed_from_a_checkpoint_file_is_bit_identical(data, tmp_path
         assert torch.equal(a, b)
 
 
+def test_test_loss_is_the_objectives_mean_loss_over_the_whole_test_set(data):
+    # 899 test images in evaluation batches of 512 and 387: a plain mean of batch means would be off.
+    cell = draw("nb201", 1, seed=3)[0]
+    objective = create_objective("supervised", data, crop_padding=2)
+    model = _model(objective, cell)
+    history = train(model, objective, data, replace(BUDGET, epochs=1), seed=0)
+    model.eval()
+    with torch.no_grad():
+        x, y = objective.test_batch(data.test_x, data.test_y, torch.Generator())
+        expected = torch.nn.functional.cross_entropy(model(x), y).item()
+    assert data.test_x.shape[0] % BUDGET.eval_batch_size != 0
+    assert history.test_loss == [pytest.approx(expected, rel=1e-5)]
+
+
 def test_checkpoint_of_another_run_or_a_corrupt_file_is_ignored(data, tmp_path):
     cell = draw("nb201", 1, seed=3)[0]
     objective = create_objective("supervised", data, crop_padding=2)
@@ -131,6 +145,10 @@ def test_execute_resumes_and_records_it_then_deletes_the_checkpoint(data, tmp_pa
     assert pieces["resumed_from_epoch"] == 3 and pieces["resumes"] == [3]
     assert pieces["history"] == straight["history"] and pieces["epochs"] == straight["epochs"] == 4
     assert pieces["test_acc_best"] == straight["test_acc_best"]
+    assert len(straight["history"]["test_loss"]) == 4  # resumed above with the rest of the history
+    # CPU seconds add up over attempts: the resumed run was charged only its last epoch here, plus the
+    # three epochs its checkpoint carried over from the attempt that was stopped.
+    assert 0 < straight["cpu_s"] and 0 < pieces["cpu_s"]
     assert not path_for(spec2.path).exists()  # deleted once the record is written
     assert json.loads(spec2.path.read_text())["status"] == "complete"
 

@@ -75,7 +75,14 @@ class Checkpointer:
     device: str = "cpu"  # where this attempt trains: a generator state only fits a generator of its device type
     rng_restarts: list[int] = field(default_factory=list)  # epochs resumed with a fresh generator (see load)
     wall_before: float = 0.0  # seconds spent by earlier attempts
+    cpu_before: float = 0.0  # CPU seconds spent by earlier attempts (this run's share of them)
+    share: int = 1  # models training in this process together: each is charged 1/share of its CPU time
     _t0: float = field(default_factory=time.perf_counter)
+    _c0: float = field(default_factory=time.process_time)
+
+    def start_clock(self, share: int = 1) -> None:
+        """Count wall and CPU time from now, charging this run 1/`share` of the process's CPU time."""
+        self.share, self._t0, self._c0 = max(1, share), time.perf_counter(), time.process_time()
 
     def load(self, model: nn.Module, device: str) -> TrainState | None:
         """The saved state (weights loaded into `model`), or None to start from scratch."""
@@ -97,13 +104,14 @@ class Checkpointer:
             log.warning("ignoring unreadable checkpoint %s (%s: %s)", self.path, type(e).__name__, e)
             return None
         h = saved["history"]
-        state = TrainState(saved["epoch"], History(list(h["train_loss"]), list(h["test_acc"]), list(h["epoch_s"])),
-                           saved["optimizer"], self._generator_state(saved))
+        history = History(list(h["train_loss"]), list(h["test_acc"]), list(h["epoch_s"]), list(h.get("test_loss", [])))
+        state = TrainState(saved["epoch"], history, saved["optimizer"], self._generator_state(saved))
         self.resumes = list(saved["resumes"]) + [state.epoch]
         self.rng_restarts = list(saved.get("rng_restarts", []))
         if state.generator is None:
             self.rng_restarts.append(state.epoch)
         self.wall_before = float(saved["wall_s"])
+        self.cpu_before = float(saved.get("cpu_s", 0.0))  # absent in checkpoints of older code
         log.info("resuming %s from epoch %d", self.path.stem, state.epoch)
         return state
 
@@ -135,13 +143,18 @@ class Checkpointer:
             "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": weights,
             "device_type": torch.device(self.device).type, "rng_restarts": self.rng_restarts,
             "optimizer": state.optimizer, "generator": state.generator,
-            "history": {"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s},
-            "resumes": self.resumes, "wall_s": self.wall_s(), "config": self.config,
+            "history": {"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s,
+                        "test_loss": h.test_loss},
+            "resumes": self.resumes, "wall_s": self.wall_s(), "cpu_s": self.cpu_s(), "config": self.config,
         })
 
     def wall_s(self) -> float:
         """Seconds this run has trained over all its attempts so far."""
         return self.wall_before + time.perf_counter() - self._t0
+
+    def cpu_s(self) -> float:
+        """CPU seconds (all threads of this process) charged to this run over all its attempts so far."""
+        return self.cpu_before + (time.process_time() - self._c0) / self.share
 
     def discard(self) -> None:
         """Delete the checkpoint (the record now holds the result)."""

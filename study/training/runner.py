@@ -209,6 +209,8 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
                 _train_together([i], specs, setup, data, space, cell, objective, models, ckpts, starts, recs)
             return
     k = len(members)
+    for i in members:  # time spent building the group's models, or training an earlier group, is not theirs
+        ckpts[i].start_clock(share=k)
     together = {"fused": k, **({"fused_seeds": [specs[i].seed for i in members]} if k > 1 else {})}
 
     def finish(m: int, status: str, **fields: Any) -> None:
@@ -216,8 +218,8 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
         spec, ckpt = specs[i], ckpts[i]
         resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes,
                    "rng_restarts": ckpt.rng_restarts}
-        rec = record(spec, setup, status, params=count_params(models[i]), wall_s=ckpt.wall_s(), device=setup.device,
-                     **fields, **resumed, **together)
+        rec = record(spec, setup, status, params=count_params(models[i]), wall_s=ckpt.wall_s(), cpu_s=ckpt.cpu_s(),
+                     device=setup.device, **fields, **resumed, **together)
         rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
         rec.update(network_size(space, cell, setup.shape))
         try:
@@ -244,7 +246,8 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
         if history is not None:
             finish(m, "complete", reason=None, test_acc_best=history.best, test_acc_final=history.final,
                    best_epoch=history.test_acc.index(history.best), epochs=len(history.test_acc),
-                   history={"train_loss": history.train_loss, "test_acc": history.test_acc})
+                   history={"train_loss": history.train_loss, "test_acc": history.test_acc,
+                            "test_loss": history.test_loss})
 
 
 def network_size(space: Any, cell: Any, shape: NetShape) -> dict[str, Any]:

@@ -34,13 +34,13 @@ def build_untrained(spec: RunSpec, setup: Setup, objective: Any) -> torch.nn.Mod
 
 def score_run(spec: RunSpec, setup: Setup, data: Any, objective: Any) -> dict[str, Any]:
     """Score one run's untrained network and write its record (complete, or failed on a non-finite score)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = build_untrained(spec, setup, objective)
     # The batch draw uses its own generator, seeded like the trainer's, so a run is repeatable anywhere.
     gen = torch.Generator(device=data.train_x.device).manual_seed(spec.seed)
     value = objective.score(model, gen, setup.budget.batch_size)
-    wall = time.perf_counter() - t0
-    common = {"params": count_params(model), "wall_s": wall, "device": setup.device, "resumed_from_epoch": None,
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    common = {"params": count_params(model), "wall_s": wall, "cpu_s": cpu, "device": setup.device, "resumed_from_epoch": None,
               "resumes": []}
     if math.isfinite(value):
         rec = record(spec, setup, "complete", reason=None, score=value, test_acc_best=None, test_acc_final=None,

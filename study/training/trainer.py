@@ -56,11 +56,12 @@ class Diverged(RuntimeError):
 
 @dataclass
 class History:
-    """Per-epoch training loss and test accuracy of one run."""
+    """Per-epoch training loss, test accuracy and test loss of one run."""
 
     train_loss: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
     epoch_s: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)  # mean test loss per epoch (the objective's own loss)
 
     @property
     def best(self) -> float:
@@ -208,27 +209,39 @@ def precise_bn(
 
 
 @torch.inference_mode()
-def evaluate_each(
+def test_each(
     model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seeds: list[int],
     precision: str = "auto", alive: list[bool] | None = None,
-) -> list[float]:
-    """Top-1 test accuracy of each of the K models; each model's generator is reseeded with its seed, so
-    every evaluation sees the same inputs, the ones it would see alone."""
+) -> tuple[list[float], list[float]]:
+    """Top-1 test accuracy and mean test loss of each of the K models; each model's generator is reseeded
+    with its seed, so every evaluation sees the same inputs, the ones it would see alone."""
     model.eval()
     device = data.test_x.device
     alive = alive or [True] * len(seeds)
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     hits = torch.zeros(len(seeds), device=device, dtype=torch.long)
+    loss_sum = torch.zeros(len(seeds), device=device, dtype=torch.float64)
     total = 0
     for start in range(0, data.test_x.shape[0], batch_size):
         images, labels = data.test_x[start:start + batch_size], data.test_y[start:start + batch_size]
         inputs, targets = _batch(objective.test_batch, [images] * len(seeds), [labels] * len(seeds),
                                  gens, alive)
+        n = targets[0].numel()
         with autocast(inputs.device, precision):
             outs = _outputs(model, model(inputs), len(seeds))
             hits += torch.stack([objective.correct(o, t) for o, t in zip(outs, targets)])
-        total += targets[0].numel()
-    return [h / total for h in hits.tolist()]
+            # The objective's loss is a mean over its targets: weighted by their count, batches add up exactly.
+            loss_sum += torch.stack([objective.loss(o.float(), t) for o, t in zip(outs, targets)]).double() * n
+        total += n
+    return [h / total for h in hits.tolist()], [v / total for v in loss_sum.tolist()]
+
+
+def evaluate_each(
+    model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seeds: list[int],
+    precision: str = "auto", alive: list[bool] | None = None,
+) -> list[float]:
+    """Top-1 test accuracy of each of the K models (see `test_each`)."""
+    return test_each(model, objective, data, batch_size, seeds, precision, alive)[0]
 
 
 def evaluate(
@@ -330,7 +343,7 @@ def fit(
         if not any(alive):
             break
         precise_bn(model, objective, data, budget.precise_bn, budget.batch_size, gens, precision, alive)
-        accs = evaluate_each(model, objective, data, budget.eval_batch_size, seeds, precision, alive)
+        accs, test_losses = test_each(model, objective, data, budget.eval_batch_size, seeds, precision, alive)
         seconds = time.perf_counter() - t0
         for m in range(k):
             history = histories[m]
@@ -339,6 +352,7 @@ def fit(
             history.train_loss.append(losses[m])
             history.test_acc.append(accs[m])
             history.epoch_s.append(seconds)
+            history.test_loss.append(test_losses[m])
             log.debug("seed %d epoch %d loss %.4f test %.4f", seeds[m], epoch, losses[m], accs[m])
             if on_epoch is not None:
                 on_epoch(m, epoch, history)
