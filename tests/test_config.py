@@ -11,7 +11,9 @@ from study.commands.cli import CONF_DIR
 from study.train import parse as parse_train, resolve_budget, resolve_run
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF_DIR.iterdir()
-          if g.is_dir() and not g.name.startswith(("hydra", "local"))}
+          if g.is_dir() and not g.name.startswith(("hydra", "local", "experiment"))}
+EXPERIMENTS = sorted(p.relative_to(CONF_DIR / "experiment").with_suffix("").as_posix()
+                     for p in (CONF_DIR / "experiment").rglob("*.yaml"))
 
 
 def compose_cfg(name: str, overrides: list[str]):
@@ -52,3 +54,21 @@ def test_train_parse_gives_typed_setup(tmp_path):
     assert study_dir == Path(tmp_path) and seeds == [0] and workers == 2 and setup.threads == 1 and setup.fuse == 1
     assert setup.device == "cpu" and setup.budget.name == "tiny"
     assert "hydra" not in setup.config and setup.config["budget"]["name"] == "tiny"
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_parses_for_sample_and_train(experiment, tmp_path):
+    from study.sample import parse as parse_sample
+
+    cfg = compose_cfg("train", [f"experiment={experiment}", f"study_dir={tmp_path}"])
+    _, setup, _, _ = parse_train(cfg)
+    sample = parse_sample(compose_cfg("sample", [f"experiment={experiment}", f"study_dir={tmp_path}"]))
+    assert sample.shape == setup.shape  # cells.jsonl's params describe the network the study trains
+    if experiment.startswith("ladder/"):
+        assert setup.budget.name == experiment.removeprefix("ladder/")  # a rung's runs are named by the rung
+
+
+def test_an_experiment_sets_what_the_command_line_does_not():
+    cfg = compose_cfg("train", ["experiment=short", "dataset=imagefolder", "budget.epochs=1"])
+    assert cfg.dataset.name == "imagefolder" and cfg.dataset.image_size == 16  # the group chosen, the recipe kept
+    assert cfg.budget.name == "short" and cfg.budget.epochs == 1

@@ -39,7 +39,7 @@ def _group_options(group: str) -> list[str] | None:
     folder = CONF_DIR / group
     if not folder.is_dir() or group.startswith("hydra"):
         return None  # not one of ours (Hydra's own groups are checked by Hydra)
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def _sweep_values(override) -> list[str]:
