@@ -135,7 +135,8 @@ def train_one(task: dict[str, Any]) -> dict[str, Any]:
     from study.spaces.nb201.network import Trunk
     from study.objectives import create_objective
     from study.spaces.nb201 import NB201Cell
-    from study.training.trainer import Budget, train
+    from study.training.trainer import train
+    from study.training.run import Budget
 
     torch.set_num_threads(1)
     c = CANDIDATES[task["candidate"]]

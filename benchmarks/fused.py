@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from study.data import ImageData, build_dataset  # noqa: E402
 from study.objectives import create_objective  # noqa: E402
 from study.spaces import NetShape, draw, get_space  # noqa: E402
-from study.spaces.stacking import Stacked  # noqa: E402
-from study.training.trainer import Budget, fit, make_optimizer, train, train_epoch  # noqa: E402
+from study.training.stacking import Stacked  # noqa: E402
+from study.training.trainer import fit, make_optimizer, train, train_epoch  # noqa: E402
+from study.training.run import Budget
 
 KS = (1, 2, 3, 4, 8)
 DEFAULT = Budget(name="default", epochs=4, batch_size=128, lr=0.1)  # conf/budget/default.yaml

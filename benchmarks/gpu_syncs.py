@@ -23,7 +23,9 @@ from study.data import ImageData  # noqa: E402
 from study.spaces.nb201.network import Trunk  # noqa: E402
 from study.objectives import create_objective  # noqa: E402
 from study.spaces.nb201 import NB201Cell  # noqa: E402
-from study.training.trainer import Budget, autocast, make_optimizer  # noqa: E402
+from study.training.run import Budget
+from study.training.trainer import make_optimizer  # noqa: E402
+from study.training.devices import autocast
 
 PAPER_OBJECTIVES = ("supervised", "rotation", "colorization", "jigsaw")
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

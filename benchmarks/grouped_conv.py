@@ -2,7 +2,7 @@
 
 For the shapes the studies train (batch, channels, map size, kernel), on one thread, CPU time per model of:
 - alone: one model's convolution (channels_last, as the network runs it);
-- grouped: K models as one convolution with K groups (what study/spaces/stacking.py builds);
+- grouped: K models as one convolution with K groups (what study/training/stacking.py builds);
 - dense: K models as one ordinary convolution over K times the channels, its off-diagonal blocks zero
   (the same outputs, more arithmetic, kernels oneDNN tunes more);
 - bmm: K models as im2col (unfold) and one batched matrix multiply.

@@ -124,7 +124,7 @@ def fusion_probe(reps: int = 20) -> list[dict[str, Any]]:
 
 def main() -> None:
     """Measure, print, optionally write JSON."""
-    from study.commands.settings import cpu_count
+    from study.training.devices import cpu_count
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=12, help="cells of the default sample, spread over FLOPs")

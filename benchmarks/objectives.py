@@ -29,7 +29,8 @@ from study.data import ImageData, build_dataset, fingerprint
 from study.objectives import create_objective, list_objectives
 from study.spaces import NetShape, draw, get_space
 from study.spaces.nb201.network import Trunk
-from study.training.trainer import Budget, make_optimizer
+from study.training.trainer import make_optimizer
+from study.training.run import Budget
 from study.objectives.base import objective_class
 
 PAPER_BATCH = {"supervised": 128, "colorization": 128, "rotation": 32, "jigsaw": 32}

@@ -42,7 +42,7 @@ def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any
     from study.spaces.nb201.network import Trunk
     from study.objectives import create_objective
     from study.spaces.nb201 import NB201Cell
-    from study.training.trainer import Budget
+    from study.training.run import Budget
 
     raw, ds = default_config()
     overrides = (raw.pop("objectives", None) or {}).get(objective, {})
@@ -74,7 +74,7 @@ def one_run(arch: str, objective: str, threads: int, seed: int = 0) -> dict[str,
 def project_default_study(threads: int = 1, n_cells: int = 3) -> dict[str, Any]:
     """Median single-thread CPU seconds per run of the default budget, scaled to the 500-cell study."""
     from study.spaces import draw
-    from study.commands.settings import cpu_count
+    from study.training.devices import cpu_count
 
     archs = [c.to_str() for c in draw("nb201", n_cells, seed=0)]
     cpu = {o: statistics.median(one_run(a, o, 1)["cpu_s"] for a in archs) for o in ("supervised", "rotation")}

@@ -40,7 +40,9 @@ from study.objectives import create_objective  # noqa: E402
 from study.spaces import NetShape, draw  # noqa: E402
 from study.spaces.nb201 import NB201Cell, complexity  # noqa: E402
 from study.spaces.nb201.network import Trunk  # noqa: E402
-from study.training.trainer import Budget, autocast, compute_precision, make_optimizer  # noqa: E402
+from study.training.run import Budget
+from study.training.trainer import make_optimizer  # noqa: E402
+from study.training.devices import autocast, compute_precision
 
 CIFAR_DIR = Path("/tmp/cifar10-jpeg")
 MEAN = [x / 255 for x in (125.3, 123.0, 113.9)]

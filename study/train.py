@@ -12,7 +12,6 @@ import functools
 import json
 import logging
 import math
-import os
 import shlex
 import signal
 import sys
@@ -25,11 +24,13 @@ from study.commands import shards as sharding
 from study.commands.sweep import expand_argv
 from study.commands import settings
 from study.commands.cli import hydra_entry
+from study.training import devices
 from study.errors import UserError
 from study.store.records import STUDY_FILE, read_cells, writable
-from study.training.runner import Setup, plan, raise_mismatch
+from study.training.runner import plan, raise_mismatch
+from study.training.run import Setup
 from study.spaces import NetShape, cell_id, get_space
-from study.training.trainer import Budget
+from study.training.run import Budget
 from study.training.workers import Interrupted, groups, run_all
 
 log = logging.getLogger("study.train")
@@ -78,80 +79,6 @@ def resolve_run(cfg: DictConfig, objective: str) -> tuple[Budget, NetShape]:
         raise UserError(str(e)) from None
 
 
-def resolve_precision(value: str, device: str) -> str:
-    """`auto` -> bf16 on CUDA, fp32 on CPU; fp32 and bf16 as given (bf16 on CPU is fast only with AMX)."""
-    import torch
-
-    from study.training.trainer import PRECISIONS, compute_precision
-
-    if value not in PRECISIONS:
-        raise UserError(f"precision {value!r} is not one of {', '.join(PRECISIONS)}; use precision=auto")
-    return compute_precision(value, torch.device(device).type)
-
-
-def resolve_device(value: str) -> str:
-    """`auto` -> cuda when available, else cpu; anything else must be a device torch knows."""
-    import torch
-
-    if value == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        allocated = gpus_allocated(os.environ)
-        if allocated:  # a GPU job that would quietly train fp32 on the CPU, hours instead of minutes
-            _warn_once(f"WARNING: device=auto trains on the CPU: {allocated} but torch {torch.__version__} "
-                       f"(CUDA build {torch.version.cuda}) cannot use a GPU; check the driver and the torch build, "
-                       "or set device=cpu to train on the CPU deliberately")
-        return "cpu"
-    try:
-        device = torch.device(value)
-    except (RuntimeError, TypeError):
-        raise UserError(f"device {value!r} is not a torch device; use device=cpu, device=cuda or device=auto") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"device={value} but torch {torch.__version__} (CUDA build {torch.version.cuda}) sees no CUDA "
-                            "GPU it can use; use device=cpu, or check the driver and the torch build")
-        check_gpu_index(device.index, torch.cuda.device_count())
-    return value
-
-
-def check_gpu_index(index: int | None, count: int) -> None:
-    """Refuse `device=cuda:k` for a GPU this process cannot see."""
-    if index is not None and not 0 <= index < count:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        where = f" (CUDA_VISIBLE_DEVICES={visible}: indices count within that list)" if visible is not None else ""
-        raise UserError(f"device=cuda:{index} but {count} GPU(s) are visible{where}; "
-                        f"use device=cuda:0..{count - 1} or device=cuda")
-
-
-def gpus_allocated(env: dict[str, str] | os._Environ) -> str:
-    """Which variable says this process was given a GPU ('' if none does)."""
-    for key in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
-        value = env.get(key, "").strip()
-        if value and value not in ("-1", "NoDevFiles"):
-            return f"{key}={value}"
-    return ""
-
-
-@functools.lru_cache(maxsize=None)  # once per process, though every sweep value is checked
-def _warn_once(message: str) -> None:
-    log.warning("%s", message)
-
-
-def fuse_auto(device_type: str, shape: NetShape) -> int:
-    """`fuse=auto`: how many seeds of a cell train side by side as one network, from measured cost.
-
-    CPU (benchmarks/fused.py, one thread, oneDNN): grouped convolutions pay only while the network's calls
-    are small. At the default budget (8 px, C=8: 512 activations per image in the first stage) 2 seeds
-    stacked train 1.25x (supervised) and 1.15x (rotation) faster than one after the other, and 3 or more no
-    faster; the paper network (32 px, C=16: 16,384) trains slower stacked. So 2 up to the default network's
-    size and 1 above it. A GPU leaves most of itself idle for one small network: 4 (not yet measured there;
-    benchmarks/gpu_check.sh measures it).
-    """
-    if device_type == "cuda":
-        return 4
-    return 2 if shape.image_size ** 2 * shape.width <= 512 else 1
-
-
 def parse(cfg: DictConfig) -> tuple[Path, Setup, list[int], int]:
     """Typed (study_dir, setup, seeds, workers) from the config; UserError for anything invalid."""
     from study.data import DATASETS
@@ -166,16 +93,16 @@ def parse(cfg: DictConfig) -> tuple[Path, Setup, list[int], int]:
     DATASETS.get(cfg.dataset.name)  # unknown name -> DataError listing the choices
     if "cache_dir" in dataset_options and dataset_options["cache_dir"] is None:
         dataset_options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
-    device = resolve_device(str(OmegaConf.select(cfg, "device")))
-    precision = resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
-    cores = settings.cpu_count()
+    device = devices.resolve_device(str(OmegaConf.select(cfg, "device")))
+    precision = devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
+    cores = devices.cpu_count()
     # CPU: one single-threaded worker per core (a small network cannot keep two threads busy inside a
     # step). CUDA: several trainings share each GPU, since one small network leaves it mostly idle.
     default_workers = min(4, cores) if device.startswith("cuda") else cores
     workers = settings.auto_int(cfg, "workers", default_workers)
     threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
     seeds = settings.seeds(cfg)
-    fuse = settings.auto_int(cfg, "fuse", fuse_auto(device.split(":")[0], shape))
+    fuse = settings.auto_int(cfg, "fuse", devices.fuse_auto(device.split(":")[0], shape))
     options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
     options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
     setup = Setup(
@@ -211,7 +138,7 @@ def check(cfg: DictConfig) -> None:
     """Refuse a train command before anything runs: bad values, no sample, incompatible objective."""
     from study.objectives.base import objective_class
 
-    sharding.pin_visible_gpus(sharding.current_slot())  # in a local job's task, before anything touches CUDA
+    devices.pin_visible_gpus(devices.current_slot())  # in a local job's task, before anything touches CUDA
 
     study_dir, setup, _, _ = parse(cfg)
     cells = read_cells(study_dir)
@@ -254,10 +181,10 @@ def task(cfg: DictConfig) -> None:
 
     study_dir, setup, seeds, workers = parse(cfg)
     warn_if_resized(study_dir, setup.shape)
-    slot = sharding.current_slot()
+    slot = devices.current_slot()
     rows, where = assigned(cfg, read_cells(study_dir), slot)
     cells = [cell for _, cell in rows]
-    setup = replace(setup, device=sharding.pinned_device(setup.device, slot, _gpus(setup.device)))
+    setup = replace(setup, device=devices.pinned_device(setup.device, slot, _gpus(setup.device)))
     todo, done = [], 0
     for seed in seeds:
         planned, finished = plan(study_dir, cells, setup, seed)
@@ -306,7 +233,7 @@ def warn_if_resized(study_dir: Path, shape: NetShape) -> None:
                     "it; each run record carries its own (net, net_params, net_flops)", differ)
 
 
-def assigned(cfg: DictConfig, cells: list[dict], slot: sharding.Slot = sharding.Slot()) -> tuple[list, str]:
+def assigned(cfg: DictConfig, cells: list[dict], slot: devices.Slot = devices.Slot()) -> tuple[list, str]:
     """The (row, cell) pairs this task trains and a label suffix naming its shard."""
     shards = settings.positive_int(cfg, "shards", "shards")
     shard = OmegaConf.select(cfg, "shard")
@@ -321,7 +248,7 @@ def assigned(cfg: DictConfig, cells: list[dict], slot: sharding.Slot = sharding.
 
 
 def _gpus(device: str) -> int:
-    return sharding.gpu_count() if device.startswith("cuda") else 0
+    return devices.gpu_count() if device.startswith("cuda") else 0
 
 
 _main = hydra_entry("train", task, check)
@@ -340,7 +267,7 @@ def main() -> None:
     argv = list(sys.argv[1:])
     default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
     sys.argv[1:] = sharding.preset_device(expand_argv(sys.argv[1:], chosen_cells(sys.argv[1:], default_dir)))
-    sharding.remember_visible_gpus()
+    devices.remember_visible_gpus()
     sharding.register_resolvers()
     slurm = slurm_preflight(sys.argv[1:])
     if slurm:  # submitit echoes sbatch's refusal itself; the one line below says it and what to change

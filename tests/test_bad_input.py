@@ -252,9 +252,10 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
     from study import sample as app
     from study.commands.cli import CONF_DIR
     from study.store.records import read_cells
-    from study.training.runner import Setup, plan
+    from study.training.runner import plan
+    from study.training.run import Setup
     from study.spaces import NetShape
-    from study.training.trainer import Budget
+    from study.training.run import Budget
 
     study = tmp_path / "s"
 

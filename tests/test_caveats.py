@@ -11,7 +11,7 @@ import pandas as pd
 from analysis import caveats
 from analysis.correlate import analyse
 from analysis.report import render
-from analysis.uncertainty import bootstrap_ci, permutation_pvalue, rank_correlations
+from analysis.uncertainty import bootstrap_ci, rank_correlations
 from test_analysis_correlate import request, write_study
 
 # The 4-cell study of issue 16: three rotation accuracies tied at chance (25%).

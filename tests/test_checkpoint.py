@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,9 +17,11 @@ from study.training.checkpoint import Checkpointer, path_for
 from study.data import build_dataset
 from study.spaces.nb201.network import Trunk
 from study.objectives import create_objective
-from study.training.runner import RunSpec, Setup, execute
+from study.training.runner import execute
+from study.training.run import RunSpec, Setup
 from study.spaces import NetShape, draw
-from study.training.trainer import Budget, train
+from study.training.trainer import train
+from study.training.run import Budget
 from tests.conftest import ROOT
 
 BUDGET = Budget(name="t", epochs=4, batch_size=128, lr=0.1)

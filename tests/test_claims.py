@@ -36,11 +36,11 @@ ARCHS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_c
 def small_runs(study_dir, lr=0.1, epochs=1):
     """Real run specs of two cells on a small digits split, with their setup and loaded data."""
     from study.data import build_dataset
-    from study.training.runner import RunSpec, Setup
+    from study.training.run import RunSpec, Setup
     from study.store.records import identity_hash, run_dir
     from study.spaces import NetShape, cell_id
     from study.spaces.nb201 import NB201Cell
-    from study.training.trainer import Budget
+    from study.training.run import Budget
 
     budget = Budget(name="tiny", epochs=epochs, batch_size=64, lr=lr)
     shape = NetShape(c_in=1, image_size=SMALL_DATA["image_size"], n_classes=10, width=4, cells_per_stage=1)

@@ -16,7 +16,9 @@ from hydra import compose, initialize_config_dir
 from analysis.load import trained_on
 from analysis.studies import StudySpec, select_runs
 from study.commands import shards
-from study.commands.shards import Slot, preset_device, remember_visible_gpus, task_visible_gpus
+from study.training import devices
+from study.commands.shards import preset_device
+from study.training.devices import Slot, remember_visible_gpus, task_visible_gpus
 from study.training.checkpoint import Checkpointer, path_for
 from study.commands.cli import CONF_DIR
 from study.data import build_dataset
@@ -24,10 +26,13 @@ from study.errors import UserError
 from study.spaces.nb201.network import Trunk
 from study.objectives import create_objective
 from study.store.records import identity_hash
-from study.training.runner import RunSpec, Setup, execute
+from study.training.runner import execute
+from study.training.run import RunSpec, Setup
 from study.spaces import NetShape, draw
-from study.train import check_gpu_index, gpus_allocated, resolve_device
-from study.training.trainer import Budget, strict_fp32, train
+from study.training.devices import check_gpu_index, gpus_allocated, resolve_device
+from study.training.run import Budget
+from study.training.trainer import train
+from study.training.devices import strict_fp32
 
 BUDGET = Budget(name="t", epochs=2, batch_size=128, lr=0.1)
 SHAPE = NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1)
@@ -183,7 +188,7 @@ def _task_gpus():
     """Run inside a submitit task: pin as study.train does and report what the task would see."""
     import os
 
-    shards.pin_visible_gpus(shards.current_slot())
+    devices.pin_visible_gpus(devices.current_slot())
     return os.environ["CUDA_VISIBLE_DEVICES"]
 
 
@@ -191,9 +196,9 @@ def test_a_real_local_submitit_job_pins_each_task_to_the_users_gpu(tmp_path, mon
     import submitit
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    monkeypatch.setenv(shards.VISIBLE_ENV, "")
+    monkeypatch.setenv(devices.VISIBLE_ENV, "")
     remember_visible_gpus()  # as study.train's main does before Hydra starts the launcher
-    assert shards.os.environ[shards.VISIBLE_ENV] == "2,3"
+    assert devices.os.environ[devices.VISIBLE_ENV] == "2,3"
     executor = submitit.AutoExecutor(folder=tmp_path, cluster="local")
     executor.update_parameters(timeout_min=5, tasks_per_node=2, gpus_per_node=2)
     module = sys.modules[__name__]
@@ -259,9 +264,9 @@ def test_fp32_on_cuda_turns_tf32_off_and_other_settings_leave_it():
 PREEMPTED_TASK = """
 import signal, sys
 from pathlib import Path
-from study.training.runner import RunSpec, Setup
+from study.training.run import RunSpec, Setup
 from study.spaces import NetShape, draw
-from study.training.trainer import Budget
+from study.training.run import Budget
 from study.training.workers import run_all
 
 def preempted(signum, frame):  # what submitit's SIGUSR2 handler does after requeueing the job

@@ -21,7 +21,8 @@ from study.spaces.nb201.network import BoxPool, Cell, FusedCell, Trunk
 from study.spaces.modules import count_params
 from study.objectives import create_objective
 from study.spaces.nb201 import NB201Cell
-from study.training.trainer import Budget, evaluate, make_optimizer
+from study.training.trainer import evaluate, make_optimizer
+from study.training.run import Budget
 
 TOLERANCE = 1e-4
 ARCHS = [

@@ -21,12 +21,14 @@ import torch
 
 from study.data import ImageData, build_dataset
 from study.objectives import create_objective
-from study.spaces import NetShape, draw, get_space
-from study.spaces.stacking import NotStackable, Stacked
+from study.spaces import NetShape, get_space
+from study.training.stacking import NotStackable, Stacked
 from study.store.records import read_record
 from study.training.checkpoint import path_for
-from study.training.runner import RunSpec, Setup, execute, execute_group
-from study.training.trainer import Budget, fit, train
+from study.training.runner import execute, execute_group
+from study.training.run import RunSpec, Setup
+from study.training.trainer import fit, train
+from study.training.run import Budget
 
 BUDGET = Budget(name="t", epochs=2, batch_size=128, lr=0.1)
 SHAPE = NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1)
@@ -291,7 +293,7 @@ def test_a_seed_claimed_elsewhere_is_left_out_and_the_others_train_fused(few, tm
 
 
 def test_fuse_auto_stacks_where_it_was_measured_faster():
-    from study.train import fuse_auto
+    from study.training.devices import fuse_auto
 
     default = NetShape(c_in=1, image_size=8, n_classes=10, width=8, cells_per_stage=1)
     paper = NetShape(c_in=3, image_size=32, n_classes=10, width=16, cells_per_stage=5)

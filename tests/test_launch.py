@@ -8,7 +8,8 @@ import shlex
 import pytest
 from hydra import compose, initialize_config_dir
 
-from study.commands.shards import Slot, choose, pinned_device, register_resolvers, share
+from study.commands.shards import choose, register_resolvers, share
+from study.training.devices import Slot, pinned_device
 from study.commands.sweep import expand_argv
 from study.commands.cli import CONF_DIR
 from study.errors import UserError

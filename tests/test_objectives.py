@@ -12,7 +12,8 @@ from study.spaces.nb201.network import Trunk
 from study.objectives import ObjectiveError, create_objective, list_objectives
 from study.objectives.base import objective_class
 from study.spaces import draw
-from study.training.trainer import Budget, evaluate, train
+from study.training.trainer import evaluate, train
+from study.training.run import Budget
 from tests.image_fixtures import write_tiny_cifar, write_tiny_folder
 
 # name -> how to build a tiny copy of it in a folder: every objective is tried on every one of them.

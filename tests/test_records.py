@@ -11,9 +11,10 @@ import pytest
 from study.errors import UserError
 from study.store.records import (StudyError, WriteError, content_checksum, identity_hash, quarantine, read_cells,
                            read_record, write_json_atomic, write_record)
-from study.training.runner import Setup, plan
+from study.training.runner import plan
+from study.training.run import Setup
 from study.spaces import NetShape
-from study.training.trainer import Budget
+from study.training.run import Budget
 
 TINY = NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1)
 

@@ -12,7 +12,7 @@ from study import sample as sample_app
 from study import train as train_app
 from study.store.records import iter_records, read_cells
 from study.spaces import NetShape, get_space
-from study.training.trainer import Budget
+from study.training.run import Budget
 from tests.test_config import compose_cfg
 
 SPACE_SHAPES = ["+space.shapes.tiny.width=6", "+space.shapes.tiny.cells_per_stage=2"]

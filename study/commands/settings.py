@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,14 +138,6 @@ def auto_int(cfg: DictConfig, key: str, default: int) -> int:
     if value == "auto" or value is None:
         return default
     return positive_int(cfg, key, key)
-
-
-def cpu_count() -> int:
-    """Cores this process may use (respects affinity masks set by SLURM or taskset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def plain(cfg: DictConfig) -> dict:

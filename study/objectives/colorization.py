@@ -22,7 +22,7 @@ from study.objectives.base import Objective, register_objective
 class PixelClassifier(nn.Module):
     """Trunk, a 1x1 conv to K classes on its last feature map, bilinear upsampling to the input size."""
 
-    stackable = True  # acts on each channel alone: K models side by side stay apart (study/spaces/stacking.py)
+    stackable = True  # acts on each channel alone: K models side by side stay apart (study/training/stacking.py)
 
     def __init__(self, trunk: Backbone, n_classes: int) -> None:
         super().__init__()

@@ -105,7 +105,7 @@ def similarities(z: torch.Tensor) -> torch.Tensor:
 class ProjectionNet(nn.Module):
     """Backbone, global average pooling, Linear-ReLU-Linear projection head."""
 
-    stackable = True  # acts on each channel alone: K models side by side stay apart (study/spaces/stacking.py)
+    stackable = True  # acts on each channel alone: K models side by side stay apart (study/training/stacking.py)
 
     def __init__(self, trunk: Backbone, out_dim: int) -> None:
         super().__init__()

@@ -13,7 +13,7 @@ from torch import nn
 class PooledLinear(nn.Module):
     """Global average pool then a linear classifier: the NAS-Bench-201 head."""
 
-    stackable = True  # per-channel pooling, then a linear (study/spaces/stacking.py)
+    stackable = True  # per-channel pooling, then a linear (study/training/stacking.py)
 
     def __init__(self, c_in: int, n_classes: int) -> None:
         super().__init__()

@@ -1,74 +1,21 @@
-"""Plan the runs of one (objective, seed) over a study's cells, train the missing ones, write records."""
+"""Plan the runs of one (objective, seed) over a study's cells, train the missing ones, write records.
+
+What a run is (its spec, setup and record) lives in study/training/run.py.
+"""
 
 from __future__ import annotations
 
 import logging
-import platform
-import socket
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from study.errors import UserError
-from study.store.claims import ClaimSettings
 from study.store.records import NotOwner, identity_hash, read_record, run_dir, write_record
-from study.spaces import NetShape, cell_id, get_space
-from study.training.trainer import Budget
+from study.spaces import cell_id, get_space
+from study.training.run import RunSpec, Setup, network_size, record
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training: a cell under an objective with a seed, and where its record goes."""
-
-    cell_id: str
-    arch: str
-    objective: str
-    seed: int
-    path: Path
-
-
-@dataclass(frozen=True)
-class Setup:
-    """Everything shared by the runs of one train command (picklable, sent once to each worker)."""
-
-    space: str
-    objective: str
-    objective_options: dict[str, Any]
-    dataset: str
-    dataset_options: dict[str, Any]
-    budget: Budget
-    shape: NetShape  # the network trained: dataset input and classes, budget (or space) width and depth
-    device: str
-    threads: int
-    config: dict[str, Any] = field(default_factory=dict)
-    claims: ClaimSettings = ClaimSettings()
-    precision: str = "fp32"  # fp32 or bf16 (autocast), resolved from `precision` for the device
-    fuse: int = 1  # seeds of one cell trained side by side as one network (1: each alone); not an identity
-
-    @property
-    def device_type(self) -> str:
-        """`cpu` or `cuda` (no index: which GPU of a machine trained a run does not change it)."""
-        return self.device.split(":")[0]
-
-    def identity(self) -> dict[str, Any]:
-        """What defines a run besides its cell and seed (threads, GPU index and paths do not)."""
-        # Where data is cached and whether it may be downloaded do not change it: moving a study keeps its runs.
-        dataset_options = {k: v for k, v in self.dataset_options.items() if k not in ("cache_dir", "download")}
-        # Width and depth stay under "budget", where they were when they were budget fields: same hashes.
-        budget = {**asdict(self.budget), "width": self.shape.width, "cells_per_stage": self.shape.cells_per_stage}
-        identity = {"space": self.space, "objective": self.objective, "objective_options": self.objective_options,
-                    "dataset": self.dataset, "dataset_options": dataset_options, "budget": budget}
-        # Device type and precision change the numbers a run produces, so a GPU bf16 run is another run than
-        # a CPU fp32 one. They enter only when they differ from (cpu, fp32), the setting every study was
-        # trained with before they counted: those studies keep their identity hashes and run folders.
-        if self.device_type != "cpu":
-            identity["device"] = self.device_type
-        if self.precision != "fp32":
-            identity["precision"] = self.precision
-        return identity
 
 
 def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) -> tuple[list[RunSpec], int]:
@@ -102,29 +49,6 @@ def raise_mismatch(row: dict[str, Any]) -> None:
     )
 
 
-def provenance() -> dict[str, Any]:
-    """Where and with what a record was produced."""
-    import torch
-
-    from study import __version__, git_commit
-
-    return {"version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
-            "python": platform.python_version(), "host": socket.gethostname()}
-
-
-def record(spec: RunSpec, setup: Setup, status: str, **fields: Any) -> dict[str, Any]:
-    """A run record with the fields every record carries."""
-    return {
-        "cell_id": spec.cell_id, "arch": spec.arch, "canonical": get_space(setup.space).parse(spec.arch).canonical(),
-        "objective": spec.objective, "seed": spec.seed,
-        "space": setup.space, "dataset": setup.dataset, "budget": setup.budget.name,
-        "identity": identity_hash(setup.identity()), "status": status, "device_type": setup.device_type,
-        "precision": setup.precision,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": setup.config, "provenance": provenance(), **fields,
-    }
-
-
 # A run whose epochs take this long (or any run at the paper budget, silent for hours otherwise) logs
 # one line per epoch, so a long study shows it is alive between its per-run lines.
 HEARTBEAT_S = 30.0
@@ -150,7 +74,7 @@ def execute_group(specs: list[RunSpec], setup: Setup, data: Any) -> list[dict[st
 
     Each model is built from its own seed exactly as alone and resumes from its own checkpoint; models
     that resume from different epochs train in separate groups. One model runs as itself; several run
-    stacked (study/spaces/stacking.py) unless the objective's network cannot be, then one after another.
+    stacked (study/training/stacking.py) unless the objective's network cannot be, then one after another.
     Records and checkpoints are each run's own, as alone, plus `fused` (how many trained together).
     """
     import torch
@@ -195,7 +119,7 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
                     objective: Any, models: list, ckpts: list, starts: list, recs: list) -> None:
     """Train `members` (indices into the other lists) as one network and fill their records in `recs`."""
     from study.spaces.modules import count_params
-    from study.spaces.stacking import NotStackable, Stacked
+    from study.training.stacking import NotStackable, Stacked
     from study.training.trainer import fit
 
     net = models[members[0]]
@@ -248,16 +172,6 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
                    best_epoch=history.test_acc.index(history.best), epochs=len(history.test_acc),
                    history={"train_loss": history.train_loss, "test_acc": history.test_acc,
                             "test_loss": history.test_loss})
-
-
-def network_size(space: Any, cell: Any, shape: NetShape) -> dict[str, Any]:
-    """The trained shape and its params/FLOPs measured like cells.jsonl's (backbone + supervised head).
-
-    cells.jsonl sizes every cell at the shape of the sample; a run trained at another shape (another
-    budget or dataset) carries its own numbers here, so nothing presents the sample's as the run's.
-    """
-    params, flops = space.complexity(cell, shape)
-    return {"net": asdict(shape), "net_params": params, "net_flops": flops}
 
 
 def failed_record(spec: RunSpec, setup: Setup, reason: str, wall_s: float, **fields: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import torch
 from study.spaces import get_space
 from study.spaces.modules import count_params
 from study.store.records import write_record
-from study.training.runner import RunSpec, Setup, network_size, record
+from study.training.run import RunSpec, Setup, network_size, record
 
 
 def build_untrained(spec: RunSpec, setup: Setup, objective: Any) -> torch.nn.Module:

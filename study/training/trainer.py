@@ -18,32 +18,10 @@ from torch import nn
 
 from study.data import ImageData
 from study.objectives import Objective
+from study.training.devices import autocast, strict_fp32
+from study.training.run import Budget
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How long to train and with what optimiser recipe (the network's size is a NetShape, not this)."""
-
-    name: str
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    nesterov: bool = True
-    precise_bn: int = 0
-    eval_batch_size: int = 512
-
-    def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "eval_batch_size"):
-            if int(getattr(self, key)) < 1:
-                raise ValueError(f"budget.{key} must be a positive integer, got {getattr(self, key)}")
-        if not self.lr > 0:
-            raise ValueError(f"budget.lr must be positive, got {self.lr}")
-        if self.precise_bn < 0 or self.weight_decay < 0:
-            raise ValueError("budget.precise_bn and budget.weight_decay must not be negative")
 
 
 class Diverged(RuntimeError):
@@ -89,46 +67,6 @@ def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.SGD:
     )
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def autocast(device: torch.device, precision: str = "auto") -> torch.autocast:
-    """Mixed precision for the forward pass: bf16 autocast or plain fp32.
-
-    `auto` is bf16 on CUDA (tensor cores; same exponent range as fp32, so no loss scaling) and fp32 on CPU,
-    where bf16 pays off only on CPUs with AMX and wide layers (benchmarks/throughput.py --precision bf16)
-    and costs time on small ones. Parameters, optimiser state and BN statistics stay fp32 either way.
-    """
-    enabled = compute_precision(precision, device.type) == "bf16"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def strict_fp32(device_type: str, precision: str) -> None:
-    """Make fp32 mean fp32 on CUDA: no TF32 (10-bit mantissa) in convolutions and matmuls when fp32 is asked.
-
-    cuDNN convolutions use TF32 by default on Ampere and later, so `precision=fp32` would otherwise be a
-    third, unrecorded precision. Process-wide flags; set before each training. Other precisions: untouched.
-    """
-    if device_type != "cuda" or compute_precision(precision, device_type) != "fp32":
-        return
-    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
-        # torch >= 2.9: the new API; mixing it with the allow_tf32 flags raises.
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-        torch.backends.cudnn.conv.fp32_precision = "ieee"
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-
-
-def compute_precision(precision: str, device_type: str) -> str:
-    """What `precision` means on a device type: "bf16" or "fp32" (`auto`: bf16 on CUDA, fp32 elsewhere)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
-        return "bf16" if device_type == "cuda" else "fp32"
-    return precision
-
-
 def _outputs(model: nn.Module, out: torch.Tensor, k: int) -> list[torch.Tensor]:
     """Each model's output: the output itself alone, the stacked network's split for K models side by side."""
     return [out] if k == 1 else model.split(out)
@@ -155,7 +93,7 @@ def train_epoch(
 ) -> torch.Tensor:
     """One pass over the training set, each model in its own random order; the models' mean losses (K,).
 
-    With K > 1 `model` is a stacked network (study/spaces/stacking.py): the loss is the sum of the live
+    With K > 1 `model` is a stacked network (study/training/stacking.py): the loss is the sum of the live
     models' losses, so each model's gradient, and with SGD's per-element update its step, is its own.
     """
     model.train()

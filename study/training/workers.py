@@ -20,30 +20,13 @@ from typing import Any
 
 from study.store.claims import claimed
 from study.store.records import NotOwner, WriteError, clean_temporaries, identity_hash, read_record, write_guard
-from study.training.runner import RunSpec, Setup, execute_group, failed_record
+from study.training.devices import configure_device, configure_threads
+from study.training.run import RunSpec, Setup
+from study.training.runner import execute_group, failed_record
 
 log = logging.getLogger(__name__)
 
 _WORKER: dict[str, Any] = {}
-
-
-def configure_threads(threads: int) -> None:
-    """Fix torch's intra-op threads (and one inter-op thread) for this process."""
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process (inline runs after an earlier command)
-        pass
-
-
-def configure_device(device: str) -> None:
-    """Make a CUDA device this process's current one, so kernels and allocations never land on GPU 0."""
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))
 
 
 def load_data(setup: Setup) -> Any:

@@ -61,7 +61,7 @@ class BoxPool(nn.Module):
         return self._scale[key]
 
     def stacked(self, k: int) -> "BoxPool":
-        """The same pooling over K models' channels side by side (study/spaces/stacking.py)."""
+        """The same pooling over K models' channels side by side (study/training/stacking.py)."""
         return BoxPool(k * self.ones.shape[0], self.kernel, self.stride, self.padding).to(self.ones.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +88,7 @@ def make_op(name: str, channels: int) -> nn.Module | None:
 class Cell(nn.Module):
     """A NAS-Bench-201 cell: node j sums op(i->j)(node i) over i < j; node 3 is the output."""
 
-    stackable = True  # sums of per-channel ops: K models side by side stay apart (study/spaces/stacking.py)
+    stackable = True  # sums of per-channel ops: K models side by side stay apart (study/training/stacking.py)
 
     def __init__(self, cell: NB201Cell, channels: int) -> None:
         super().__init__()
@@ -123,7 +123,7 @@ class FusedCell(nn.Module):
     stacked filters into the node in one transposed convolution instead of several plus adds. Fewer,
     wider kernels pay off most where calls are small: narrow cells, small images, CPUs.
 
-    `models` = K computes K copies side by side (study/spaces/stacking.py): model m owns channels
+    `models` = K computes K copies side by side (study/training/stacking.py): model m owns channels
     [m*C, (m+1)*C) of every node, each group's convolution runs with K groups (model m's rows of the
     stacked filters are its own group's, in its own order), and a target's slice is taken per model.
     """
@@ -181,7 +181,7 @@ class FusedCell(nn.Module):
         return [per[:, :, j].flatten(1, 2) for j in range(n)]  # each model's j-th target, models side by side
 
     def stacked(self, k: int) -> "FusedCell":
-        """K copies side by side (study/spaces/stacking.py); tensors keep their names, model m's rows are the
+        """K copies side by side (study/training/stacking.py); tensors keep their names, model m's rows are the
         m-th block of each."""
         ref = next(self.parameters(), None)
         twin = FusedCell(self.cell, self.channels, self.models * k)
