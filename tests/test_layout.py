@@ -1,4 +1,5 @@
-"""The floors of the code (commands > training > objectives > spaces | data | store): nothing imports upward."""
+"""The floors of the code (commands > training > objectives > spaces | data | store): nothing imports upward,
+sideways or in a circle."""
 
 from __future__ import annotations
 
@@ -65,3 +66,55 @@ def test_nothing_imports_upward_or_sideways():
             if there != here and FLOORS[there] >= FLOORS[here]:
                 wrong.append(f"{name} ({here}) imports {target} ({there})")
     assert not wrong, "\n".join(wrong)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each a circle of imports."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    # A package's __init__ re-exports its modules; an edge to the package is an edge to the module it names.
+    return {name: {t for t in _imports(tree, set(modules)) if t != name} for name, tree in modules.items()}
+
+
+def test_cycle_finder_finds_a_circle_and_nothing_else():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_itself_back_through_others():
+    # Lazy imports inside functions count: a circle is a circle whether or not Python trips over it.
+    circles = _cycles(_graph())
+    assert not circles, circles
