@@ -20,27 +20,23 @@ CHANCE_SHARE = 0.25     # an objective "sits at chance" when at least this share
 ALPHA = 0.05            # the level at which the interval and the p-value are compared
 
 
-def chance_level(objective: str, config: dict[str, Any] | None) -> float | None:
-    """Accuracy of guessing for an objective trained with `config` (a record's config); None if undefined.
+def objective_entry(name: str) -> Any:
+    """The registered objective class of a column name (`rotation`, or `<label>/rotation` of a compared
+    study), or None for anything else (a baseline, a truth column, an objective no longer registered)."""
+    from study.objectives.base import OBJECTIVES
 
-    Rotation: 1/4. Jigsaw: 1/24 on a 2x2 grid, 1/permutations on 3x3. Supervised: 1/classes of the
-    dataset. Colorization has no uniform guess (its 313 colour bins are far from equally likely).
-    """
+    base = name.rsplit("/", 1)[-1]
+    return OBJECTIVES.get(base) if base in OBJECTIVES else None
+
+
+def chance_level(objective: str, config: dict[str, Any] | None) -> float | None:
+    """Accuracy of guessing for an objective trained with `config` (a record's config), as the objective
+    itself states it (`Objective.chance`); None where it has none or the name is not an objective."""
+    entry = objective_entry(objective)
+    if entry is None:
+        return None
     config = config or {}
-    options = config.get("objective") or {}
-    if objective == "rotation":
-        return 1 / 4
-    if objective == "supervised":
-        classes = (config.get("dataset") or {}).get("n_classes")
-        return 1 / classes if isinstance(classes, int) and classes > 0 else None
-    if objective == "jigsaw":
-        grid = options.get("grid", "auto")
-        size = (config.get("dataset") or {}).get("image_size", 32)
-        if grid == 2 or (grid == "auto" and isinstance(size, int) and size < 64):
-            return 1 / 24
-        count = options.get("permutations")
-        return 1 / count if isinstance(count, int) and count > 0 else None
-    return None
+    return entry.chance(config.get("objective") or {}, config.get("dataset") or {})
 
 
 def _at_chance(values: np.ndarray, chance: float) -> np.ndarray:

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.kinds import training_free_kind
+from analysis.caveats import objective_entry
 from analysis.selection import QUANTILES, default_sizes, random_experiment, top1_choice, topk_overlap
 from analysis.uncertainty import (bootstrap_ci, noise_ceiling, permutation_pvalue, rank_correlations,
                                   seed_agreement)
@@ -30,7 +30,8 @@ def kind_of(name: str, reference: str) -> str:
         return "reference"
     if name in BASELINES or name == RANDOM:
         return "baseline"
-    return training_free_kind(name) or "objective"
+    entry = objective_entry(name)
+    return entry.kind() if entry is not None else "objective"
 
 
 def _both(cells: pd.DataFrame, name: str, reference: str) -> pd.DataFrame:

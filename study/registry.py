@@ -6,6 +6,8 @@ choices, raised as the registry's own UserError subclass so callers can tell who
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Callable, Generic, Iterable, TypeVar
 
 from study.errors import UserError
@@ -47,3 +49,16 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
+
+
+def import_members(package: str, path: Iterable[str], packages_only: bool = False) -> None:
+    """Import every module and subpackage of `package` (its `__path__`), so each registers itself
+    (`packages_only`: the subpackages alone, for registries whose entries are folders).
+
+    The one way entries join a registry: a new space folder, dataset file or objective file registers by
+    being there, with no list of imports to keep.
+    """
+    for member in pkgutil.iter_modules(list(path)):
+        if packages_only and not member.ispkg:
+            continue
+        importlib.import_module(f"{package}.{member.name}")

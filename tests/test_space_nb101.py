@@ -11,7 +11,7 @@ from torch import nn
 
 from study.errors import UserError
 from study.spaces.modules import PooledLinear, count_flops, count_params
-from study.spaces.nb101 import NB101Space, cell_from_mask, full_matrices, n_representations
+from study.spaces.nb101.space import NB101Space, cell_from_mask, full_matrices, n_representations
 from study.spaces.base import NetShape, SpaceError
 from study.spaces.nb101.cell import NB101Cell
 from study.spaces.nb101.network import vertex_channels

@@ -16,7 +16,9 @@ from study.data.base import (
     register_dataset,
     stratified_split,
 )
-from study.data import cifar, digits, imagefolder  # noqa: F401,E402  (registration side effect)
+from study.registry import import_members
+
+import_members(__name__, __path__)  # every dataset file registers itself
 
 __all__ = ["DATASETS", "DataError", "ImageData", "build_dataset", "channel_stats", "fingerprint", "list_datasets",
            "preflight", "register_dataset", "stratified_split"]

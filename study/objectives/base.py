@@ -5,7 +5,7 @@ from __future__ import annotations
 from study.errors import UserError
 from study.registry import Registry
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -31,6 +31,20 @@ class Objective:
     inputs_per_image: ClassVar[int] = 1
     trains: ClassVar[bool] = True  # False: a training-free score (study/objectives/zero_cost.py), no trainer
     uses_labels: ClassVar[bool] = False  # reads the dataset's labels (supervised, snip, grad_norm)
+    score_dtype: ClassVar[str] = "float32"  # what a training-free score is computed in (records say it)
+
+    @classmethod
+    def chance(cls, options: dict[str, Any], dataset: dict[str, Any]) -> float | None:
+        """Test accuracy of guessing, for the objective's options and dataset settings (as a record's config
+        stores them); None where guessing has no single accuracy (per-pixel colours, in-batch views)."""
+        return None
+
+    @classmethod
+    def kind(cls) -> str:
+        """What the analysis tables call it: `objective`, `training-free` or `training-free, labels`."""
+        if cls.trains:
+            return "objective"
+        return "training-free, labels" if cls.uses_labels else "training-free"
 
     def __init__(self, data: ImageData, crop_padding: int = 4) -> None:
         if self.needs_color and data.channels != 3:

@@ -93,6 +93,17 @@ class Jigsaw(Objective):
 
     name = "jigsaw"
 
+    @classmethod
+    def chance(cls, options: dict, dataset: dict) -> float | None:
+        """1/24 on a 2x2 grid (all permutations), 1/permutations on 3x3."""
+        grid, size = options.get("grid", "auto"), dataset.get("image_size", 32)
+        if grid == "auto" and isinstance(size, int):
+            grid = grid_for(size)
+        if grid == 2:
+            return 1 / 24
+        count = options.get("permutations", 1000)
+        return 1 / count if grid == 3 and isinstance(count, int) and count > 0 else None
+
     def __init__(self, data: ImageData, crop_padding: int = 4, grid: int | str = "auto", permutations: int = 1000,
                  permutation_seed: int = 0, grayscale: float = 0.3) -> None:
         super().__init__(data, crop_padding)  # crop_padding is unused: the tile jitter is the crop

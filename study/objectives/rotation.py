@@ -19,6 +19,10 @@ class Rotation(Objective):
     name = "rotation"
     inputs_per_image = 4
 
+    @classmethod
+    def chance(cls, options: dict, dataset: dict) -> float | None:
+        return 1 / 4
+
     @property
     def n_classes(self) -> int:
         return 4

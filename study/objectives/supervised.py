@@ -15,6 +15,11 @@ class Supervised(Objective):
     name = "supervised"
     uses_labels = True
 
+    @classmethod
+    def chance(cls, options: dict, dataset: dict) -> float | None:
+        classes = dataset.get("n_classes")
+        return 1 / classes if isinstance(classes, int) and classes > 0 else None
+
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         x = random_flip(random_crop(images, self.crop_padding, gen), gen)
         return self.normalize(x), labels

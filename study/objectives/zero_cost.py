@@ -170,6 +170,7 @@ class SynFlow(ScoringObjective):
     """Synaptic flow of the absolute-valued network on an all-ones input; uses no data."""
 
     name = "synflow"
+    score_dtype = "float64"  # its products of absolute weights overflow float32
     needs_data = False
 
     def score(self, model, gen, default_batch):

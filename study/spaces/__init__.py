@@ -16,11 +16,8 @@ from study.spaces.base import (
     get_space,
 )
 
-import importlib as _importlib
-import pkgutil as _pkgutil
+from study.registry import import_members
 
-for _module in _pkgutil.iter_modules(__path__):  # registration side effect of every space folder
-    if _module.ispkg:
-        _importlib.import_module(f"{__name__}.{_module.name}")
+import_members(__name__, __path__, packages_only=True)  # every space folder registers itself
 
 __all__ = ["SPACES", "Cell", "NetShape", "Space", "SpaceError", "cell_id", "describe", "draw", "get_space"]

@@ -50,8 +50,8 @@ def score_run(spec: RunSpec, setup: Setup, data: Any, objective: Any) -> dict[st
                      **common)
     rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
     # The run's precision setting stays in `precision` (it is part of the run's identity); the score itself is
-    # computed in float32, synflow's in float64 (its products overflow float32).
-    rec["score_dtype"] = "float64" if objective.name == "synflow" else "float32"
+    # computed in the objective's own dtype.
+    rec["score_dtype"] = objective.score_dtype
     space = get_space(setup.space)
     rec.update(network_size(space, space.parse(spec.arch), setup.shape))
     write_record(spec.path, rec)
