@@ -124,9 +124,8 @@ def primary_spec(req: Request) -> StudySpec:
                      precision=req.precision)
 
 
-def check(cfg: DictConfig) -> None:
+def check(req: Request) -> None:
     """Refuse before writing anything: no sample, bad options, a compared study without a sample."""
-    req = parse(cfg)
     sample = read_cells(req.study_dir)
     for spec in parse_compare(req.compare, primary_spec(req)):
         read_cells(spec.study_dir)
@@ -309,9 +308,8 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     return results, runs[["study", *[c for c in runs.columns if c != "study"]]], table.rename_axis("cell_id")
 
 
-def task(cfg: DictConfig) -> None:
+def task(req: Request) -> None:
     """Compute the analysis and write tables, figures and report.md to <study_dir>/analysis/."""
-    req = parse(cfg)
     results, runs, cells = analyse(req)
     failed = runs[runs["status"] == "failed"]
     if len(failed):
@@ -338,7 +336,7 @@ def task(cfg: DictConfig) -> None:
 
 if not OmegaConf.has_resolver("log_root"):
     OmegaConf.register_new_resolver("log_root", _log_root)
-main = hydra_entry("correlate", task, check)
+main = hydra_entry("correlate", parse, check, task)
 
 if __name__ == "__main__":
     # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,

@@ -173,6 +173,6 @@ def verdict(main: pd.DataFrame, against: pd.DataFrame, reference: str, column: s
             + (f", and no objective ranks them better than chance (every 95% interval of ρ with {column} "
                "includes 0)" if chance else "")
             + (". What does rank NAS-Bench-201 cells at CPU cost: supervised CIFAR-10 at budget=short and the "
-               "training-free scores (objective=naswot or synflow); see the README, \"Choosing a budget\"."
+               "training-free scores (objective=naswot or synflow); see docs/ladder.md."
                if column.startswith("nb201-") else "; use a larger budget or data closer to the truth's."))
     return lines

@@ -29,7 +29,9 @@ def default_config() -> tuple[dict[str, Any], dict[str, Any]]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    from study.commands.cli import CONF_DIR  # importing the command layer registers the config schemas
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("train", ["budget=default", "dataset=digits"]), resolve=True)
     return cfg["budget"], cfg["dataset"]
 

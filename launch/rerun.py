@@ -94,11 +94,11 @@ def _identity_of(config: dict[str, Any]) -> str | None:
     from omegaconf import OmegaConf
 
     from study.store.records import identity_hash
-    from study.train import parse
+    from study.commands.request import parse
 
     try:
         cfg = OmegaConf.create({**config, "device": "cpu"})  # the identity does not depend on the device
-        return identity_hash(parse(cfg)[1].identity())
+        return identity_hash(parse(cfg).setup.identity())
     except (UserError, KeyError, TypeError, ValueError):
         return None
 

@@ -42,9 +42,8 @@ def parse(cfg: DictConfig) -> SampleRequest:
     )
 
 
-def check(cfg: DictConfig) -> None:
+def check(req: SampleRequest) -> None:
     """Refuse a sample request before anything is written."""
-    req = parse(cfg)
     get_space(req.space).sample(req.n, req.seed, req.include_degenerate)  # n too large -> SpaceError naming the limit
     old = _read_meta(req.study_dir)
     # An unreadable study.json next to trained runs counts as different: never replace cells blindly.
@@ -79,9 +78,8 @@ def _current(path: Path) -> str | None:
         return None
 
 
-def task(cfg: DictConfig) -> None:
+def task(req: SampleRequest) -> None:
     """Draw the sample and write the cells file and study metadata atomically."""
-    req = parse(cfg)
     space = get_space(req.space)
     cells = space.sample(req.n, req.seed, req.include_degenerate)
     rows = [describe(space, c, req.shape) for c in cells]
@@ -106,7 +104,7 @@ def task(cfg: DictConfig) -> None:
     )
 
 
-main = hydra_entry("sample", task, check)
+main = hydra_entry("sample", parse, check, task)
 
 if __name__ == "__main__":
     # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,

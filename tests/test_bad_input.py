@@ -93,7 +93,7 @@ SAMPLE = [
     (["seed=1.5"], ["seed must be an integer"]),
     (["force=maybe"], ["force must be true or false"]),
     (["include_degenerate=2"], ["include_degenerate must be true or false"]),
-    (["dataset.image_size=abc"], ["dataset.image_size must be an integer"]),
+    (["dataset.image_size=abc"], ["dataset.image_size must be a positive integer", "abc"]),
     (["budget.width=0"], ["budget.width must be a positive integer"]),
     (["nn=3"], ["nn"]),
     (["+nn=3"], ["unknown setting 'nn'", "drop '+nn=3'"]),
@@ -129,9 +129,9 @@ TRAIN = [
     (["budget.epochs=0"], ["budget.epochs must be a positive integer"]),
     (["budget.epochs=1.5"], ["budget.epochs must be an integer"]),
     (["budget.batch_size=0"], ["budget.batch_size must be a positive integer"]),
-    (["budget.lr=fast"], ["budget.lr must be a finite number"]),
-    (["budget.lr=-1"], ["budget.lr must be positive"]),
-    (["budget.lr=inf"], ["budget.lr must be a finite number"]),
+    (["budget.lr=fast"], ["budget.lr must be a number", "fast"]),
+    (["budget.lr=-1"], ["budget.lr must be a finite positive number"]),
+    (["budget.lr=inf"], ["budget.lr must be a finite positive number", "inf"]),
     (["budget.momentum=2"], ["budget.momentum must be in [0, 1)"]),
     (["budget.momentum=-0.5"], ["budget.momentum must be in [0, 1)"]),
     (["budget.momentum=0"], ["above 0 with nesterov"]),
@@ -242,7 +242,7 @@ def test_correlate_takes_one_budget_when_told_which(study):
     fake_records(study, {}, {"budget": "default"})
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("correlate", overrides=[f"study_dir={study}", "budget=tiny"])
-    correlate.check(cfg)  # accepted: the user said how to merge
+    correlate.check(correlate.parse(cfg))  # accepted: the user said how to merge
     assert correlate.parse(cfg).budget == "tiny"
 
 
@@ -262,8 +262,8 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
     def sample(*overrides: str) -> None:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("sample", overrides=[f"study_dir={study}", *overrides])
-        app.check(cfg)
-        app.task(cfg)
+        app.check(app.parse(cfg))
+        app.task(app.parse(cfg))
 
     sample("n=3")
     setup = Setup(space="nb201", objective="supervised", objective_options={}, dataset="digits", dataset_options={},
@@ -320,8 +320,8 @@ def test_force_rewrites_a_damaged_or_edited_sample_and_keeps_runs(invoke, tmp_pa
     def sample(*overrides: str) -> None:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("sample", overrides=[f"study_dir={study}", "n=3", *overrides])
-        app.check(cfg)
-        app.task(cfg)
+        app.check(app.parse(cfg))
+        app.task(app.parse(cfg))
 
     sample()
     good = (study / "cells.jsonl").read_text()

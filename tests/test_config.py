@@ -8,7 +8,21 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from study.commands.cli import CONF_DIR
-from study.train import parse as parse_train, resolve_budget, resolve_run
+from study.commands.request import parse as _parse_train
+from study.commands.settings import budget_for
+
+
+def parse_train(cfg):
+    """(study_dir, setup, seeds, workers) of a composed train config."""
+    req = _parse_train(cfg)
+    return req.study_dir, req.setup, req.seeds, req.workers
+
+
+def resolve_budget(cfg, objective):
+    return budget_for(cfg, objective)[0]
+
+
+resolve_run = budget_for
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF_DIR.iterdir()
           if g.is_dir() and not g.name.startswith(("hydra", "local", "experiment"))}

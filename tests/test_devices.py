@@ -17,7 +17,7 @@ from analysis.load import trained_on
 from analysis.studies import StudySpec, select_runs
 from study.commands import shards
 from study.training import devices
-from study.commands.shards import preset_device
+from study.commands.argv import expand_argv
 from study.training.devices import Slot, remember_visible_gpus, task_visible_gpus
 from study.training.checkpoint import Checkpointer, path_for
 from study.commands.cli import CONF_DIR
@@ -211,9 +211,9 @@ def test_a_real_local_submitit_job_pins_each_task_to_the_users_gpu(tmp_path, mon
 
 
 def test_gpu_presets_ask_for_cuda():
-    assert preset_device(["-m", "hydra/launcher=gpus"]) == ["-m", "hydra/launcher=gpus", "device=cuda"]
-    assert preset_device(["hydra/launcher=gpus", "device=cpu"]) == ["hydra/launcher=gpus", "device=cpu"]
-    assert preset_device(["hydra/launcher=local"]) == ["hydra/launcher=local"]
+    assert expand_argv(["-m", "hydra/launcher=gpus"]) == ["-m", "hydra/launcher=gpus", "device=cuda"]
+    assert expand_argv(["hydra/launcher=gpus", "device=cpu"]) == ["hydra/launcher=gpus", "device=cpu"]
+    assert expand_argv(["hydra/launcher=local"]) == ["hydra/launcher=local"]
 
 
 # --- 4. no silent CPU run when a GPU was given --------------------------------------------------------------

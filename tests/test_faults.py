@@ -153,7 +153,7 @@ def test_a_diverging_run_is_recorded_failed_and_the_study_goes_on(tmp_path, capl
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("correlate", overrides=[f"study_dir={tmp_path}"])
-    correlate.task(cfg)  # analysis reports the failures and goes on with the complete runs
+    correlate.task(correlate.parse(cfg))  # analysis reports the failures and goes on with the complete runs
     assert "leaving out 2 failed run(s): 2 x diverged at epoch 0" in caplog.text
     runs = __import__("pandas").read_csv(tmp_path / "analysis" / "runs.csv")
     assert sorted(runs["status"]) == ["complete", "complete", "failed", "failed"]
@@ -209,12 +209,12 @@ def test_a_full_disk_and_a_read_only_folder_are_clear_errors_that_lose_nothing(s
     from hydra import compose, initialize_config_dir
 
     from study.commands.cli import CONF_DIR
-    from study.train import parse
+    from study.commands.request import parse
 
     study = small_disk
     args = [*TRAIN, f"study_dir={study}"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        _, setup, _, _ = parse(compose("train", overrides=args))
+        setup = parse(compose("train", overrides=args)).setup
     folder = run_dir(study, "supervised", "digits", "tiny", identity_hash(setup.identity()), 0)
     first, second = read_cells(study)
     previous = folder / f"{first['id']}.json"

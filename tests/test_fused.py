@@ -270,7 +270,7 @@ def test_a_bad_seed_list_is_refused_in_one_line(cli, tiny_study, value):
 
 
 def test_seed_sweeps_become_one_job_unless_fuse_is_1():
-    from study.commands.sweep import expand_argv
+    from study.commands.argv import expand_argv
 
     assert expand_argv(["-m", "objective=a,b", "seed=0,1,2"]) == ["-m", "objective=a,b", "seed=[0,1,2]"]
     assert expand_argv(["-m", "seed=0,1", "fuse=1"]) == ["-m", "seed=0,1", "fuse=1"]

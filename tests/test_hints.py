@@ -8,7 +8,7 @@ import shlex
 import pandas as pd
 
 from launch import rerun
-from study.commands.sweep import chosen_cells, expand_argv
+from study.commands.argv import CommandLine, chosen_cells, expand_argv
 from tests.test_analysis_correlate import write_study
 
 
@@ -50,11 +50,14 @@ def test_shards_are_capped_at_the_cells_to_train(cli, tmp_path):
     assert expand_argv(["-m", "shards=8", "objective=x"], n_cells=1) == ["-m", "shards=1", "objective=x"]
     assert expand_argv(["-m", "shards=8"], n_cells=3)[-1] == "shard=0,1,2"
     assert expand_argv(["-m", "shards=2"], n_cells=5)[-1] == "shard=0,1"
-    assert chosen_cells(["cell=3,17"], "x") == 2 and chosen_cells(["cells=[a,b,a]"], "x") == 2
-    assert chosen_cells([f"study_dir={tmp_path}/none"], "x") is None
+    def chosen(*argv: str) -> int | None:
+        return chosen_cells(CommandLine.parse(list(argv)), "x")
+
+    assert chosen("cell=3,17") == 2 and chosen("cells=[a,b,a]") == 2
+    assert chosen(f"study_dir={tmp_path}/none") is None
     study = tmp_path / "s"
     assert cli("study.sample", "n=3", f"study_dir={study}").returncode == 0
-    assert chosen_cells([f"study_dir={study}"], "x") == 3
+    assert chosen(f"study_dir={study}") == 3
     done = cli("study.train", "-m", "shards=8", "cells=[1]", "dry_run=true", f"study_dir={study}", "budget=tiny")
     assert done.returncode == 0, done.stderr
     assert "shards=8 capped at 1" in done.stderr

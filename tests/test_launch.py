@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from study.commands.shards import choose, register_resolvers, share
 from study.training.devices import Slot, pinned_device
-from study.commands.sweep import expand_argv
+from study.commands.argv import expand_argv
 from study.commands.cli import CONF_DIR
 from study.errors import UserError
 

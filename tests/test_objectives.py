@@ -132,10 +132,10 @@ def test_jigsaw_evaluation_is_repeatable(datasets):
 def test_paper_budget_per_objective():
     """The paper's CIFAR-10 recipe: lr 0.1 / 128 images for supervised and colorization, 0.025 / 32 otherwise."""
     from tests.test_config import compose_cfg
-    from study.train import resolve_budget
+    from study.commands.settings import budget_for
 
     cfg = compose_cfg("train", ["budget=paper"])
     expected = {"supervised": (0.1, 128), "colorization": (0.1, 128), "rotation": (0.025, 32), "jigsaw": (0.025, 32)}
     for name, (lr, batch) in expected.items():
-        b = resolve_budget(cfg, name)
+        b = budget_for(cfg, name)[0]
         assert (b.lr, b.batch_size, b.epochs, b.weight_decay, b.precise_bn, b.nesterov) == (lr, batch, 100, 5e-4, 1024, True)

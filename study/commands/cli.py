@@ -1,8 +1,8 @@
 """Hydra entry points that fail like command-line tools should.
 
-Before Hydra starts (and before it writes anything), every override on the command line is parsed, every
-config-group choice checked, and every value of every sweep composed and checked by the app's own
-`check` function. A mistake prints one line on stderr naming the problem and the fix, and exits with
+Before Hydra starts (and before it writes anything), the command line is parsed once (study/commands/argv.py),
+every config-group choice checked, and every value of every sweep composed, parsed into the app's typed
+request and checked by the app's own `check` function. A mistake prints one line on stderr naming the problem and the fix, and exits with
 status 2. The same happens for a UserError raised while the app runs.
 """
 
@@ -11,25 +11,26 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, NoReturn
 
 from omegaconf import DictConfig
 
+from study.commands import settings  # noqa: F401  (registers the config schemas before anything composes)
+from study.commands.argv import CommandLine
 from study.errors import UserError
 from study.registry import unknown
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-# Hydra's flags that pick another config, rerun a job or complete a shell leave validation to Hydra. Those that
-# only change what Hydra prints (--cfg job, --package ...) take a value; the overrides around them are checked.
+# Hydra's flags that pick another config, rerun a job, complete a shell or print help leave validation to Hydra.
 _HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun",
-               "-sc", "--shell-completion"}
-_FLAGS_WITH_VALUE = {"-c", "--cfg", "-p", "--package"}
+               "-sc", "--shell-completion", "-h", "--help", "--hydra-help", "-i", "--info"}
 
-Check = Callable[[DictConfig], None]
-Task = Callable[[DictConfig], None]
+Parse = Callable[[DictConfig], Any]  # the config -> the command's typed request (UserError if invalid)
+Check = Callable[[Any], None]  # refuse a request before anything runs
+Task = Callable[[Any], None]  # run a request
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print one line on stderr and exit with status 2."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -42,7 +43,7 @@ def _group_options(group: str) -> list[str] | None:
     return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
-def _sweep_values(override) -> list[str]:
+def _sweep_values(override: Any) -> list[str]:
     if not override.is_sweep_override():
         return [override.get_value_element_as_str()]
     return list(override.sweep_string_iterator())
@@ -53,29 +54,46 @@ def _may_add(key: str) -> bool:
     return key.startswith(("budget.objectives.", "hydra.", "hydra/"))
 
 
-def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
-    """Compose the config for every value on the command line and run `check` on each; exit 2 on error."""
+_TYPES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+
+
+def composition_error(e: Exception) -> str:
+    """One line for a config that does not compose. A value of the wrong type (the schema's check) reads
+    `budget.lr must be a number, got 'fast'`; anything else is Hydra's first line plus the cause it wraps."""
+    import re
+
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    cause = e.__cause__ or e.__context__
+    if cause is None or not str(cause).strip():
+        return first
+    text = str(cause)
+    key = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.strip().startswith("full_key:")), "")
+    line = text.splitlines()[0]
+    wrong = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", line)
+    if key and wrong and wrong.group(2) in _TYPES:
+        return f"{key} must be {_TYPES[wrong.group(2)]}, got {wrong.group(1)!r}"
+    not_bool = re.match(r"Value '(.*)' is not a valid bool", line)
+    if key and not_bool:
+        return f"{key} must be true or false, got {not_bool.group(1)!r}"
+    return f"{first}: {(key + ': ') if key else ''}{text.splitlines()[0]}"
+
+
+def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) -> None:
+    """Compose the config for every value on the command line, parse and check each; exit 2 on error."""
     from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from study.store.records import StudyError
 
-    if any(a.split("=")[0] in _HYDRA_OWNS or a.startswith(("--info", "-i")) or a in ("-h", "--help", "--hydra-help")
-           for a in argv):
+    if any(f.split("=")[0] in _HYDRA_OWNS for f in line.flags):
         return
-    args = overrides_in(argv)
-    try:
-        overrides = OverridesParser.create().parse_overrides(args)
-    except HydraException as e:
-        fail(f"cannot parse the command line ({str(e).splitlines()[0]}); write overrides as key=value")
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    printing = any(a in ("-c", "--cfg") for a in argv)
+    module = config_name_to_module(config_name)
+    printing = any(f in ("-c", "--cfg") for f in line.flags)
+    overrides = line.overrides
     base: list[str] = []
     for o in overrides:
-        if o.is_sweep_override() and not multirun:
-            module = config_name_to_module(config_name)
+        if o.is_sweep_override() and not line.multirun:
             fail(f"{o.input_line} is a list of values: add -m to run one job per value "
                  f"(python -m {module} -m {o.input_line} ...)")
         values = _sweep_values(o)
@@ -85,23 +103,21 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
                 if v not in options:
                     fail(unknown(o.key_or_group, v, options))
         if (o.is_add() or o.is_force_add()) and options is None and not _may_add(o.key_or_group):
-            fail(f"unknown setting {o.key_or_group!r}: {config_name_to_module(config_name)} has no such key; "
-                 f"drop '{o.input_line}' (see `python -m {config_name_to_module(config_name)} --help`)")
-        prefix = o.get_key_element()
-        base.append(f"{prefix}={values[0]}" if values else o.input_line)
+            fail(f"unknown setting {o.key_or_group!r}: {module} has no such key; "
+                 f"drop '{o.input_line}' (see `python -m {module} --help`)")
+        base.append(f"{o.get_key_element()}={values[0]}" if values and not o.is_delete() else o.input_line)
     variants = [base]
     for k, o in enumerate(overrides):
         if o.is_sweep_override():
-            prefix = o.get_key_element()
-            variants += [base[:k] + [f"{prefix}={v}"] + base[k + 1:] for v in _sweep_values(o)[1:]]
+            variants += [base[:k] + [f"{o.get_key_element()}={v}"] + base[k + 1:] for v in _sweep_values(o)[1:]]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for overrides_now in variants:
             try:
                 cfg = compose(config_name, overrides=overrides_now)
             except (HydraException, OmegaConfBaseException) as e:
-                fail(f"{str(e).splitlines()[0]} (see `python -m {config_name_to_module(config_name)} --help`)")
+                fail(f"{composition_error(e)} (see `python -m {module} --help`)")
             try:
-                check(cfg)
+                check(parse(cfg))
             except StudyError as e:
                 if not printing:  # `--cfg job` only prints the config: it needs no sample yet
                     fail(str(e))
@@ -109,38 +125,33 @@ def validate_argv(config_name: str, argv: list[str], check: Check) -> None:
                 fail(str(e))
 
 
-def overrides_in(argv: list[str]) -> list[str]:
-    """The key=value overrides of a command line: argv without Hydra's flags and their values."""
-    args, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in _FLAGS_WITH_VALUE:
-            skip = True  # `--cfg job`: the next word is the flag's value
-        elif not a.startswith("-"):
-            args.append(a)
-    return args
-
-
 def config_name_to_module(config_name: str) -> str:
     """Module that serves a config (train -> study.train, correlate -> analysis.correlate)."""
     return "analysis.correlate" if config_name == "correlate" else f"study.{config_name}"
 
 
-def hydra_entry(config_name: str, task: Task, check: Check) -> Callable[[], None]:
-    """A `main()` that validates argv, then runs `task` under Hydra, turning UserError into exit 2."""
+def hydra_entry(config_name: str, parse: Parse, check: Check, task: Task) -> Callable[..., None]:
+    """A `main(line=None)` that validates the command line (parsed once, from sys.argv unless given), then
+    runs `task(parse(cfg))` under Hydra after `check`, turning UserError into one line and exit 2."""
     import hydra
 
     def guarded(cfg: DictConfig) -> None:
         try:
-            check(cfg)
-            task(cfg)
+            request = parse(cfg)
+            check(request)
+            task(request)
         except UserError as e:
             logging.getLogger(config_name_to_module(config_name)).debug("user error", exc_info=True)
             fail(str(e))
 
-    def main() -> None:
-        validate_argv(config_name, sys.argv[1:], check)
+    def main(line: CommandLine | None = None) -> None:
+        if line is None:
+            try:
+                line = CommandLine.parse(sys.argv[1:])
+            except UserError as e:
+                fail(str(e))
+        validate(config_name, line, parse, check)
+        sys.argv[1:] = line.argv()
         hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(guarded)()
 
     return main

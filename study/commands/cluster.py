@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from study.commands.argv import CommandLine, first_values
 from study.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -120,27 +121,24 @@ class WithoutSbatchErrors:
         return getattr(self._stream, name)
 
 
-def slurm_preflight(argv: list[str]) -> bool:
+def slurm_preflight(line: CommandLine) -> bool:
     """For hydra/launcher=slurm: check the request against the cluster before anything is submitted."""
     import os
 
     from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
-    from study.commands.cli import CONF_DIR, fail, overrides_in
+    from study.commands.cli import CONF_DIR, fail
 
-    if "hydra/launcher=slurm" not in argv or not any(a in ("-m", "--multirun") for a in argv):
+    if line.value("hydra/launcher") != "slurm" or not line.multirun:
         return False
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides_in(argv))
-        first = [f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override()
-                 else o.input_line for o in parsed]  # the launcher's request is the same for every job
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=first, return_hydra_config=True)
+            # The launcher's request is the same for every job of the sweep: the first job's config tells it.
+            cfg = compose("train", overrides=first_values(line), return_hydra_config=True)
         request = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    except (HydraException, ValueError, KeyError) as e:  # validate_argv reports a bad command line itself
+    except (HydraException, ValueError, KeyError) as e:  # the command line's own validation reports it
         log.debug("no slurm preflight: %s", e)
         return False
     try:
@@ -151,13 +149,12 @@ def slurm_preflight(argv: list[str]) -> bool:
     return True
 
 
-def sweep_summary(argv: list[str], default_dir: str) -> None:
+def sweep_summary(line: CommandLine, default_dir: str) -> None:
     """After a sweep sent to a submitit launcher (its jobs log elsewhere), what the study holds now."""
-    pairs = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
-    launcher = pairs.get("hydra/launcher", "basic")
-    if not any(a in ("-m", "--multirun") for a in argv) or launcher == "basic" or pairs.get("dry_run") == "true":
+    launcher = line.value("hydra/launcher") or "basic"
+    if not line.multirun or launcher == "basic" or line.is_true("dry_run"):
         return
-    study_dir = Path(pairs.get("study_dir", default_dir)).expanduser()
+    study_dir = Path(line.value("study_dir") or default_dir).expanduser()
     try:
         lines = _progress(study_dir)
     except UserError:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from study.errors import UserError
 
 if TYPE_CHECKING:
     from study.store.claims import ClaimSettings
     from study.spaces import NetShape
+    from study.training.run import Budget
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -111,25 +116,77 @@ def space_name(cfg: DictConfig) -> str:
 
 
 def net_shape(cfg: DictConfig, budget: dict[str, Any] | None = None) -> "NetShape":
-    """The network's shape: input and classes from `dataset`, width and depth from `budget` (or cfg.budget).
-
-    `budget` holds width and cells_per_stage when the caller has merged per-objective overrides already.
-    """
+    """The network's shape: input and classes from `dataset`, width and depth from `budget` (or cfg.budget)."""
     from study.spaces import NetShape
 
-    c_in = positive_int(cfg, "dataset.channels", "dataset.channels")
-    image_size = positive_int(cfg, "dataset.image_size", "dataset.image_size")
-    n_classes = positive_int(cfg, "dataset.n_classes", "dataset.n_classes")
-    sizes = {}
-    for key in ("width", "cells_per_stage"):
-        if budget is None:
-            sizes[key] = positive_int(cfg, f"budget.{key}", f"budget.{key}")
-            continue
-        value = budget.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"budget.{key} must be a positive integer, got {value!r}; e.g. budget.{key}=3")
-        sizes[key] = value
-    return NetShape(c_in=c_in, image_size=image_size, n_classes=n_classes, **sizes)
+    sizes = budget if budget is not None else {k: _get(cfg, f"budget.{k}") for k in ("width", "cells_per_stage")}
+    return NetShape(c_in=_get(cfg, "dataset.channels"), image_size=_get(cfg, "dataset.image_size"),
+                    n_classes=_get(cfg, "dataset.n_classes"), width=sizes["width"],
+                    cells_per_stage=sizes["cells_per_stage"])
+
+
+SHAPE_KEYS = ("width", "cells_per_stage")  # budget settings for the user, a NetShape in code
+
+
+def _budget_schema() -> type:
+    """The schema every conf/budget/*.yaml composes (`defaults: [base]`): the Budget dataclass's fields with
+    its defaults, plus the network's width and depth and per-objective overrides of any of them.
+
+    Derived from `Budget`, so a default lives in one place; OmegaConf checks every value's type when the
+    config is composed (`budget.epochs=abc` is refused before anything runs).
+    """
+    from study.training.run import Budget
+
+    hints = typing.get_type_hints(Budget)
+    fields_, overrides = [], []
+    for f in dataclasses.fields(Budget):
+        default = MISSING if f.default is dataclasses.MISSING else f.default
+        fields_.append((f.name, hints[f.name], dataclasses.field(default=default)))
+        if f.name != "name":
+            overrides.append((f.name, typing.Optional[hints[f.name]], dataclasses.field(default=None)))
+    for key, fallback in zip(SHAPE_KEYS, (8, 1)):
+        # A space may size its network per budget (conf/space/<name>.yaml `shapes:`); else the budget's number.
+        fields_.append((key, int, dataclasses.field(default=f"${{oc.select:space.shapes.${{budget.name}}.{key},{fallback}}}")))
+        overrides.append((key, typing.Optional[int], dataclasses.field(default=None)))
+    # Per-objective overrides stay an open map in the schema (Hydra's `+budget.objectives.rotation.lr=...`
+    # adds an empty node first, which a typed value would refuse); budget_for checks each against this.
+    fields_.append(("objectives", typing.Dict[str, typing.Any], dataclasses.field(default_factory=dict)))
+    return dataclasses.make_dataclass("BudgetSchema", fields_), dataclasses.make_dataclass("BudgetOverride", overrides)
+
+
+_BUDGET_SCHEMA, _BUDGET_OVERRIDE = _budget_schema()
+ConfigStore.instance().store(group="budget", name="base", node=_BUDGET_SCHEMA)
+_OVERRIDE_KEYS = [f.name for f in dataclasses.fields(_BUDGET_OVERRIDE)]
+
+
+def budget_for(cfg: DictConfig, objective: str) -> tuple["Budget", "NetShape"]:
+    """The optimiser recipe and network shape trained for `objective`: the budget with its overrides applied."""
+    from study.training.run import Budget
+
+    from omegaconf.errors import OmegaConfBaseException
+
+    values = OmegaConf.to_container(cfg.budget, resolve=True)
+    per_objective = values.pop("objectives") or {}
+    if not isinstance(per_objective, dict):
+        raise UserError("budget.objectives must map objective names to settings, e.g. budget.objectives.rotation.lr=0.025")
+    for name, over in per_objective.items():  # a typo under any objective is refused, not only this one's
+        try:
+            checked = OmegaConf.merge(OmegaConf.structured(_BUDGET_OVERRIDE), over or {})
+        except OmegaConfBaseException as e:
+            detail = str(e).splitlines()[0]
+            unknown_key = re.match(r"Key '(.*)' not in", detail)
+            if unknown_key:
+                raise UserError(f"unknown budget setting {unknown_key.group(1)!r} in budget.objectives.{name}; "
+                                f"known: {', '.join(sorted(_OVERRIDE_KEYS))}") from None
+            raise UserError(f"budget.objectives.{name}: {detail}; e.g. budget.objectives.{name}.lr=0.025") from None
+        per_objective[name] = OmegaConf.to_container(checked)
+    over = per_objective.get(objective) or {}
+    values.update({k: v for k, v in over.items() if v is not None})
+    shape = net_shape(cfg, {k: values.pop(k) for k in SHAPE_KEYS})
+    try:
+        return Budget(**values), shape
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def auto_int(cfg: DictConfig, key: str, default: int) -> int:

@@ -50,17 +50,6 @@ def share(rows: list[tuple[int, dict[str, Any]]], shard: int | None, shards: int
     return mine[slot.rank::slot.tasks]
 
 
-GPU_PRESETS = ("gpus",)  # launcher presets that exist to train on GPUs
-
-
-def preset_device(argv: list[str]) -> list[str]:
-    """argv with `device=cuda` added for a GPU launcher preset when no device is given (no silent CPU run)."""
-    presets = {f"hydra/launcher={p}" for p in GPU_PRESETS}
-    if any(a in presets for a in argv) and not any(a.lstrip("+").startswith("device=") for a in argv):
-        return [*argv, "device=cuda"]
-    return argv
-
-
 def register_resolvers() -> None:
     """`${gpu_count:}` (at least 1), `${visible_gpu_count:}` (0 without GPUs) and `${on_device:...}` for launcher
     presets."""

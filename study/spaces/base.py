@@ -38,6 +38,14 @@ class NetShape:
     width: int
     cells_per_stage: int
 
+    def __post_init__(self) -> None:
+        where = {"c_in": "dataset.channels", "image_size": "dataset.image_size", "n_classes": "dataset.n_classes",
+                 "width": "budget.width", "cells_per_stage": "budget.cells_per_stage"}
+        for key, setting in where.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpaceError(f"{setting} must be a positive integer, got {value!r}; e.g. {setting}=8")
+
 
 class Cell(Protocol):
     """A frozen, validated member of a space."""

@@ -7,6 +7,7 @@ Nothing here trains or imports torch at import time; the runner (runner.py), the
 
 from __future__ import annotations
 
+import math
 import platform
 import socket
 from dataclasses import asdict, dataclass, field
@@ -25,22 +26,26 @@ class Budget:
 
     name: str
     epochs: int
-    batch_size: int
-    lr: float
+    batch_size: int = 128  # images per step (the paper's CIFAR-10 recipe: 128 at lr 0.1)
+    lr: float = 0.1
     weight_decay: float = 5e-4
     momentum: float = 0.9
     nesterov: bool = True
-    precise_bn: int = 0
+    precise_bn: int = 0  # training images that recompute BN statistics before each test (0 = off)
     eval_batch_size: int = 512
 
     def __post_init__(self) -> None:
+        """The ranges a budget must be in: the one place they are checked (types come from the config schema)."""
         for key in ("epochs", "batch_size", "eval_batch_size"):
-            if int(getattr(self, key)) < 1:
+            if getattr(self, key) < 1:
                 raise ValueError(f"budget.{key} must be a positive integer, got {getattr(self, key)}")
-        if not self.lr > 0:
-            raise ValueError(f"budget.lr must be positive, got {self.lr}")
-        if self.precise_bn < 0 or self.weight_decay < 0:
-            raise ValueError("budget.precise_bn and budget.weight_decay must not be negative")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ValueError(f"budget.lr must be a finite positive number, got {self.lr}")
+        if self.precise_bn < 0 or not 0 <= self.weight_decay < math.inf:
+            raise ValueError("budget.precise_bn and budget.weight_decay must be finite and not negative")
+        if not 0 <= self.momentum < 1 or (self.nesterov and self.momentum == 0):
+            raise ValueError(f"budget.momentum must be in [0, 1) (above 0 with nesterov), got {self.momentum}; "
+                             "e.g. budget.momentum=0.9")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,11 @@ class RunSpec:
     objective: str
     seed: int
     path: Path
+    cell: Any = field(default=None, compare=False)  # the parsed cell: the planner parses each row once
+
+    def parsed(self, space: str) -> Any:
+        """The run's cell as a value of its space (parsed from `arch` only when the planner did not)."""
+        return self.cell if self.cell is not None else get_space(space).parse(self.arch)
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ def provenance() -> dict[str, Any]:
 def record(spec: RunSpec, setup: Setup, status: str, **fields: Any) -> dict[str, Any]:
     """A run record with the fields every record carries."""
     return {
-        "cell_id": spec.cell_id, "arch": spec.arch, "canonical": get_space(setup.space).parse(spec.arch).canonical(),
+        "cell_id": spec.cell_id, "arch": spec.arch, "canonical": spec.parsed(setup.space).canonical(),
         "objective": spec.objective, "seed": spec.seed,
         "space": setup.space, "dataset": setup.dataset, "budget": setup.budget.name,
         "identity": identity_hash(setup.identity()), "status": status, "device_type": setup.device_type,

@@ -18,26 +18,39 @@ from study.training.run import RunSpec, Setup, network_size, record
 log = logging.getLogger(__name__)
 
 
-def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int) -> tuple[list[RunSpec], int]:
-    """The runs still to do for `seed`, and how many are already complete (skipped)."""
-    space = get_space(setup.space)
-    identity = identity_hash(setup.identity())
-    folder = run_dir(study_dir, setup.objective, setup.dataset, setup.budget.name, identity, seed)
-    todo, done = [], 0
+def parse_cells(cells: list[dict[str, Any]], space_name: str) -> list[Any]:
+    """Each cells-file row as a cell of its space, checked against its id; UserError for an edited row."""
+    space = get_space(space_name)
+    parsed = []
     for row in cells:
         try:
             cell = space.parse(row["arch"])
         except UserError as e:
-            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample (the same study.sample settings plus force=true) instead of editing the file") from None
-        cid = cell_id(cell.canonical())
-        if cid != row["id"]:
+            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample (the same study.sample settings plus "
+                            "force=true) instead of editing the file") from None
+        if cell_id(cell.canonical()) != row["id"]:
             raise_mismatch(row)
-        path = folder / f"{cid}.json"
+        parsed.append(cell)
+    return parsed
+
+
+def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int,
+         parsed: list[Any] | None = None) -> tuple[list[RunSpec], int]:
+    """The runs still to do for `seed`, and how many are already complete (skipped).
+
+    `parsed` holds the rows' cells when the caller has parsed them already (`parse_cells`).
+    """
+    parsed = parse_cells(cells, setup.space) if parsed is None else parsed
+    identity = identity_hash(setup.identity())
+    folder = run_dir(study_dir, setup.objective, setup.dataset, setup.budget.name, identity, seed)
+    todo, done = [], 0
+    for row, cell in zip(cells, parsed):
+        path = folder / f"{row['id']}.json"
         rec = read_record(path) if path.exists() else None
         if rec is not None and rec.get("status") == "complete" and rec.get("identity") == identity:
             done += 1
             continue
-        todo.append(RunSpec(cid, cell.to_str(), setup.objective, seed, path))
+        todo.append(RunSpec(row["id"], cell.to_str(), setup.objective, seed, path, cell))
     return todo, done
 
 
@@ -84,7 +97,7 @@ def execute_group(specs: list[RunSpec], setup: Setup, data: Any) -> list[dict[st
     from study.training.checkpoint import path_for as checkpoint_path
 
     space = get_space(setup.space)
-    cell = space.parse(specs[0].arch)
+    cell = specs[0].parsed(setup.space)
     if any(spec.arch != specs[0].arch for spec in specs):
         raise ValueError("runs trained side by side must share their cell")
     objective = create_objective(setup.objective, data, **setup.objective_options)

@@ -24,7 +24,7 @@ from study.training.run import RunSpec, Setup, network_size, record
 def build_untrained(spec: RunSpec, setup: Setup, objective: Any) -> torch.nn.Module:
     """The run's network at initialisation, seeded by the run's seed without touching global RNG state."""
     space = get_space(setup.space)
-    cell = space.parse(spec.arch)
+    cell = spec.parsed(setup.space)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         # NASWOT hooks every ReLU module: it asks for the plain network (same function, same parameters).
@@ -52,7 +52,6 @@ def score_run(spec: RunSpec, setup: Setup, data: Any, objective: Any) -> dict[st
     # The run's precision setting stays in `precision` (it is part of the run's identity); the score itself is
     # computed in the objective's own dtype.
     rec["score_dtype"] = objective.score_dtype
-    space = get_space(setup.space)
-    rec.update(network_size(space, space.parse(spec.arch), setup.shape))
+    rec.update(network_size(get_space(setup.space), spec.parsed(setup.space), setup.shape))
     write_record(spec.path, rec)
     return rec

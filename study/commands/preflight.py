@@ -1,0 +1,78 @@
+"""What the train command checks before anything runs: the sample, the folder, the dataset, the objective.
+
+Each check is cheap (no decoding, no download, no training) and says in one line what is wrong and how to
+fix it, so a mistake is refused at the command line, not once per worker or per run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from study.commands import shards as sharding
+from study.commands.request import TrainRequest
+from study.errors import UserError
+from study.spaces import NetShape
+from study.store.records import STUDY_FILE, read_cells, writable
+from study.training import devices
+from study.training.run import Setup
+from study.training.runner import parse_cells
+
+log = logging.getLogger(__name__)
+
+
+def check(req: TrainRequest) -> None:
+    """Refuse a train request before anything runs: no sample, a read-only study, a bad dataset or objective."""
+    cells = read_cells(req.study_dir)
+    if not writable(req.study_dir):  # before Hydra, whose first act is a log folder inside study_dir
+        raise UserError(f"study_dir {req.study_dir} is read-only: training writes its records and logs there; "
+                        f"copy the study to a writable folder (cp -r {req.study_dir} NEW) and train with study_dir=NEW")
+    parse_cells(cells, req.setup.space)
+    setup = req.setup
+    check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), setup.shape.n_classes)
+    sharding.share(sharding.choose(cells, req.cells), req.shard, req.shards, devices.current_slot())
+    check_objective(setup)
+
+
+@functools.lru_cache(maxsize=None)  # once per dataset setting, though every sweep value is checked
+def check_dataset(name: str, options_json: str, n_classes: int) -> None:
+    """The dataset's own cheap checks (study/data), so a bad dataset setting is refused here, not in every worker."""
+    from study.data import preflight
+
+    preflight(name, json.loads(options_json), n_classes)
+
+
+def check_objective(setup: Setup) -> None:
+    """Build the objective on a one-image stand-in of the dataset's shape, so bad options fail here, not per run."""
+    import torch
+
+    from study.data import ImageData
+    from study.objectives import create_objective
+    from study.objectives.base import objective_class
+
+    channels, size = setup.shape.c_in, setup.shape.image_size
+    if objective_class(setup.objective).needs_color and channels != 3:
+        raise UserError(f"objective {setup.objective!r} needs colour images but dataset {setup.dataset!r} is "
+                        "grayscale; use an RGB dataset (e.g. dataset=cifar10)")
+    x = torch.zeros(1, channels, size, size, dtype=torch.uint8)
+    y = torch.zeros(1, dtype=torch.int64)
+    stand_in = ImageData(setup.dataset, x, y, x, y, setup.shape.n_classes, torch.zeros(channels), torch.ones(channels))
+    try:
+        create_objective(setup.objective, stand_in, **setup.objective_options)
+    except TypeError as e:  # an option the objective does not take
+        raise UserError(f"objective {setup.objective!r}: {e}; its options are in conf/objective/{setup.objective}.yaml") from None
+
+
+def warn_if_resized(study_dir: Path, shape: NetShape) -> None:
+    """Say so when the trained shape is not the one cells.jsonl's params and FLOPs were computed at."""
+    try:
+        sampled = json.loads((study_dir / STUDY_FILE).read_text())["sample"]["net"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no or an old study.json: nothing to compare with
+    if sampled != asdict(shape):
+        differ = ", ".join(f"{k} {sampled.get(k)} -> {v}" for k, v in asdict(shape).items() if sampled.get(k) != v)
+        log.warning("this network differs from the sampled one (%s): cells.jsonl's params and FLOPs do not describe "
+                    "it; each run record carries its own (net, net_params, net_flops)", differ)

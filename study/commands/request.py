@@ -1,0 +1,81 @@
+"""The train command as a typed request: the config read once into plain values, each value checked once.
+
+Types are checked by the config schema when Hydra composes (conf/budget's schema, study/commands/settings.py);
+ranges by the values themselves (`Budget`, `NetShape`); device and precision by study/training/devices.py.
+Nothing below the command reads a DictConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from study.commands import settings
+from study.errors import UserError
+from study.training import devices
+from study.training.run import Setup
+
+# Dataset keys that describe the data's shape (read into the NetShape) or an objective's input, not how to build it.
+_NOT_BUILD_OPTIONS = ("name", "channels", "n_classes", "crop_padding")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A typed train command: what to train (setup, seeds, which cells) and how to spread it (workers, shards)."""
+
+    study_dir: Path
+    setup: Setup
+    seeds: list[int]
+    workers: int
+    shards: int = 1
+    shard: int | None = None
+    cells: list[Any] | None = None  # ids or row numbers; None = every cell of the sample
+    dry_run: bool = False
+
+
+def parse(cfg: DictConfig) -> TrainRequest:
+    """The request of a composed train config; UserError for anything invalid."""
+    from study.data import DATASETS
+    from study.objectives.base import objective_class
+
+    # A task of a local multi-GPU job takes its own GPU before anything in the process can initialise CUDA.
+    devices.pin_visible_gpus(devices.current_slot())
+    study_dir = settings.study_dir(cfg)
+    objective = OmegaConf.select(cfg, "objective.name")
+    objective_class(objective)  # unknown name -> UserError listing the choices
+    budget, shape = settings.budget_for(cfg, objective)
+    DATASETS.get(cfg.dataset.name)  # unknown name -> DataError listing the choices
+    dataset_options = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
+                       if k not in _NOT_BUILD_OPTIONS}
+    if "cache_dir" in dataset_options and dataset_options["cache_dir"] is None:
+        dataset_options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
+    device = devices.resolve_device(str(OmegaConf.select(cfg, "device")))
+    precision = devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
+    cores = devices.cpu_count()
+    # CPU: one single-threaded worker per core (a small network cannot keep two threads busy inside a
+    # step). CUDA: several trainings share each GPU, since one small network leaves it mostly idle.
+    workers = settings.auto_int(cfg, "workers", min(4, cores) if device.startswith("cuda") else cores)
+    threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
+    seeds = settings.seeds(cfg)
+    fuse = settings.auto_int(cfg, "fuse", devices.fuse_auto(device.split(":")[0], shape))
+    options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
+    options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
+    setup = Setup(
+        space=settings.space_name(cfg), objective=objective, objective_options=options,
+        dataset=cfg.dataset.name, dataset_options=dataset_options, budget=budget, shape=shape,
+        device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
+        precision=precision, fuse=min(fuse, len(seeds)),
+    )
+    shard = OmegaConf.select(cfg, "shard")
+    wanted = OmegaConf.select(cfg, "cells")
+    if wanted is not None and not OmegaConf.is_list(wanted):
+        raise UserError(f"cells must be a list of cell ids or row numbers, got {wanted!r}; e.g. cells=[3,17]")
+    return TrainRequest(
+        study_dir=study_dir, setup=setup, seeds=seeds, workers=workers,
+        shards=settings.positive_int(cfg, "shards", "shards"),
+        shard=None if shard is None else settings.integer(cfg, "shard", "shard"),
+        cells=None if wanted is None else list(wanted), dry_run=settings.boolean(cfg, "dry_run"),
+    )
