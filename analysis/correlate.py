@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from analysis import caveats, report, tables, truth as truths
+from analysis import caveats, metrics, report, summaries, tables, truth as truths
 from analysis.baselines import trained_baselines
 from analysis.completeness import cell_status, dropped_cells, seed_notes, seed_reasons, summarize
 from analysis.load import cell_table, load_runs
@@ -36,7 +37,6 @@ from study.store.records import read_cells, read_record, writable
 log = logging.getLogger("analysis.correlate")
 
 __all__ = ["Request", "parse", "check", "analyse", "task", "select_runs", "correlations", "BASELINES"]
-_METRIC_COLUMN = {"best": "test_acc_best", "final": "test_acc_final"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Request:
 
     study_dir: Path
     reference: str
-    metric: str
+    metrics: dict[str, str]  # objective -> run summary (analysis/metrics.py); "*" for the others
     merge: str
     dataset: str | None
     budget: str | None
@@ -66,13 +66,12 @@ class Request:
 def parse(cfg: DictConfig) -> Request:
     """Typed values from the config."""
     metric, merge = OmegaConf.select(cfg, "metric"), OmegaConf.select(cfg, "merge")
-    if metric not in ("best", "final"):
-        raise UserError(f"metric must be best or final, got {metric!r}")
+    metric = OmegaConf.to_container(metric) if OmegaConf.is_config(metric) else metric
     if merge not in ("mean", "median"):
         raise UserError(f"merge must be mean or median, got {merge!r}")
     compare = OmegaConf.select(cfg, "compare", default=None)
     compare = OmegaConf.to_container(compare) if OmegaConf.is_config(compare) else compare
-    return Request(settings.study_dir(cfg), str(cfg.reference), metric, merge,
+    return Request(settings.study_dir(cfg), str(cfg.reference), metrics.parse_map(metric), merge,
                    *(OmegaConf.select(cfg, f"{key}.name") for key in ("dataset", "budget")),
                    space=OmegaConf.select(cfg, "space.name"),
                    label=OmegaConf.select(cfg, "label"), compare=compare or [],
@@ -167,10 +166,25 @@ def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
     return shlex.join(args)
 
 
-def _per_seed(study: StudyData, objective: str, column: str, ids: list[str]) -> pd.DataFrame:
-    """(cells, seeds) accuracies of one objective's complete runs."""
+def _per_seed(study: StudyData, objective: str, ids: list[str], column: str = "value") -> pd.DataFrame:
+    """(cells, seeds) summaries of one objective's complete runs."""
     done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
     return done.pivot_table(index="cell_id", columns="seed", values=column, aggfunc="first").reindex(ids)
+
+
+def summarise_runs(study: StudyData, chosen: dict[str, str]) -> None:
+    """Each run's summary in `value`; a complete record without a finite one counts as failed, saying why."""
+    scoped = study.scoped.copy()
+    scoped["value"] = metrics.values(scoped, chosen)
+    bad = (scoped["status"] == "complete") & ~np.isfinite(scoped["value"].to_numpy(float))
+    if bad.any():
+        names = scoped.loc[bad, "objective"].map(lambda o: metrics.for_objective(chosen, o))
+        scoped.loc[bad, "reason"] = [f"complete record without a finite {m} value ({p})"
+                                     for m, p in zip(names, scoped.loc[bad, "path"])]
+        scoped.loc[bad, "status"] = "failed"
+        log.warning("%d complete record(s) of %s have no finite value for the chosen summary; counted as failed: "
+                    "%s", int(bad.sum()), study.spec.label, "; ".join(scoped.loc[bad, "reason"].head(3)))
+    study.scoped = scoped
 
 
 def _budget_settings(study: StudyData) -> str:
@@ -207,7 +221,9 @@ def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], 
         rows[f"budget{where}"] = _budget_settings(s)
     rows["objectives (seeds)"] = ", ".join(f"{k} ({','.join(map(str, v))})" for k, v in seeds.items())
     rows["reference"] = req.reference
-    rows["metric"] = f"{req.metric} test accuracy, seeds merged by {req.merge}"
+    rows["metric"] = (metrics.describe(req.metrics[metrics.DEFAULT]) + "".join(
+        f"; {o}: {metrics.describe(m)}" for o, m in req.metrics.items() if o != metrics.DEFAULT)
+        + f"; seeds merged by {req.merge}")
     rows["cells analysed"] = f"{n_cells} (complete for every objective)"
     rows["statistics"] = (f"{req.bootstrap} bootstrap resamples, {req.permutations} permutations, "
                           f"{req.trials} random-experiment draws, seed {req.seed}")
@@ -234,17 +250,17 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     absent = {c: "not sampled in " + ", ".join(o.spec.label for o in studies[1:] if c not in o.cells.index)
               + " (compared studies are joined on the cells they share)"
               for c in studies[0].cells.index if c not in set(ids)}
-    column = _METRIC_COLUMN[req.metric]
     status, values, per_seed, seeds = [], [], {}, {}
     why, seed_gaps = {}, []
     for s in studies:
+        summarise_runs(s, req.metrics)
         st = cell_status(s.scoped, ids, req.require_all_seeds, known=list(s.cells.index))
         if req.require_all_seeds:  # name the seed a dropped cell lacks, not a bare "missing"
             why.update({(c, s.spec.column(o)): r for (c, o), r in seed_reasons(s.scoped, ids).items()})
             seed_gaps += seed_notes(s.scoped, ids, "" if s.spec.primary else f"{s.spec.label}/")
-        val = cell_table(s.scoped, req.metric, req.merge).reindex(index=ids, columns=st.columns)
+        val = cell_table(s.scoped, req.merge).reindex(index=ids, columns=st.columns)
         for objective in st.columns:
-            per_seed[s.spec.column(objective)] = _per_seed(s, objective, column, ids)
+            per_seed[s.spec.column(objective)] = _per_seed(s, objective, ids)
             seeds[s.spec.column(objective)] = sorted(int(v) for v in
                                                      s.scoped.loc[s.scoped["objective"] == objective, "seed"].unique())
         status.append(st.rename(columns=s.spec.column))
@@ -285,7 +301,9 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     notes += [f"{c}: no complete cell yet, left out of the analysis" for c in empty]
     notes = seed_gaps + notes
     columns = [*objectives, *BASELINES, *truth_cols, RANDOM]
-    chance = {s.spec.column(o): _chance(s, o) for s in studies for o in s.scoped["objective"].unique()}
+    # Chance is an accuracy: it says nothing about an objective read by a loss.
+    chance = {s.spec.column(o): _chance(s, o) for s in studies for o in s.scoped["objective"].unique()
+              if metrics.for_objective(req.metrics, o) in ("best", "final")}
     warnings = caveats.caveats(cells, objectives, corr, chance)
     setup = _setup(req, studies, seeds, len(cells))
     if baseline_shape:
@@ -293,6 +311,11 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     if truth_cols:
         setup["ground truth"] = f"{truth.source}: {', '.join(truth_cols)}"
     main_truth = reference if reference in truth_cols else (truth_cols[0] if truth_cols else None)
+    target = truths.target_table(corr, against_truth, reference, main_truth)
+    judged = [o for o in objectives if o != target["reference"].iloc[0]] if len(target) else []
+    own = [o for o in objectives if "/" not in o]  # the primary study's objectives: its runs are at hand
+    summary = summaries.table(studies[0].scoped, own, cells, main_truth or reference, req.merge, req.bootstrap,
+                              req.seed)
     results = report.Results(
         setup=setup, reference=reference, cells=cells, objectives=others,
         correlations=corr, noise=noise, selection=tables.selection(cells, reference, [reference, *proxies, RANDOM]),
@@ -300,7 +323,8 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
         matrix=tables.rank_matrix(cells, columns), ecdf=tables.ecdf(cells, objectives),
         completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent, why),
         notes=notes, caveats=warnings, truth=against_truth, truth_column=main_truth,
-        verdict=truths.verdict(corr, against_truth, reference, main_truth, objectives))
+        verdict=truths.verdict(corr, against_truth, reference, main_truth, objectives),
+        summaries=summary, beyond=truths.beyond_size(target, judged))
     runs = pd.concat([s.runs.assign(study=s.spec.label) for s in studies], ignore_index=True)
     table = studies[0].cells[["arch"]].join(baselines).join(values, how="left").join(truth_table, how="left")
     table[RANDOM] = cells[RANDOM]
@@ -319,12 +343,13 @@ def task(req: Request) -> None:
     out = output_dir(req)
     report.write(out, results, runs, cells)
     shown = results.correlations[["objective", "n_cells", "spearman", "spearman_low", "spearman_high",
-                                  "kendall", "p_value", "ceiling", "ref_ceiling"]]
+                                  "p_value", "partial", "combined", "ceiling"]]
     log.info("completeness:\n%s", results.completeness.to_string(index=False))
-    log.info("rank correlation with %s accuracy (%s, seeds merged by %s):\n%s", results.reference, req.metric,
-             req.merge, shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    log.info("rank correlation with %s (%s):\n%s", results.reference, results.setup["metric"],
+             shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if len(results.truth):
-        against = results.truth[["objective", "reference", "n_cells", "spearman", "spearman_low", "spearman_high"]]
+        against = results.truth[["objective", "reference", "n_cells", "spearman", "spearman_low", "spearman_high",
+                                 "partial", "partial_low", "partial_high", "combined"]]
         log.info("rank correlation with the ground truth:\n%s",
                  against.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for note in [*results.verdict, *results.notes]:

@@ -7,6 +7,7 @@ it as PNG and PDF. Accuracies are fractions and shown as percentages.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -150,10 +151,62 @@ def accuracy_ecdf(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def beyond_size(table: pd.DataFrame) -> plt.Figure:
+    """Per objective and score: rho with the target, partial rho given the parameter count, and rho of the
+    mean rank with the parameter count, each with its interval; the count's own rho as a vertical line."""
+    rows = table[~table["objective"].isin(["random", "flops", "params"])]
+    params = table.loc[table["objective"] == "params", "spearman"]
+    stats = (("spearman", "ρ alone", "tab:blue"), ("partial", "partial ρ given params", "tab:orange"),
+             ("combined", "ρ of mean rank with params", "tab:green"))
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5.2, 0.45 * len(rows) + 1.4))
+        y = np.arange(len(rows))[::-1]
+        for k, (stat, label, colour) in enumerate(stats):
+            est = rows[stat].to_numpy(float)
+            low, high = rows[f"{stat}_low"].to_numpy(float), rows[f"{stat}_high"].to_numpy(float)
+            err = np.clip(np.nan_to_num(np.vstack([est - low, high - est])), 0, None)  # a percentile interval may miss its estimate
+            ax.errorbar(est, y + (1 - k) * 0.22, xerr=err, fmt="o", ms=4, color=colour, capsize=2, lw=1, label=label)
+        if len(params):
+            ax.axvline(float(params.iloc[0]), color="grey", lw=1.2, label="parameter count alone")
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_yticks(y, rows["objective"].tolist())
+        ax.set_xlim(min(-0.2, float(np.nanmin(rows[["partial_low", "spearman_low"]].to_numpy(float), initial=0)) - 0.05), 1.0)
+        ax.set_xlabel(f"Spearman ρ with {table['reference'].iloc[0]}")
+        ax.grid(alpha=0.3, lw=0.5, axis="x")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.3 / max(len(rows), 1)), ncol=2, frameon=False)
+        fig.tight_layout()
+    return fig
+
+
 def save(fig: plt.Figure, stem) -> list[str]:
-    """Write `fig` as PNG and PDF next to each other; returns the paths."""
+    """Write `fig` as PNG and PDF next to each other, each atomically (a full disk leaves the old file or
+    none, never a truncated one); returns the paths."""
+    import os
+    import tempfile
+
+    from study.store.records import write_error
+
     paths = [f"{stem}.png", f"{stem}.pdf"]
-    for p in paths:
-        fig.savefig(p, dpi=200, bbox_inches="tight", pad_inches=0.05)
-    plt.close(fig)
+    try:
+        for p in paths:
+            folder, name = os.path.split(p)
+            fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    fig.savefig(f, format=p.rsplit(".", 1)[1], dpi=200, bbox_inches="tight", pad_inches=0.05)
+                os.chmod(tmp, _file_mode())
+                os.replace(tmp, p)
+            except BaseException as e:
+                Path(tmp).unlink(missing_ok=True)
+                if isinstance(e, OSError):
+                    raise write_error(Path(p), e) from None
+                raise
+    finally:
+        plt.close(fig)
     return paths
+
+
+def _file_mode() -> int:
+    from study.files import file_mode
+
+    return file_mode()

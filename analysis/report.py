@@ -21,7 +21,10 @@ FIGURES = {"correlations": "Accuracy of each objective against the reference, ro
                                 "(mean and 25-75% band over draws).",
            "accuracy_ecdf": "Distribution of the cells' accuracy under each objective.",
            "truth": "Each objective and the parameter count against the ground truth, robust (Theil-Sen) line, "
-                    "Spearman's rho with its 95% bootstrap interval."}
+                    "Spearman's rho with its 95% bootstrap interval.",
+           "beyond_size": "What each ranking knows beyond network size: Spearman's rho with the target, partial rho "
+                          "given the parameter count, and rho of its mean rank with the parameter count (95% "
+                          "bootstrap intervals); the grey line is the parameter count alone."}
 _MAX_DROPPED_LISTED = 25
 
 
@@ -46,6 +49,8 @@ class Results:
     truth_column: str | None = None  # the truth the figure and the verdict use
     verdict: list[str] = field(default_factory=list)  # does anything beat counting parameters?
     caveats: list[str] = field(default_factory=list)  # what the numbers cannot claim (analysis/caveats.py)
+    summaries: pd.DataFrame = field(default_factory=pd.DataFrame)  # every run summary's rho (analysis/summaries.py)
+    beyond: list[str] = field(default_factory=list)  # one sentence per objective: anything beyond size?
 
 
 NO_INTERVAL = "—"
@@ -75,7 +80,9 @@ def correlation_rows(corr: pd.DataFrame) -> pd.DataFrame:
         "objective": corr["objective"], "kind": corr["kind"], "n": corr["n_cells"].astype(str),
         "Spearman ρ [95% CI]": [_interval(r, "spearman") for _, r in corr.iterrows()],
         "Kendall τ [95% CI]": [_interval(r, "kendall") for _, r in corr.iterrows()],
-        "p (perm.)": corr["p_value"].map(_pvalue), "ceiling": corr["ceiling"].map(_num)})
+        "p (perm.)": corr["p_value"].map(_pvalue), "ceiling": corr["ceiling"].map(_num),
+        "partial ρ given params [95% CI]": [_interval(r, "partial") for _, r in corr.iterrows()],
+        "ρ of mean rank with params [95% CI]": [_interval(r, "combined") for _, r in corr.iterrows()]})
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -96,8 +103,9 @@ def _tex(text: str) -> str:
 
 def latex(corr: pd.DataFrame, reference: str) -> str:
     """The correlations table as a booktabs LaTeX tabular, ready for `\\input`."""
-    head = r"Objective & Kind & $n$ & Spearman $\rho$ [95\% CI] & Kendall $\tau$ [95\% CI] & $p$ & Ceiling \\"
-    return _tabular(correlation_rows(corr), "llrllrr", head, "rank correlation with " + _tex(reference) + " accuracy")
+    head = (r"Objective & Kind & $n$ & Spearman $\rho$ [95\% CI] & Kendall $\tau$ [95\% CI] & $p$ & Ceiling & "
+            r"Partial $\rho$ | params & $\rho$ with params \\")
+    return _tabular(correlation_rows(corr), "llrllrrll", head, "rank correlation with " + _tex(reference))
 
 
 def truth_rows(against: pd.DataFrame) -> pd.DataFrame:
@@ -154,7 +162,7 @@ def render(res: Results, figures: list[str]) -> str:
               "seed noise of both (sqrt of the product of their seed-mean reliabilities; parameters and FLOPs are exact).", "",
               *[f"**{line}**\n" for line in res.verdict],
               *(["## Caveats", "", *[f"- ⚠ {c}" for c in res.caveats], ""] if res.caveats else []),
-              *_truth_section(res), "## Noise ceiling", ""]
+              *_truth_section(res), *_beyond_section(res), *_summaries_section(res), "## Noise ceiling", ""]
     if res.noise.empty or (res.noise["n_seeds"] <= 1).all():
         parts.append("Every objective has a single seed: train more (`seed=0,1` with `-m`) to measure the noise.")
     elif res.noise["reliability"].isna().all():
@@ -197,6 +205,40 @@ def _truth_section(res: Results) -> list[str]:
             markdown(truth_rows(res.truth)), ""]
 
 
+def _beyond_section(res: Results) -> list[str]:
+    """What each objective knows beyond the parameter count, in sentences (report.md)."""
+    if not res.beyond:
+        return []
+    return ["## Beyond size", "",
+            "The parameter count alone ranks NAS-Bench-201-like spaces well, so much of any ρ can be size. Partial ρ: "
+            "Spearman's ρ with the parameter count's rank partialled out (the correlation of the rank residuals); "
+            "its 95% interval above 0 means the objective knows something the count does not. The mean rank of the "
+            "objective and the count is the selector that uses both. All of it per column in correlations.csv and "
+            "truth.csv.", "", *[f"- {line}" for line in res.beyond], ""]
+
+
+def summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """The run-summary table as formatted strings."""
+    return pd.DataFrame({
+        "objective": summary["objective"], "summary": summary["metric"], "n": summary["n_cells"].astype(str),
+        f"ρ with {summary['target'].iloc[0]} [95% CI]": [_interval(r, "spearman") for _, r in summary.iterrows()],
+        "partial ρ given params [95% CI]": [_interval(r, "partial") for _, r in summary.iterrows()],
+        "ρ of mean rank with params": summary["combined"].map(_num),
+        "seed-to-seed ρ": summary["seed_rho"].map(_num), "CPU s per run": summary["cpu_s"].map(lambda v: _num(v, 1))})
+
+
+def _summaries_section(res: Results) -> list[str]:
+    """Which summary of a run (best or final accuracy, a loss, TSE) ranks best, per objective."""
+    if res.summaries.empty:
+        return []
+    return ["## Which summary of a run ranks best", "",
+            "The same runs read by every summary `metric=` offers (best, final: test accuracy; test_loss, "
+            "train_loss: minus the last epoch's loss; tse, tse-E: minus the training loss summed over all or the "
+            "last E epochs), against the same target on the analysed cells. Choose the summary per objective with "
+            "`metric={rotation: train_loss, supervised: best}`; summaries.csv has every number.", "",
+            markdown(summary_rows(res.summaries)), ""]
+
+
 def draw(res: Results) -> dict[str, object]:
     """Every figure the results support, by file stem."""
     from analysis import plots  # matplotlib is slow to import; a refused command never needs it
@@ -215,6 +257,10 @@ def draw(res: Results) -> dict[str, object]:
             res.truth[res.truth["reference"] == res.truth_column]
         shown = [o for o in against["objective"] if o != "flops"]
         figs["truth"] = plots.scatter_panels(res.cells, res.truth_column, shown, against)
+    target = res.correlations if not res.truth_column or res.truth_column == res.reference else \
+        res.truth[res.truth["reference"] == res.truth_column]
+    if res.beyond and "partial" in target.columns:
+        figs["beyond_size"] = plots.beyond_size(target)
     return figs
 
 
@@ -223,7 +269,7 @@ def write(out: Path, res: Results, runs: pd.DataFrame, cells: pd.DataFrame) -> l
     out.mkdir(parents=True, exist_ok=True)
     tables = {"correlations.csv": res.correlations, "noise.csv": res.noise, "selection.csv": res.selection,
               "random_experiment.csv": res.curves, "completeness.csv": res.completeness,
-              "dropped.csv": res.dropped}
+              "dropped.csv": res.dropped, "summaries.csv": res.summaries}
     written = []
     for name, table in tables.items():
         write_atomic(out / name, table.to_csv(index=False, float_format="%.4f"))

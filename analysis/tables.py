@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis import size
 from analysis.caveats import objective_entry
 from analysis.selection import QUANTILES, default_sizes, random_experiment, top1_choice, topk_overlap
 from analysis.uncertainty import (bootstrap_ci, noise_ceiling, permutation_pvalue, rank_correlations,
@@ -20,8 +21,11 @@ from analysis.uncertainty import (bootstrap_ci, noise_ceiling, permutation_pvalu
 BASELINES = ("params", "flops")
 RANDOM = "random"
 FRACTIONS = (0.05, 0.10, 0.25)
+CONTROL = "params"  # what "beyond size" holds fixed: the parameter count of the network trained
 CORRELATION_COLUMNS = ["objective", "kind", "reference", "n_cells", "spearman", "spearman_low", "spearman_high",
-                       "kendall", "kendall_low", "kendall_high", "p_value", "ceiling", "ref_ceiling"]
+                       "kendall", "kendall_low", "kendall_high", "p_value", "ceiling", "ref_ceiling",
+                       "partial", "partial_low", "partial_high", "partial_p", "combined", "combined_low",
+                       "combined_high"]
 
 
 def kind_of(name: str, reference: str) -> str:
@@ -55,6 +59,10 @@ def correlations(cells: pd.DataFrame, reference: str, proxies: list[str], *, boo
     Spearman's rho. `reliability` maps a column to the reliability of its seed mean (baselines are exact,
     1.0); `ceiling` is the most the proxy can correlate with the reference given both their seed noise,
     `ref_ceiling` the most a noise-free proxy can (both NaN when a measure has a single seed).
+
+    Beyond size (analysis/size.py), when the cells have a `params` column: `partial` is the proxy's
+    Spearman rho with the reference given the parameter count (0 for the count itself), with its bootstrap
+    interval and permutation p-value; `combined` the rho of the mean of the proxy's and the count's ranks.
     """
     rel = {**{b: 1.0 for b in (*BASELINES, RANDOM)}, **(reliability or {})}
     ref_rel = rel.get(reference, math.nan)
@@ -70,8 +78,25 @@ def correlations(cells: pd.DataFrame, reference: str, proxies: list[str], *, boo
         row["p_value"] = permutation_pvalue(x, y, "spearman", n_permutations=permutations, seed=seed)
         row["ceiling"] = noise_ceiling(rel.get(name, math.nan), ref_rel)
         row["ref_ceiling"] = noise_ceiling(1.0, ref_rel)
+        row.update(beyond_size(cells, name, reference, bootstrap, permutations, level, seed))
         rows.append(row)
     return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
+
+
+def beyond_size(cells: pd.DataFrame, name: str, reference: str, bootstrap: int = 1000, permutations: int = 1000,
+                level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Partial rho given the parameter count (interval, p) and the rho of the mean rank with it."""
+    out = dict.fromkeys(("partial", "partial_low", "partial_high", "partial_p", "combined", "combined_low",
+                         "combined_high"), math.nan)
+    if CONTROL not in cells.columns or name == reference:
+        return out
+    x, y, z = (cells[c].to_numpy(float) for c in (name, reference, CONTROL))
+    out["partial"] = size.partial_spearman(x, y, z)
+    out["partial_low"], out["partial_high"] = size.bootstrap_ci(x, y, z, "partial", bootstrap, level, seed)
+    out["partial_p"] = size.partial_pvalue(x, y, z, permutations, seed)
+    out["combined"] = size.combined_spearman(x, y, z)
+    out["combined_low"], out["combined_high"] = size.bootstrap_ci(x, y, z, "combined", bootstrap, level, seed)
+    return out
 
 
 def seed_noise(per_seed: dict[str, pd.DataFrame]) -> pd.DataFrame:

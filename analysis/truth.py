@@ -172,7 +172,45 @@ def verdict(main: pd.DataFrame, against: pd.DataFrame, reference: str, column: s
             f"{column}): at this budget the study does not rank architectures"
             + (f", and no objective ranks them better than chance (every 95% interval of ρ with {column} "
                "includes 0)" if chance else "")
-            + (". What does rank NAS-Bench-201 cells at CPU cost: supervised CIFAR-10 at budget=short and the "
-               "training-free scores (objective=naswot or synflow); see docs/ladder.md."
+            + (". What ranks NAS-Bench-201 cells at what CPU cost is measured in docs/ladder.md."
                if column.startswith("nb201-") else "; use a larger budget or data closer to the truth's."))
+    return lines
+
+
+def target_table(main: pd.DataFrame, against: pd.DataFrame, reference: str, column: str | None) -> pd.DataFrame:
+    """The correlations with the analysis's main target: the truth column when there is one, else the reference."""
+    if column is None or column == reference:
+        return main
+    return against[against["reference"] == column]
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]"
+
+
+def beyond_size(table: pd.DataFrame, objectives: list[str]) -> list[str]:
+    """One sentence per objective (training-free scores included): does it rank beyond network size?
+
+    `table` is a correlations table against one target with the partial and combined columns. An objective
+    carries information beyond size when its partial rho's 95% interval lies above 0.
+    """
+    rows = {r.objective: r for r in table.itertuples()}
+    params = rows.get("params")
+    if params is None or math.isnan(getattr(params, "spearman", math.nan)):
+        return []
+    target = params.reference
+    lines = []
+    for name in objectives:
+        r = rows.get(name)
+        if r is None or math.isnan(r.partial):
+            continue
+        p = "p < 0.001" if r.partial_p < 0.001 else f"p = {r.partial_p:.3f}"
+        partial = f"partial ρ = {r.partial:.2f}{_interval(r.partial_low, r.partial_high)} given params ({p})"
+        combined = (f"ranked by the mean of its and the parameter count's ranks, ρ = {r.combined:.2f}"
+                    f"{_interval(r.combined_low, r.combined_high)}, where the parameter count alone gets "
+                    f"{params.spearman:.2f} and {name} alone {r.spearman:.2f}")
+        if r.partial_low > 0:
+            lines.append(f"**{name}** ranks cells by more than their size: {partial} with {target}; {combined}.")
+        else:
+            lines.append(f"**{name}** shows nothing beyond size with {target} at this budget: {partial}; {combined}.")
     return lines

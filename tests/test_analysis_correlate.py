@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from analysis.correlate import Request, analyse
+from analysis.metrics import parse_map
 from study.store.records import CELLS_FILE, STUDY_FILE, run_dir, write_atomic, write_json_atomic
 
 
@@ -43,7 +44,7 @@ def write_study(root: Path, cells: list[str], acc: dict[tuple[str, int], dict[st
 def request(study: Path, **kw) -> Request:
     """A Request with the defaults of conf/correlate.yaml and small resample counts."""
     base = dict(bootstrap=400, permutations=400, trials=400)
-    return Request(study, kw.pop("reference", "supervised"), kw.pop("metric", "best"), kw.pop("merge", "mean"),
+    return Request(study, kw.pop("reference", "supervised"), parse_map(kw.pop("metric", "best")), kw.pop("merge", "mean"),
                    None, None, **{**base, **kw})
 
 

@@ -77,9 +77,12 @@ def test_figure_functions_take_dataframes_and_return_figures():
 def test_latex_table_escapes_names_and_signs():
     corr = pd.DataFrame([{"objective": "c10/jig_saw", "kind": "objective", "n_cells": 9, "spearman": -0.25,
                           "spearman_low": -0.5, "spearman_high": 0.1, "kendall": -0.2, "kendall_low": float("nan"),
-                          "kendall_high": float("nan"), "p_value": 0.0004, "ceiling": float("nan")}])
+                          "kendall_high": float("nan"), "p_value": 0.0004, "ceiling": float("nan"),
+                          "partial": -0.31, "partial_low": -0.52, "partial_high": -0.05, "combined": 0.9,
+                          "combined_low": float("nan"), "combined_high": float("nan")}])
     row = latex(corr, "super_vised").splitlines()[-3]
-    assert row == r"c10/jig\_saw & objective & 9 & $-$0.25 [$-$0.50, 0.10] & $-$0.20 [---] & $<$0.001 & -- \\"
+    assert row == (r"c10/jig\_saw & objective & 9 & $-$0.25 [$-$0.50, 0.10] & $-$0.20 [---] & $<$0.001 & -- & "
+                   r"$-$0.31 [$-$0.52, $-$0.05] & 0.90 [---] \\")
 
 
 def test_bad_compare_entry_is_one_line_on_stderr(cli, tmp_path):

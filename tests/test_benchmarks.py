@@ -81,21 +81,25 @@ def test_grouped_conv_compares_every_shape_three_ways():
     assert len(rows) == 8 and all(line.count("x)") == 3 for line in rows)
 
 
-def test_fidelity_ladder_scores_a_rung_against_the_truth_and_resumes(tmp_path):
-    out = tmp_path / "ladder.jsonl"
-    args = ("--cells", "5", "--workers", "2", "--only", "d8-c8-e2-b16", "--out", str(out))
-    done = bench("budget_fidelity.py", *args)
+def test_ladder_trains_a_rung_through_the_commands_scores_it_against_the_truth_and_resumes(tmp_path):
+    out, root = tmp_path / "ladder.json", tmp_path / "studies"
+    args = ("--root", str(root), "--train", "--only", "d8-c8-e2-b16", "--cells", "5", "--out", str(out),
+            "--override", "budget.width=4")
+    done = bench("ladder.py", *args)
     assert done.returncode == 0, done.stderr
-    runs = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(runs) == 15 and {(r["objective"], r["seed"]) for r in runs} == {
-        ("supervised", 0), ("supervised", 1), ("rotation", 0)}
-    [row] = json.loads(out.with_suffix(".json").read_text())["ladder"]
-    assert row["candidate"] == "d8-c8-e2-b16" and row["n_cells"] == 5
-    assert row["cell_cpu_s"] == pytest.approx(row["sup_cpu_s"] + row["rot_cpu_s"])
-    for key in ("truth_sup", "truth_rot", "truth_params"):
-        assert -1 <= row[key]["rho"] <= 1
-    assert out.with_suffix(".png").stat().st_size > 0
-    assert "| d8-c8-e2-b16 | 5 |" in out.with_suffix(".md").read_text()
-    again = bench("budget_fidelity.py", *args)  # every run is in the file: nothing is trained twice
-    assert again.returncode == 0 and again.stdout.startswith("0 runs to do (15 already")
-    assert len(out.read_text().splitlines()) == 15
+    records = [json.loads(p.read_text()) for p in (root / "d8-c8-e2-b16" / "runs").rglob("*.json")]
+    assert len(records) == 20 and {r["budget"] for r in records} == {"d8-c8-e2-b16"}  # the rung's own recipe
+    assert {(r["objective"], r["seed"]) for r in records} == {(o, s) for o in ("supervised", "rotation") for s in (0, 1)}
+    [row] = json.loads(out.read_text())
+    assert row["rung"] == "d8-c8-e2-b16" and row["experiment"] == "ladder/d8-c8-e2-b16" and row["n_cells"] == 5
+    for name in ("supervised", "rotation"):
+        o = row["objectives"][name]
+        assert o["cpu_s"] > 0 and -1 <= o["rho"] <= 1 and o["best_summary"] is not None
+    truth = __import__("pandas").read_csv(root / "d8-c8-e2-b16" / "analysis" / "correlations.csv")
+    assert set(truth["reference"]) == {"nb201-cifar10"}  # scored against the built-in truth
+    assert -1 <= row["params"]["rho"] <= 1 and out.with_suffix(".png").stat().st_size > 0
+    assert "| d8-c8-e2-b16 | 5 | rotation |" in out.with_suffix(".md").read_text()
+    stamps = {p: p.stat().st_mtime_ns for p in (root / "d8-c8-e2-b16" / "runs").rglob("*.json")}
+    again = bench("ladder.py", *args)  # every run has its record: nothing is trained twice
+    assert again.returncode == 0 and "nothing to train" in again.stdout + again.stderr
+    assert {p: p.stat().st_mtime_ns for p in (root / "d8-c8-e2-b16" / "runs").rglob("*.json")} == stamps

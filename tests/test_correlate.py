@@ -42,10 +42,10 @@ def test_seeds_are_averaged_and_failed_runs_ignored():
         {"cell_id": "c2", "objective": "supervised", "seed": 0, "test_acc_best": 0.9},
         {"cell_id": "c2", "objective": "rotation", "seed": 0, "test_acc_best": 0.4},
     ])
-    table = cell_table(runs, "best")
+    table = cell_table(runs, column="test_acc_best")
     assert table.loc["c1", "supervised"] == pytest.approx(0.6)
     assert np.isnan(table.loc["c1", "rotation"]) and table.loc["c2", "rotation"] == 0.4
-    assert cell_table(runs, "best", "median").loc["c1", "supervised"] == pytest.approx(0.6)
+    assert cell_table(runs, "median", column="test_acc_best").loc["c1", "supervised"] == pytest.approx(0.6)
 
 
 def test_mixed_budgets_are_refused_unless_one_is_chosen(tmp_path):
@@ -53,10 +53,10 @@ def test_mixed_budgets_are_refused_unless_one_is_chosen(tmp_path):
         {"cell_id": "c1", "objective": "supervised", "seed": 0, "test_acc_best": 0.5},
         {"cell_id": "c1", "objective": "supervised", "seed": 0, "test_acc_best": 0.6, "budget": "paper", "identity": "b"},
     ])
-    req = Request(tmp_path, "supervised", "best", "mean", None, None)
+    req = Request(tmp_path, "supervised", {"*": "best"}, "mean", None, None)
     with pytest.raises(UserError, match="several budgets.*budget=<name>"):
         select_runs(runs, req)
-    chosen = select_runs(runs, Request(tmp_path, "supervised", "best", "mean", None, "paper"))
+    chosen = select_runs(runs, Request(tmp_path, "supervised", {"*": "best"}, "mean", None, "paper"))
     assert chosen["test_acc_best"].tolist() == [0.6]
 
 
@@ -68,7 +68,7 @@ def test_correlate_on_a_trained_study(cli, tiny_study):
     assert {"objective", "reference", "n_cells", "spearman", "kendall"} <= set(out.columns)
     assert (out["reference"] == "supervised").all() and (out["n_cells"] == 4).all()
     runs = load_runs(tiny_study)
-    table = cell_table(runs, "best")
+    table = cell_table(runs, column="test_acc_best")
     expected = stats.spearmanr(table["rotation"], table["supervised"])[0]
     assert out.set_index("objective").loc["rotation", "spearman"] == pytest.approx(expected, abs=1e-4)
     for ext in ("png", "pdf"):

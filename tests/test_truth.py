@@ -82,7 +82,7 @@ def write_study(root: Path, archs: list[str], acc: dict[tuple[str, int], list[fl
 
 def request(study: Path, **kw) -> Request:
     base = dict(bootstrap=200, permutations=200, trials=50)
-    return Request(study, kw.pop("reference", "supervised"), "best", "mean", None, None, **{**base, **kw})
+    return Request(study, kw.pop("reference", "supervised"), {"*": "best"}, "mean", None, None, **{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_a_study_whose_rankings_are_chance_says_so_and_points_to_what_ranks(tmp_
     assert all(abs(stats.spearmanr(v, true).statistic) < 0.1 for v in noise.values())
     results, _, table = analyse(request(write_study(tmp_path, archs, noise), reference="nb201-cifar10"))
     [chance] = [line for line in results.verdict if "better than chance" in line]
-    assert "budget=short" in chance and "naswot" in chance
+    assert "docs/ladder.md" in chance
     write(tmp_path / "analysis", results, pd.DataFrame({"study": []}), table)
     assert chance in (tmp_path / "analysis" / "report.md").read_text()
 
@@ -160,3 +160,25 @@ def test_baselines_are_those_of_the_network_that_was_trained(tmp_path, archs):
         assert tuple(table.loc[cid, ["params", "flops"]]) == complexity(NB201Cell.from_str(arch), NetShape(1, 8, 10, 16, 1))
         assert table.loc[cid, "params"] != sampled.loc[cid, "params"]  # the sample was drawn at C=8
     assert "C=16" in results.setup["params, FLOPs"]
+
+
+def test_the_report_says_which_objective_ranks_beyond_size_and_which_only_counts_parameters(tmp_path, archs):
+    from study.spaces.nb201.space import complexity as nb201_complexity
+
+    true = truths.nb201().table.loc[archs, "nb201-cifar10"].to_numpy()
+    size = np.array([nb201_complexity(NB201Cell.from_str(a), NetShape(1, 8, 10, 8, 1))[0] for a in archs], float)
+    # rotation ranks like the truth (which knows more than size); supervised ranks exactly like the count.
+    study = write_study(tmp_path, archs, {("rotation", 0): list(true), ("supervised", 0): list(np.log(size))})
+    results, _, table = analyse(request(study, reference="nb201-cifar10"))
+    corr = results.correlations.set_index("objective")
+    assert corr.loc["supervised", "partial"] == 0.0 and corr.loc["params", "partial"] == 0.0
+    assert corr.loc["rotation", "partial_low"] > 0.5
+    assert corr.loc["supervised", "combined"] == pytest.approx(corr.loc["params", "spearman"])
+    [rot] = [line for line in results.beyond if line.startswith("**rotation**")]
+    [sup] = [line for line in results.beyond if line.startswith("**supervised**")]
+    assert "more than their size" in rot and "nothing beyond size" in sup
+    write(tmp_path / "analysis", results, pd.DataFrame({"study": []}), table)
+    report = (tmp_path / "analysis" / "report.md").read_text()
+    assert "## Beyond size" in report and rot in report
+    assert (tmp_path / "analysis" / "beyond_size.png").stat().st_size > 1000
+    assert {"partial", "partial_low", "partial_p", "combined"} <= set(pd.read_csv(tmp_path / "analysis" / "correlations.csv"))

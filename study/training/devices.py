@@ -145,12 +145,11 @@ def _warn_once(message: str) -> None:
 def fuse_auto(device_type: str, shape: NetShape) -> int:
     """`fuse=auto`: how many seeds of a cell train side by side as one network, from measured cost.
 
-    CPU (benchmarks/fused.py, one thread, oneDNN): grouped convolutions pay only while the network's calls
-    are small. At the default budget (8 px, C=8: 512 activations per image in the first stage) 2 seeds
-    stacked train 1.25x (supervised) and 1.15x (rotation) faster than one after the other, and 3 or more no
-    faster; the paper network (32 px, C=16: 16,384) trains slower stacked. So 2 up to the default network's
-    size and 1 above it. A GPU leaves most of itself idle for one small network: 4 (not yet measured there;
-    benchmarks/gpu_check.sh measures it).
+    CPU: grouped convolutions pay only while the network's calls are small, so 2 seeds up to the default
+    network's size (8 px, C=8: 512 activations per image in the first stage) and 1 above it; 3 or more gained
+    nothing there (measured by benchmarks/fused.py, results in benchmarks/results/fused.md and
+    docs/performance.md). A GPU leaves most of itself idle for one small network: 4, not yet measured
+    (benchmarks/gpu_check.sh measures it).
     """
     if device_type == "cuda":
         return 4
