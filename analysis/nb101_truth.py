@@ -56,6 +56,16 @@ def _crc_table() -> np.ndarray:
 
 
 CRC_TABLE = _crc_table()
+_TABLE = [int(x) for x in CRC_TABLE]
+
+
+def _masked_crc_of_length(head: bytes) -> int:
+    """The masked CRC-32C of an 8-byte length field, one record at a time (checked before trusting it)."""
+    crc = 0xFFFFFFFF
+    for byte in head:
+        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def crc32c(payloads: list[bytes]) -> np.ndarray:
@@ -79,21 +89,26 @@ def masked(crc: np.ndarray) -> np.ndarray:
     return ((rotated + np.uint64(0xA282EAD8)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
-def _check(path: Path, heads: list[bytes], payloads: list[bytes], crcs: list[tuple[int, int]], first: int) -> None:
-    """Refuse the batch if any length or payload CRC differs from the one framed with it."""
-    framed = np.array(crcs, dtype=np.uint32).reshape(-1, 2)
-    for column, blobs, what in ((0, heads, "length"), (1, payloads, "payload")):
-        wrong = np.flatnonzero(masked(crc32c(blobs)) != framed[:, column])
-        if wrong.size:
-            raise TruthError(f"{path}: record {first + int(wrong[0])} fails its {what} CRC; the file is damaged or "
-                             "not a TFRecord file: download nasbench_only108.tfrecord again")
+def _damaged(path: Path, record: int, what: str) -> TruthError:
+    return TruthError(f"{path}: record {record} fails its {what} CRC; the file is damaged or not a TFRecord file: "
+                      "download nasbench_only108.tfrecord again")
+
+
+def _check(path: Path, payloads: list[bytes], crcs: list[int], first: int) -> None:
+    """Refuse the batch if any payload's CRC differs from the one framed with it."""
+    wrong = np.flatnonzero(masked(crc32c(payloads)) != np.array(crcs, dtype=np.uint32))
+    if wrong.size:
+        raise _damaged(path, first + int(wrong[0]), "payload")
 
 
 def records(path: Path, verify: bool = True) -> Iterator[bytes]:
-    """The payloads of a TFRecord file, in order; every CRC checked (a batch at a time) when `verify`."""
-    heads: list[bytes] = []
+    """The payloads of a TFRecord file, in order, every CRC checked when `verify`.
+
+    A length's CRC is checked before the length is used (a damaged length would misframe every later
+    record); payload CRCs are checked a batch at a time, before the batch is handed on.
+    """
     payloads: list[bytes] = []
-    crcs: list[tuple[int, int]] = []
+    crcs: list[int] = []
     count = 0
     with open(path, "rb") as f:
         while True:
@@ -103,22 +118,23 @@ def records(path: Path, verify: bool = True) -> Iterator[bytes]:
             if len(head) < 12:
                 raise TruthError(f"{path}: record {count} is cut short in its header; the file is truncated")
             (length,), (length_crc,) = struct.unpack("<Q", head[:8]), struct.unpack("<I", head[8:])
+            if verify and _masked_crc_of_length(head[:8]) != length_crc:
+                raise _damaged(path, count, "length")
             body = f.read(length + 4)
             if len(body) < length + 4:
                 raise TruthError(f"{path}: record {count} is cut short ({len(body)} of {length + 4} bytes); "
                                  "the file is truncated")
-            heads.append(head[:8])
             payloads.append(body[:length])
-            crcs.append((length_crc, struct.unpack("<I", body[length:])[0]))
+            crcs.append(struct.unpack("<I", body[length:])[0])
             count += 1
             if len(payloads) == _BATCH:
                 if verify:
-                    _check(path, heads, payloads, crcs, count - len(payloads))
+                    _check(path, payloads, crcs, count - len(payloads))
                 yield from payloads
-                heads, payloads, crcs = [], [], []
+                payloads, crcs = [], []
     if payloads:
         if verify:
-            _check(path, heads, payloads, crcs, count - len(payloads))
+            _check(path, payloads, crcs, count - len(payloads))
         yield from payloads
 
 

@@ -71,7 +71,8 @@ def parse(cfg: DictConfig) -> Request:
 
 
 def check(req: Request) -> None:
-    """Refuse an unwritable output folder before reading anything."""
+    """Refuse a missing truth source or an unwritable output folder before reading anything."""
+    sources.check_exists(req.truth)
     if not writable(req.out):
         raise UserError(f"out={req.out} is not writable; choose a folder of your own, e.g. out=$HOME/unnas")
 

@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from analysis import nb101_truth, unnas
-from analysis.truth import Truth, for_study as builtin_or_csv
+from analysis.truth import Truth, TruthError, for_study as builtin_or_csv
 
 PREFIXES = {"unnas": unnas.read, "nb101": nb101_truth.read}
 
@@ -24,3 +26,11 @@ def for_study(space: str | None, value: str | None) -> Truth | None:
         if value.endswith(".tfrecord"):
             return nb101_truth.read(value, space)
     return builtin_or_csv(space, value)
+
+
+def check_exists(value: str) -> None:
+    """Refuse a `truth=` whose file is missing before any work (reading a large source waits for the task)."""
+    kind, sep, rest = value.partition(":")
+    path = Path(rest if sep and kind in PREFIXES else value).expanduser()
+    if not path.exists():
+        raise TruthError(f"truth={value}: {str(path)!r} does not exist; give the file or folder it names")
