@@ -128,10 +128,17 @@ def merge_seeds(seeds: Iterable[dict[str, float]]) -> pd.Series:
 
 def read_summaries(path: str | Path, space: str) -> pd.DataFrame:
     """Every column the summaries hold for `space`: index canonical key, accuracy as a fraction."""
+    path = Path(path).expanduser()
+    stamp = path.stat().st_mtime_ns if path.exists() else None
+    return _read_summaries(str(path), stamp, space).copy()  # a command checks, then reads: parse the files once
+
+
+@functools.lru_cache(maxsize=4)
+def _read_summaries(path: str, stamp: int | None, space: str) -> pd.DataFrame:
     if space not in FOLDERS:
         raise TruthError(f"the unnas summaries cover spaces {', '.join(FOLDERS)}, not {space!r}; "
                          "sample the paper's cells with study.sample space=darts cells=unnas (or space=nb101)")
-    base = _root(Path(path).expanduser()) / FOLDERS[space]
+    base = _root(Path(path)) / FOLDERS[space]
     columns = {}
     for dataset in _children(base):
         for task in _children(dataset):

@@ -33,6 +33,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     cells = [e.cell for e in read_list(get_space("nb101"), named_lists("nb101")["unnas"])]
     payloads = [nasbench_row(c.canonical(), 108, c, [(0.0, 0.1, 0.1), (54.0, 0.8, 0.8), (108.0, 0.9 + r / 100,
@@ -56,7 +57,7 @@ def main() -> None:
              f"{per_record * REAL_RECORDS * (REAL_BYTES / REAL_RECORDS) / (len(data) / n):.0f} |", "",
              f"{len(table)} distinct hashes converted. The projection scales CPU time per byte to the real file's "
              f"{REAL_RECORDS:,} records and 499 MB; the real file was not available here to time directly.", ""]
-    OUT.write_text("\n".join(lines))
+    args.out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 

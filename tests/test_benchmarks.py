@@ -99,3 +99,10 @@ def test_fidelity_ladder_scores_a_rung_against_the_truth_and_resumes(tmp_path):
     again = bench("budget_fidelity.py", *args)  # every run is in the file: nothing is trained twice
     assert again.returncode == 0 and again.stdout.startswith("0 runs to do (15 already")
     assert len(out.read_text().splitlines()) == 15
+
+
+def test_nb101_truth_benchmark_converts_its_synthetic_file(tmp_path):
+    done = bench("nb101_truth.py", "--copies", "1", "--out", str(tmp_path / "r.md"))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "r.md").read_text()
+    assert "| 1,500 |" in text and "500 distinct hashes converted" in text

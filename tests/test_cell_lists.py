@@ -18,7 +18,7 @@ from study.spaces.nb101.cell import NB101Cell
 from study.spaces.unnas import OUT, encode, read_checkout, rebuild
 from study.store.records import read_cells
 from study.errors import UserError
-from tests.test_bad_input import assert_refused, invoke  # noqa: F401  (invoke is a fixture)
+from tests.test_bad_input import assert_refused
 
 V2 = ("normal=sep_conv_3x3~0,sep_conv_3x3~1|sep_conv_3x3~0,sep_conv_3x3~1|sep_conv_3x3~1,skip_connect~0|"
       "skip_connect~0,dil_conv_3x3~2;reduce=max_pool_3x3~0,max_pool_3x3~1|skip_connect~2,max_pool_3x3~1|"
@@ -76,10 +76,10 @@ def test_a_json_lines_list_keeps_its_id_as_name_and_its_other_columns(tmp_path):
     (f'{{"arch": "{V2}"}}\nnot json\n', 2, ["not a JSON object"]),
     (f"# header\n\n{V2}\n{V2}\nnormal=x\nnormal=y\n", 5, ["(1 more bad line(s) after it)"]),
 ])
-def test_a_bad_line_is_named_by_its_number_and_nothing_is_written(invoke, tmp_path, text, line, words):
+def test_a_bad_line_is_named_by_its_number_and_nothing_is_written(inline, tmp_path, text, line, words):
     path = tmp_path / "cells.txt"
     path.write_text(text)
-    done = invoke("study.sample", "space=darts", f"cells={path}", f"study_dir={tmp_path / 's'}")
+    done = inline("study.sample", "space=darts", f"cells={path}", f"study_dir={tmp_path / 's'}")
     assert_refused(done, [f"line {line}:", *words, "fix or remove the line"])
     assert not (tmp_path / "s").exists()
 
@@ -89,22 +89,22 @@ def test_a_bad_line_is_named_by_its_number_and_nothing_is_written(invoke, tmp_pa
     (["cells=unnas", "n=501"], ["n=501 is more than the 500", "n<=500"]),
     (["cells=unnas", "space=nb201"], ["no list of that name ships with space 'nb201'"]),
 ])
-def test_a_list_that_cannot_be_taken_is_refused_in_one_line(invoke, tmp_path, args, words):
-    assert_refused(invoke("study.sample", "space=darts", *args, f"study_dir={tmp_path / 's'}"), words)
+def test_a_list_that_cannot_be_taken_is_refused_in_one_line(inline, tmp_path, args, words):
+    assert_refused(inline("study.sample", "space=darts", *args, f"study_dir={tmp_path / 's'}"), words)
 
 
-def test_cells_not_drawn_with_these_arguments_are_never_replaced_silently(invoke, tmp_path):
+def test_cells_not_drawn_with_these_arguments_are_never_replaced_silently(inline, tmp_path):
     study = tmp_path / "s"
     study.mkdir()
     hand = json.dumps({"id": "x", "arch": V2}) + "\n"
     (study / "cells.jsonl").write_text(hand)  # hand-written: no study.json
-    assert_refused(invoke("study.sample", "space=darts", "n=3", f"study_dir={study}"),
+    assert_refused(inline("study.sample", "space=darts", "n=3", f"study_dir={study}"),
                    ["not drawn by study.sample", "force=true"])
     assert (study / "cells.jsonl").read_text() == hand
     sample(study, "space=darts", "cells=unnas", "n=4", "force=true")
     listed = (study / "cells.jsonl").read_text()
     for args, differ in ((["n=4"], "cells"), (["cells=unnas", "n=5"], "n")):  # another sample, runs or not
-        done = invoke("study.sample", "space=darts", "budget=tiny", *args, f"study_dir={study}")
+        done = inline("study.sample", "space=darts", "budget=tiny", *args, f"study_dir={study}")
         assert_refused(done, ["different sample", differ, "force=true"])
         assert (study / "cells.jsonl").read_text() == listed
     sample(study, "space=darts", "cells=unnas", "n=4")  # the same arguments: nothing to do

@@ -14,7 +14,7 @@ from scipy import stats
 from analysis import unnas
 from analysis.correlate import Request, analyse
 from analysis.truth import TruthError
-from tests.test_bad_input import assert_refused, invoke  # noqa: F401  (invoke is a fixture)
+from tests.test_bad_input import assert_refused
 from tests.test_cell_lists import sample
 from tests.unnas_fixtures import paper_cells, write_summaries, zip_folder
 from study.store.records import read_cells, run_dir, write_atomic
@@ -154,8 +154,8 @@ def test_the_paper_command_reproduces_fig4_and_fig5_from_the_summaries_alone(cli
     ([], ["truth is required", "truth=unnas:"]),
     (["truth=unnas:/nonexistent/unnas_summaries.zip"], ["does not exist"]),
 ])
-def test_the_paper_command_refuses_bad_input_in_one_line(invoke, tmp_path, args, words):
-    assert_refused(invoke("analysis.paper", *args, f"out={tmp_path / 'o'}"), words)
+def test_the_paper_command_refuses_bad_input_in_one_line(inline, tmp_path, args, words):
+    assert_refused(inline("analysis.paper", *args, f"out={tmp_path / 'o'}"), words)
 
 
 def test_the_paper_command_names_the_columns_when_the_reference_is_not_one(cli, summaries, tmp_path):
@@ -163,3 +163,23 @@ def test_the_paper_command_names_the_columns_when_the_reference_is_not_one(cli, 
                f"out={tmp_path / 'o'}")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "reference=unnas-c10-cls is not a column" in done.stderr and "unnas-imagenet-cls" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_papers_cells_sampled_trained_and_judged_by_the_papers_numbers(cli, tmp_path):
+    planted = write_summaries(tmp_path, "nb101", n=10, seed=5, drop=False)
+    study = tmp_path / "study"
+    steps = [("study.sample", "space=nb101", "cells=unnas", "n=4", "budget=tiny", f"study_dir={study}"),
+             ("study.train", "-m", "space=nb101", "objective=rotation,supervised", "budget=tiny", f"study_dir={study}"),
+             ("analysis.correlate", f"study_dir={study}", f"truth=unnas:{tmp_path}", "reference=unnas-imagenet-cls",
+              "bootstrap=20", "permutations=20", "trials=10")]
+    for step in steps:
+        done = cli(*step)
+        assert done.returncode == 0, done.stderr
+    cells = pd.read_csv(study / "analysis" / "cells.csv", dtype={"paper_id": str}).set_index("paper_id")
+    assert list(cells.index) == sorted(planted["unnas-imagenet-cls"])[:4]
+    for pid, acc in list(planted["unnas-imagenet-cls"].items())[:4]:
+        assert cells.loc[pid, "unnas-imagenet-cls"] == pytest.approx(acc / 100, abs=1e-5)
+    corr = pd.read_csv(study / "analysis" / "correlations.csv")
+    assert set(corr["objective"]) >= {"rotation", "supervised", "params"} and (corr["n_cells"] == 4).all()
+    assert (study / "analysis" / "paper.png").exists() and (study / "analysis" / "random_experiment_paper.png").exists()
