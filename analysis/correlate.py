@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from analysis import caveats, metrics, report, summaries, tables, truth as truths
+from analysis import caveats, metrics, report, sources, summaries, tables, truth as truths
 from analysis.baselines import trained_baselines
 from analysis.completeness import cell_status, dropped_cells, seed_notes, seed_reasons, summarize
 from analysis.load import cell_table, load_runs
@@ -149,9 +149,9 @@ def check(req: Request) -> None:
 
 
 def study_truth(req: Request) -> truths.Truth | None:
-    """The truth this study is joined with: `truth=PATH`, else the built-in one of its space, else None."""
+    """The truth this study is joined with: `truth=...` (analysis/sources.py), else the space's built-in one."""
     space = req.space or read_info(req.study_dir).get("sample", {}).get("space")
-    return truths.for_study(space, req.truth)
+    return sources.for_study(space, req.truth)
 
 
 def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
@@ -326,7 +326,8 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
         verdict=truths.verdict(corr, against_truth, reference, main_truth, objectives),
         summaries=summary, beyond=truths.beyond_size(target, judged))
     runs = pd.concat([s.runs.assign(study=s.spec.label) for s in studies], ignore_index=True)
-    table = studies[0].cells[["arch"]].join(baselines).join(values, how="left").join(truth_table, how="left")
+    names = [c for c in ("paper_id", "name") if c in studies[0].cells.columns]  # a listed cell's own ID
+    table = studies[0].cells[["arch", *names]].join(baselines).join(values, how="left").join(truth_table, how="left")
     table[RANDOM] = cells[RANDOM]
     table["in_analysis"] = table.index.isin(cells.index)
     return results, runs[["study", *[c for c in runs.columns if c != "study"]]], table.rename_axis("cell_id")

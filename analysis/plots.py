@@ -178,6 +178,84 @@ def beyond_size(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+PALETTE = plt.get_cmap("Set2").colors  # the paper's palette (seaborn's Set2)
+_TASKS = {"cls": "supervised", "rot": "rotation", "col": "colorization", "jig": "jigsaw"}
+
+
+def pretty(name: str) -> str:
+    """A column's name for a figure: unnas-cifar10-rot -> `C10 rotation`, nb201-cifar10 -> `NB201 C10`."""
+    parts = name.split("-")
+    if parts[0] == "unnas" and len(parts) == 3:
+        data = {"cifar10": "C10", "imagenet": "IN"}.get(parts[1], parts[1])
+        return f"{data} {_TASKS.get(parts[2], parts[2])}"
+    return name
+
+
+def paper_panels(cells: pd.DataFrame, reference: str, others: list[str], corr: pd.DataFrame,
+                 title: str = "") -> plt.Figure:
+    """UnNAS figs. 2-4: one panel per objective, its accuracy (y) against the reference's (x, shared).
+
+    Each panel: the cells, a robust (Theil-Sen) line and Spearman's rho in the legend, one colour per
+    objective, the reference's axis shared by all panels and labelled once below them.
+    """
+    corr = corr.set_index("objective") if "objective" in corr.columns else corr
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, max(1, len(others)), figsize=(3.0 * max(1, len(others)), 2.9), sharex=True,
+                                 squeeze=False)
+        for k, (ax, name) in enumerate(zip(axes.flat, others)):
+            pair = cells[[reference, name]].dropna()
+            x, y = pair[reference].to_numpy(float), pair[name].to_numpy(float)
+            color = PALETTE[k % len(PALETTE)]
+            rho = corr.loc[name, "spearman"] if name in corr.index else math.nan
+            ax.scatter(x, y, s=9, alpha=0.5, color=color, edgecolors="none",
+                       label=f"{pretty(name)}\n" + rf"$\rho$ = {rho:.2f}")
+            if len(pair) >= 2 and np.ptp(x) > 0:
+                slope, intercept, _, _ = stats.theilslopes(y, x)
+                xs = np.linspace(x.min(), x.max(), 50)
+                ax.plot(xs, intercept + slope * xs, color=color, lw=2)
+            ax.legend(loc="upper left", frameon=True, framealpha=0.8, handlelength=0.8, markerscale=2)
+            ax.set_ylabel(f"{pretty(name)} accuracy")
+            ax.xaxis.set_major_formatter(PERCENT)
+            ax.yaxis.set_major_formatter(PERCENT)
+            ax.grid(alpha=0.3, lw=0.5)
+        fig.supxlabel(f"{pretty(reference)} accuracy" + (f" ({title})" if title else ""), fontsize=9)
+        fig.tight_layout()
+    return fig
+
+
+def paper_random(curves: pd.DataFrame, reference: str, title: str = "") -> plt.Figure:
+    """UnNAS fig. 5: for each proxy, the reference accuracy of its pick among m random cells against m.
+
+    One panel: the mean over draws per proxy (markers and a line) with a band of two standard deviations,
+    the best pick (by the reference itself, dashed) and a random ranking's pick (dotted) for scale.
+    """
+    proxies = [p for p in dict.fromkeys(curves["objective"]) if p not in (reference, "random")]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5.6, 3.4))
+        for k, name in enumerate(proxies):
+            curve = curves[curves["objective"] == name]
+            x, mean, std = np.log2(curve["size"].to_numpy(float)), curve["mean"].to_numpy(), curve["std"].to_numpy()
+            color = PALETTE[k % len(PALETTE)]
+            ax.fill_between(x, mean - 2 * std, mean + 2 * std, color=color, alpha=0.08, lw=0)
+            ax.plot(x, mean, "o-", color=color, ms=4, lw=1, alpha=0.9, label=pretty(name))
+        for name, style, label in ((reference, "--", f"best by {pretty(reference)}"),
+                                   ("random", ":", "random ranking")):
+            curve = curves[curves["objective"] == name]
+            if not curve.empty:
+                ax.plot(np.log2(curve["size"].to_numpy(float)), curve["mean"], style, color="0.3", lw=1, label=label)
+        sizes = sorted(curves["size"].unique())
+        ax.set_xticks(np.log2(sizes), [str(int(m)) for m in sizes])
+        ax.set_xlabel("experiment size m (cells drawn, log scale)")
+        ax.set_ylabel(f"{pretty(reference)} accuracy of the pick")
+        ax.yaxis.set_major_formatter(PERCENT)
+        if title:
+            ax.set_title(title)
+        ax.grid(alpha=0.4, lw=0.5)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # beside: never over a curve
+        fig.tight_layout()
+    return fig
+
+
 def save(fig: plt.Figure, stem) -> list[str]:
     """Write `fig` as PNG and PDF next to each other, each atomically (a full disk leaves the old file or
     none, never a truncated one); returns the paths."""

@@ -20,6 +20,10 @@ FIGURES = {"correlations": "Accuracy of each objective against the reference, ro
            "random_experiment": "Reference accuracy of the best-by-proxy cell among m cells drawn at random "
                                 "(mean and 25-75% band over draws).",
            "accuracy_ecdf": "Distribution of the cells' accuracy under each objective.",
+           "paper": "The paper's layout (UnNAS figs. 2-4): each objective's accuracy against the reference's (shared "
+                    "axis), robust (Theil-Sen) line, Spearman's rho in the legend.",
+           "random_experiment_paper": "The paper's random experiment (UnNAS fig. 5): reference accuracy of each "
+                                      "objective's pick among m random cells, mean and two-SD band over draws.",
            "truth": "Each objective and the parameter count against the ground truth, robust (Theil-Sen) line, "
                     "Spearman's rho with its 95% bootstrap interval.",
            "beyond_size": "What each ranking knows beyond network size: Spearman's rho with the target, partial rho "
@@ -246,10 +250,15 @@ def draw(res: Results) -> dict[str, object]:
     figs: dict[str, object] = {}
     if res.objectives and len(res.cells):
         figs["correlations"] = plots.scatter_panels(res.cells, res.reference, res.objectives, res.correlations)
+    if res.objectives and len(res.cells):
+        figs["paper"] = plots.paper_panels(res.cells, res.reference, res.objectives, res.correlations)
     if len(res.matrix.columns) >= 2:
         figs["rank_heatmap"] = plots.rank_heatmap(res.matrix)
     if len(res.curves):
         figs["random_experiment"] = plots.random_experiment(res.curves, res.reference)
+        shown = [*res.objectives, res.reference, "random"]  # the paper's fig. 5 shows the objectives only
+        figs["random_experiment_paper"] = plots.paper_random(res.curves[res.curves["objective"].isin(shown)],
+                                                             res.reference)
     if len(res.ecdf):
         figs["accuracy_ecdf"] = plots.accuracy_ecdf(res.ecdf)
     if res.truth_column and len(res.cells):

@@ -44,6 +44,7 @@ class Truth:
 
     source: str             # what it is, for the report ("NAS-Bench-201 (200 epochs)" or the file's path)
     table: pd.DataFrame
+    key: str = "arch"       # the cells.jsonl column the table's index matches (arch, canonical, paper_id, ...)
 
     @property
     def columns(self) -> list[str]:
@@ -62,31 +63,36 @@ def nb201() -> Truth:
     return Truth("NAS-Bench-201 (NATS-Bench tss, 200 epochs, seed mean)", _nb201_table() / 100.0)
 
 
+# Columns a user's truth file may be keyed by: any column cells.jsonl holds that names a cell.
+KEY_COLUMNS = ("arch", "paper_id", "name", "canonical", "nb201_key", "nb101_hash", "darts_genotype")
+
+
 def read_truth_csv(path: str | Path) -> Truth:
-    """A user's truth file: a CSV with an `arch` column and one or more numeric columns."""
+    """A user's truth file: a CSV with a key column (`arch`, or another of KEY_COLUMNS) and numeric columns."""
     path = Path(path).expanduser()
     fix = "give a CSV with a header `arch,<measure>,...` and one row per architecture"
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={k: str for k in KEY_COLUMNS})  # IDs like 00004 stay strings
     except FileNotFoundError:
         raise TruthError(f"truth file {str(path)!r} does not exist; {fix}") from None
     except (OSError, ValueError, pd.errors.ParserError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TruthError(f"truth file {str(path)!r} does not parse as CSV ({first}); {fix}") from None
-    if "arch" not in table.columns:
+    key = next((k for k in KEY_COLUMNS if k in table.columns), None)
+    if key is None:
         raise TruthError(f"truth file {str(path)!r} has no `arch` column (columns: {', '.join(map(str, table.columns))}); "
                          f"{fix}")
-    measures = [c for c in table.columns if c != "arch"]
+    measures = [c for c in table.columns if c not in KEY_COLUMNS]  # other keys are labels, not measures
     bad = [c for c in measures if not pd.api.types.is_numeric_dtype(table[c])]
     if not measures or bad:
         what = f"non-numeric column(s) {', '.join(map(str, bad))}" if bad else "no measure column"
         raise TruthError(f"truth file {str(path)!r} has {what}; {fix}")
-    table["arch"] = table["arch"].astype(str).str.strip()
-    dup = table["arch"][table["arch"].duplicated()]
+    table[key] = table[key].astype(str).str.strip()
+    dup = table[key][table[key].duplicated()]
     if len(dup):
         raise TruthError(f"truth file {str(path)!r} lists architecture {dup.iloc[0]!r} more than once; "
                          "keep one row per architecture (average repeated runs first)")
-    return Truth(str(path), table.set_index("arch")[measures].astype(float))
+    return Truth(str(path), table.set_index(key)[measures].astype(float), key=key)
 
 
 def for_study(space: str | None, path: str | None) -> Truth | None:
@@ -104,14 +110,15 @@ def join(cells: pd.DataFrame, truth: Truth, required: bool) -> pd.DataFrame:
     A user's file (`required`) that matches none of the cells is refused: it is the wrong file or the
     wrong string form. Partial matches are fine (the analysis uses the cells that have a value).
     """
-    joined = truth.table.reindex(cells["arch"].astype(str).to_numpy())
+    keys = cells[truth.key] if truth.key in cells.columns else pd.Series(pd.NA, index=cells.index)
+    joined = truth.table.reindex(keys.astype(str).str.strip().to_numpy())
     joined.index = cells.index
     matched = int(joined.notna().any(axis=1).sum())
     if required and matched == 0:
         example = truth.table.index[0] if len(truth.table) else "?"
-        raise TruthError(f"truth file {truth.source!r} matches no cell of the study by arch (the study's first is "
-                         f"{cells['arch'].iloc[0]!r}, the file's first {example!r}); write the architectures as "
-                         "cells.jsonl does")
+        first = cells[truth.key].iloc[0] if truth.key in cells.columns else f"a study without {truth.key}"
+        raise TruthError(f"truth file {truth.source!r} matches no cell of the study by {truth.key} (the study's first "
+                         f"is {first!r}, the file's first {example!r}); write the architectures as cells.jsonl does")
     if matched < len(cells):
         log.info("truth (%s) known for %d of %d cells", truth.source, matched, len(cells))
     return joined

@@ -1,4 +1,8 @@
-"""`python -m study.sample n=500`: draw distinct cells into `<study_dir>/cells.jsonl`."""
+"""`python -m study.sample n=500`: draw distinct cells into `<study_dir>/cells.jsonl`.
+
+`cells=PATH` (or the name of a list shipped with the space, `cells=unnas`) takes the cells from a list
+instead of drawing them (study/spaces/lists.py); `n` then keeps the list's first n cells.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
 from study.store.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
-from study.spaces import NetShape, describe, get_space
+from study.spaces import Cell, NetShape, describe, get_space
+from study.spaces.lists import Listed, digest, read_list, resolve
 
 log = logging.getLogger("study.sample")
 
@@ -24,40 +29,82 @@ class SampleRequest:
 
     study_dir: Path
     space: str
-    n: int
+    n: int | None          # None: 500 for a draw, the whole list for cells=
     seed: int
     include_degenerate: bool
     force: bool
     shape: NetShape
+    cells: str | None = None  # a list's path or shipped name; None draws at random
+
+
+DEFAULT_N = 500
 
 
 def parse(cfg: DictConfig) -> SampleRequest:
     """Typed values from the config; UserError for anything out of range."""
     shape = settings.net_shape(cfg)  # the width and depth study.train resolves for the same space and budget
+    cells = cfg.get("cells")
+    if cells is not None and (not isinstance(cells, str) or not cells.strip()):
+        raise UserError(f"cells must be a file of cells or a shipped list's name, got {cells!r}; e.g. cells=unnas")
     return SampleRequest(
         study_dir=settings.study_dir(cfg), space=settings.space_name(cfg),
-        n=settings.positive_int(cfg, "n", "n"), seed=settings.integer(cfg, "seed", "seed"),
+        n=None if cfg.get("n") is None else settings.positive_int(cfg, "n", "n"),
+        seed=settings.integer(cfg, "seed", "seed"),
         include_degenerate=settings.boolean(cfg, "include_degenerate"),
-        force=settings.boolean(cfg, "force"), shape=shape,
+        force=settings.boolean(cfg, "force"), shape=shape, cells=cells,
     )
+
+
+def chosen(req: SampleRequest) -> tuple[list[Cell], list[dict], dict]:
+    """The cells of the request, their list columns (empty for a draw) and the sample's metadata.
+
+    A draw's metadata is what it always was; a list's names the list and the SHA-256 of its bytes, so a
+    changed list is a different sample.
+    """
+    space = get_space(req.space)
+    if req.cells is None:
+        n = DEFAULT_N if req.n is None else req.n
+        meta = {"space": req.space, "n": n, "seed": req.seed, "include_degenerate": req.include_degenerate,
+                "net": asdict(req.shape)}
+        return space.sample(n, req.seed, req.include_degenerate), [{} for _ in range(n)], meta
+    name, path = resolve(req.space, req.cells)
+    listed: list[Listed] = read_list(space, path)
+    if req.n is not None and req.n > len(listed):
+        raise UserError(f"n={req.n} is more than the {len(listed)} distinct cells of cells={req.cells}; "
+                        f"use n<={len(listed)} or leave n out for all of them")
+    listed = listed[: req.n] if req.n is not None else listed
+    degenerate = sum(entry.cell.is_degenerate() for entry in listed)
+    if degenerate:
+        log.warning("%d listed cell(s) are degenerate (their output ignores the input); kept as listed", degenerate)
+    meta = {"space": req.space, "cells": name, "cells_sha256": digest(path), "n": len(listed),
+            "net": asdict(req.shape)}
+    return [entry.cell for entry in listed], [entry.extra for entry in listed], meta
 
 
 def check(req: SampleRequest) -> None:
     """Refuse a sample request before anything is written."""
-    get_space(req.space).sample(req.n, req.seed, req.include_degenerate)  # n too large -> SpaceError naming the limit
+    logging.disable(logging.WARNING)  # a list's repeats and degenerate cells are reported once, by the task
+    try:
+        _, _, meta = chosen(req)  # n too large -> SpaceError naming the limit; a bad list line -> its number
+    finally:
+        logging.disable(logging.NOTSET)
     old = _read_meta(req.study_dir)
-    # An unreadable study.json next to trained runs counts as different: never replace cells blindly.
-    if old != _meta(req) and has_runs(req.study_dir) and not req.force:
-        differ = ", ".join(k for k in _meta(req) if (old or {}).get(k) != _meta(req)[k]) if old else "study.json unreadable"
+    cells_file = req.study_dir / CELLS_FILE
+    if old == meta or req.force or not (cells_file.exists() or has_runs(req.study_dir)):
+        return
+    # Never replace cells that study.sample did not draw with these arguments: a hand-written list, or
+    # another sample (with runs or not), is the user's work. An unreadable study.json counts as different.
+    differ = ", ".join(k for k in {**old, **meta} if old.get(k) != meta.get(k)) if old else "study.json unreadable"
+    if not cells_file.exists() or old is not None or has_runs(req.study_dir):
+        runs = " with trained runs" if has_runs(req.study_dir) else ""
         raise UserError(
-            f"{req.study_dir} already has a different sample ({differ}) with trained runs; "
-            "add force=true to replace it (runs are kept and still match by cell id) or choose another study_dir"
+            f"{req.study_dir} already has a different sample ({differ}){runs}; add force=true to replace it "
+            "(runs are kept and still match by cell id) or choose another study_dir"
         )
-
-
-def _meta(req: SampleRequest) -> dict:
-    return {"space": req.space, "n": req.n, "seed": req.seed,
-            "include_degenerate": req.include_degenerate, "net": asdict(req.shape)}
+    raise UserError(
+        f"{cells_file} was not drawn by study.sample (study.json is missing or unreadable), so it may be a "
+        f"hand-written list; add force=true to replace it, or sample it with cells={cells_file} study_dir=<another>"
+    )
 
 
 def _read_meta(study_dir: Path) -> dict | None:
@@ -81,14 +128,14 @@ def _current(path: Path) -> str | None:
 def task(req: SampleRequest) -> None:
     """Draw the sample and write the cells file and study metadata atomically."""
     space = get_space(req.space)
-    cells = space.sample(req.n, req.seed, req.include_degenerate)
-    rows = [describe(space, c, req.shape) for c in cells]
+    cells, extras, meta = chosen(req)
+    rows = [_row(describe(space, c, req.shape), extra) for c, extra in zip(cells, extras)]
     text = "".join(json.dumps(r) + "\n" for r in rows)
     path = req.study_dir / CELLS_FILE
-    if _read_meta(req.study_dir) == _meta(req) and path.exists():
+    if _read_meta(req.study_dir) == meta and path.exists():
         # study.json alone is not trusted: the cells file may have been damaged or edited since.
         if _current(path) == text:
-            log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, req.n)
+            log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, len(rows))
             return
         if not req.force:
             raise UserError(f"{path} is damaged or edited: it does not hold the sample study.json describes; "
@@ -96,12 +143,21 @@ def task(req: SampleRequest) -> None:
         log.warning("%s is damaged or edited; rewriting it from study.json's sample (runs are kept)", path)
     # Cells first: a crash in between leaves old metadata, so the next call simply redraws.
     write_atomic(path, text)
-    write_json_atomic(req.study_dir / STUDY_FILE, {"sample": _meta(req)})
+    write_json_atomic(req.study_dir / STUDY_FILE, {"sample": meta})
     params = sorted(r["params"] for r in rows)
+    how = f"from cells={req.cells}" if req.cells is not None else f"(seed {req.seed})"
     log.info(
-        "sampled %d distinct %s cells (seed %d) into %s; params %d..%d (median %d)",
-        len(rows), req.space, req.seed, req.study_dir / CELLS_FILE, params[0], params[-1], params[len(params) // 2],
+        "sampled %d distinct %s cells %s into %s; params %d..%d (median %d)",
+        len(rows), req.space, how, req.study_dir / CELLS_FILE, params[0], params[-1], params[len(params) // 2],
     )
+
+
+def _row(described: dict, extra: dict) -> dict:
+    """A cells.jsonl row: the computed columns, then the list's own (which never override them)."""
+    ignored = sorted(k for k in extra if k in described)
+    if ignored:
+        log.debug("list columns %s are recomputed, not copied", ", ".join(ignored))
+    return {**described, **{k: v for k, v in extra.items() if k not in described}}
 
 
 main = hydra_entry("sample", parse, check, task)

@@ -25,6 +25,31 @@ def cli():
     return run_cli
 
 
+@pytest.fixture
+def inline(monkeypatch, capsys):
+    """Run `python -m module args...` in this process up to where Hydra would start; returns (status, stderr).
+
+    For refusals: a command that passes its checks fails the test (Hydra is replaced by a tripwire).
+    """
+    import importlib
+
+    import hydra
+
+    def tripwire(*_, **__):
+        raise AssertionError("the command was accepted: Hydra started")
+
+    monkeypatch.setattr(hydra, "main", tripwire)
+
+    def run(module: str, *args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", [module, *args])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            importlib.import_module(module).main()
+        return stop.value.code, capsys.readouterr().err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory) -> Path:
     """A sampled and trained study (4 cells, rotation + supervised, tiny budget), shared read-only."""

@@ -83,7 +83,6 @@ SAMPLE = [
     (["n=abc"], ["n must be an integer", "abc"]),
     (["n=2.5"], ["n must be an integer"]),
     (["n=true"], ["n must be an integer"]),
-    (["n=null"], ["n must be an integer"]),
     (["n=99999"], ["n<=4929"]),
     (["space=nb999"], ["unknown space", "nb201"]),
     (["space.name=nb999"], ["unknown space", "nb201"]),

@@ -103,3 +103,10 @@ def test_ladder_trains_a_rung_through_the_commands_scores_it_against_the_truth_a
     again = bench("ladder.py", *args)  # every run has its record: nothing is trained twice
     assert again.returncode == 0 and "nothing to train" in again.stdout + again.stderr
     assert {p: p.stat().st_mtime_ns for p in (root / "d8-c8-e2-b16" / "runs").rglob("*.json")} == stamps
+
+
+def test_nb101_truth_benchmark_converts_its_synthetic_file(tmp_path):
+    done = bench("nb101_truth.py", "--copies", "1", "--out", str(tmp_path / "r.md"))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "r.md").read_text()
+    assert "| 1,500 |" in text and "500 distinct hashes converted" in text

@@ -127,7 +127,7 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
 
 def config_name_to_module(config_name: str) -> str:
     """Module that serves a config (train -> study.train, correlate -> analysis.correlate)."""
-    return "analysis.correlate" if config_name == "correlate" else f"study.{config_name}"
+    return {"correlate": "analysis.correlate", "paper": "analysis.paper"}.get(config_name, f"study.{config_name}")
 
 
 def hydra_entry(config_name: str, parse: Parse, check: Check, task: Task) -> Callable[..., None]:

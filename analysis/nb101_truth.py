@@ -1,0 +1,277 @@
+"""NAS-Bench-101's own results as ground truth, read from its data file without TensorFlow.
+
+    python -m analysis.nb101_truth nasbench_only108.tfrecord nb101-truth.csv.gz   # once, about 499 MB in
+    python -m analysis.correlate truth=nb101:nb101-truth.csv.gz                    # any nb101 study
+
+The benchmark (Ying et al., ICML 2019; google-research/nasbench, Apache-2.0) ships its results as a
+TFRecord file: records framed as (uint64 length, uint32 masked CRC-32C of the length, payload, uint32
+masked CRC-32C of the payload), little-endian. Each payload is the JSON list
+`[module_hash, epochs, adjacency, ops, metrics]`: the adjacency matrix as a row-major 0/1 string, the ops
+comma-separated, and `metrics` a base64 `ModelMetrics` protobuf whose `evaluation_data` (field 1) holds
+per-checkpoint `current_epoch` (1), `validation_accuracy` (4) and `test_accuracy` (5) as doubles, and whose
+field 2 is the parameter count. Each cell was trained three times at 108 epochs; the truth of a cell is
+the mean (and sample SD) over its repeats of the accuracies at the last checkpoint (epoch 108), as fractions.
+
+Rows are keyed by the module hash, which is this project's canonical NB-101 key (study/spaces/nb101/cell.py
+reproduces it; the conversion checks that on the file's first cells), so `truth=` joins a study by
+`canonical`. Columns: `nb101-cifar10` (test accuracy) and `nb101-cifar10-valid` (validation accuracy);
+the converted file adds their `-sd`, the number of `repeats` and `params`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import logging
+import struct
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from analysis.truth import Truth, TruthError
+from study.spaces.base import SpaceError
+from study.spaces.nb101.cell import NB101Cell
+
+log = logging.getLogger(__name__)
+
+TEST, VALID = "nb101-cifar10", "nb101-cifar10-valid"
+MEASURES = (TEST, VALID)
+KEY = "nb101_hash"
+_CHECKED = 100  # cells whose hash is recomputed from their graph during a conversion
+_BATCH = 1 << 16  # payloads whose CRCs are computed together
+
+
+def _crc_table() -> np.ndarray:
+    """The byte table of CRC-32C (Castagnoli, reflected polynomial 0x82F63B78)."""
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1).astype(np.uint32)
+    return table
+
+
+CRC_TABLE = _crc_table()
+_TABLE = [int(x) for x in CRC_TABLE]
+
+
+def _masked_crc_of_length(head: bytes) -> int:
+    """The masked CRC-32C of an 8-byte length field, one record at a time (checked before trusting it)."""
+    crc = 0xFFFFFFFF
+    for byte in head:
+        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def crc32c(payloads: list[bytes]) -> np.ndarray:
+    """CRC-32C of each byte string, computed for all of them at once, one byte position per step."""
+    lengths = np.array([len(p) for p in payloads], dtype=np.int64)
+    width = int(lengths.max()) if len(payloads) else 0
+    data = np.zeros((len(payloads), width), dtype=np.uint8)  # (N, L) zero-padded
+    for i, p in enumerate(payloads):
+        data[i, : len(p)] = np.frombuffer(p, dtype=np.uint8)
+    crc = np.full(len(payloads), 0xFFFFFFFF, dtype=np.uint32)
+    for j in range(width):
+        stepped = CRC_TABLE[(crc ^ data[:, j]) & 0xFF] ^ (crc >> 8)
+        crc = np.where(j < lengths, stepped, crc)  # a payload shorter than j is finished
+    return crc ^ np.uint32(0xFFFFFFFF)
+
+
+def masked(crc: np.ndarray) -> np.ndarray:
+    """TFRecord's masked CRC: rotate right by 15 bits and add 0xa282ead8 (mod 2**32)."""
+    crc = crc.astype(np.uint64)
+    rotated = ((crc >> np.uint64(15)) | (crc << np.uint64(17))) & np.uint64(0xFFFFFFFF)
+    return ((rotated + np.uint64(0xA282EAD8)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def _damaged(path: Path, record: int, what: str) -> TruthError:
+    return TruthError(f"{path}: record {record} fails its {what} CRC; the file is damaged or not a TFRecord file: "
+                      "download nasbench_only108.tfrecord again")
+
+
+def _check(path: Path, payloads: list[bytes], crcs: list[int], first: int) -> None:
+    """Refuse the batch if any payload's CRC differs from the one framed with it."""
+    wrong = np.flatnonzero(masked(crc32c(payloads)) != np.array(crcs, dtype=np.uint32))
+    if wrong.size:
+        raise _damaged(path, first + int(wrong[0]), "payload")
+
+
+def records(path: Path, verify: bool = True) -> Iterator[bytes]:
+    """The payloads of a TFRecord file, in order, every CRC checked when `verify`.
+
+    A length's CRC is checked before the length is used (a damaged length would misframe every later
+    record); payload CRCs are checked a batch at a time, before the batch is handed on.
+    """
+    payloads: list[bytes] = []
+    crcs: list[int] = []
+    count = 0
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(12)
+            if not head:
+                break
+            if len(head) < 12:
+                raise TruthError(f"{path}: record {count} is cut short in its header; the file is truncated")
+            (length,), (length_crc,) = struct.unpack("<Q", head[:8]), struct.unpack("<I", head[8:])
+            if verify and _masked_crc_of_length(head[:8]) != length_crc:
+                raise _damaged(path, count, "length")
+            body = f.read(length + 4)
+            if len(body) < length + 4:
+                raise TruthError(f"{path}: record {count} is cut short ({len(body)} of {length + 4} bytes); "
+                                 "the file is truncated")
+            payloads.append(body[:length])
+            crcs.append(struct.unpack("<I", body[length:])[0])
+            count += 1
+            if len(payloads) == _BATCH:
+                if verify:
+                    _check(path, payloads, crcs, count - len(payloads))
+                yield from payloads
+                payloads, crcs = [], []
+    if payloads:
+        if verify:
+            _check(path, payloads, crcs, count - len(payloads))
+        yield from payloads
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def fields(buf: bytes) -> dict[int, list[Any]]:
+    """A protobuf message's fields by number: ints (varint), floats (fixed64 as double) or bytes (length)."""
+    out: dict[int, list[Any]] = defaultdict(list)
+    pos = 0
+    while pos < len(buf):
+        tag, pos = _varint(buf, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = struct.unpack_from("<d", buf, pos)[0], pos + 8
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            value, pos = buf[pos: pos + size], pos + size
+        elif wire == 5:
+            value, pos = struct.unpack_from("<f", buf, pos)[0], pos + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        out[number].append(value)
+    return out
+
+
+def final_accuracies(metrics: bytes) -> tuple[float, float, int]:
+    """(validation, test) accuracy at the last checkpoint of a ModelMetrics, and its parameter count."""
+    message = fields(metrics)
+    evaluations = [fields(e) for e in message[1]]
+    if not evaluations:
+        raise ValueError("no evaluation_data")
+    last = max(evaluations, key=lambda e: e.get(1, [0.0])[0])  # the latest current_epoch
+    return last[4][0], last[5][0], int(message.get(2, [0])[0])
+
+
+def convert(path: str | Path, epochs: int = 108, verify: bool = True) -> pd.DataFrame:
+    """The truth table of a NAS-Bench-101 data file: mean and SD per module hash of the runs at `epochs`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise TruthError(f"NAS-Bench-101 data file {str(path)!r} does not exist; give nasbench_only108.tfrecord "
+                         "(google-research/nasbench)")
+    runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    params: dict[str, int] = {}
+    checked = 0
+    for k, payload in enumerate(records(path, verify)):
+        try:
+            module_hash, run_epochs, adjacency, ops, metrics = json.loads(payload.decode("utf-8"))
+            if int(run_epochs) != epochs:
+                continue
+            valid, test, n_params = final_accuracies(base64.b64decode(metrics))
+        except (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError) as e:
+            raise TruthError(f"{path}: record {k} is not a NAS-Bench-101 row ({type(e).__name__}: {e})") from None
+        if module_hash not in params and checked < _CHECKED:
+            _check_hash(path, module_hash, adjacency, ops)
+            checked += 1
+        runs[module_hash].append((valid, test))
+        params[module_hash] = n_params
+    if not runs:
+        raise TruthError(f"{path} holds no run at {epochs} epochs; give nasbench_only108.tfrecord")
+    rows = []
+    for module_hash, values in runs.items():
+        v = np.array(values)  # (repeats, [valid, test])
+        sd = v.std(axis=0, ddof=1) if len(v) > 1 else np.full(2, np.nan)
+        rows.append((module_hash, v[:, 1].mean(), sd[1], v[:, 0].mean(), sd[0], len(v), params[module_hash]))
+    return pd.DataFrame(rows, columns=[KEY, TEST, f"{TEST}-sd", VALID, f"{VALID}-sd", "repeats", "params"])
+
+
+def _check_hash(path: Path, module_hash: str, adjacency: str, ops: str) -> None:
+    """Refuse a file whose hashes this project's canonical key does not reproduce (joins would fail)."""
+    n = int(round(len(adjacency) ** 0.5))
+    try:
+        cell = NB101Cell.from_lists([[int(c) for c in adjacency[i * n:(i + 1) * n]] for i in range(n)], ops.split(","))
+    except SpaceError as e:
+        raise TruthError(f"{path}: cell {module_hash} is not a valid NAS-Bench-101 module ({e})") from None
+    if cell.canonical() != module_hash:
+        raise TruthError(f"{path}: cell {module_hash} hashes to {cell.canonical()} here; this file's keys would not "
+                         "join a study (is it NAS-Bench-101's nasbench_only108.tfrecord?)")
+
+
+def read(path: str | Path, space: str | None = None) -> Truth:
+    """`truth=nb101:PATH`: the converted table (.csv or .csv.gz) or the .tfrecord itself (converted now)."""
+    path = Path(path).expanduser()
+    if path.name.endswith((".csv", ".csv.gz")):
+        try:
+            table = pd.read_csv(path, dtype={KEY: str})
+        except (OSError, ValueError, pd.errors.ParserError) as e:
+            raise TruthError(f"NAS-Bench-101 truth {str(path)!r} cannot be read ({type(e).__name__}); convert the "
+                             "data file with python -m analysis.nb101_truth IN.tfrecord OUT.csv.gz") from None
+        if KEY not in table.columns or not set(MEASURES) <= set(table.columns):
+            raise TruthError(f"{path} is not a converted NAS-Bench-101 truth (needs {KEY}, {', '.join(MEASURES)}); "
+                             "convert the data file with python -m analysis.nb101_truth IN.tfrecord OUT.csv.gz")
+    else:
+        log.info("converting %s (a few minutes for the full file; convert it once with "
+                 "python -m analysis.nb101_truth)", path)
+        table = convert(path)
+    return Truth(f"NAS-Bench-101 ({path.name}; 108 epochs, mean over repeats)",
+                 table.set_index(KEY)[list(MEASURES)].astype(float), key="canonical")
+
+
+def write(table: pd.DataFrame, out: Path) -> None:
+    """Write the converted table as CSV (gzipped when `out` ends in .gz, without a timestamp), atomically."""
+    text = table.to_csv(index=False, float_format="%.6f").encode()
+    data = gzip.compress(text, mtime=0) if out.name.endswith(".gz") else text
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m analysis.nb101_truth IN.tfrecord OUT.csv.gz`; one line and exit 2 on bad input."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.nb101_truth",
+                                     description="NAS-Bench-101's data file -> a truth table for truth=nb101:OUT")
+    parser.add_argument("tfrecord", type=Path, help="nasbench_only108.tfrecord (google-research/nasbench)")
+    parser.add_argument("out", type=Path, help="the table to write, e.g. nb101-truth.csv.gz")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        table = convert(args.tfrecord)
+        write(table, args.out)
+    except (TruthError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    log.info("wrote %d cells (%d runs) to %s; use truth=nb101:%s", len(table), int(table["repeats"].sum()),
+             args.out, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
