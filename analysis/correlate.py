@@ -62,6 +62,10 @@ class Request:
     precision: str | None = None
     out: Path | None = None  # the output folder; None = output_dir()'s default
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.metrics, dict) or metrics.DEFAULT not in self.metrics:  # `best`, or a partial map
+            object.__setattr__(self, "metrics", metrics.parse_map(self.metrics))
+
 
 def parse(cfg: DictConfig) -> Request:
     """Typed values from the config."""

@@ -85,7 +85,7 @@ def test_a_study_of_the_papers_cells_is_correlated_with_the_papers_numbers_cell_
     c10, rot = planted["nb101"]["unnas-cifar10-cls"], planted["nb101"]["unnas-imagenet-cls"]
     # Our "supervised" follows the paper's CIFAR-10 accuracy exactly; our "rotation" is its ImageNet one.
     _fake_runs(study, {"supervised": {p: a / 100 for p, a in c10.items()}, "rotation": {p: a / 100 for p, a in rot.items()}})
-    req = Request(study, "supervised", "best", "mean", None, None, truth=f"unnas:{root}", bootstrap=50,
+    req = Request(study, "supervised", {"*": "best"}, "mean", None, None, truth=f"unnas:{root}", bootstrap=50,
                   permutations=50, trials=20)
     results, _, table = analyse(req)
     truth = results.truth
@@ -96,7 +96,7 @@ def test_a_study_of_the_papers_cells_is_correlated_with_the_papers_numbers_cell_
     assert table["paper_id"].tolist() == sorted(c10)[:30]  # cells.csv names each cell by the paper's ID
     assert table["unnas-cifar10-cls"].mul(100).round(6).tolist() == [round(c10[p], 6) for p in sorted(c10)[:30]]
     # The paper's ImageNet accuracy as the reference: the study's objectives against it.
-    results, _, _ = analyse(Request(study, "unnas-imagenet-cls", "best", "mean", None, None, truth=f"unnas:{root}",
+    results, _, _ = analyse(Request(study, "unnas-imagenet-cls", {"*": "best"}, "mean", None, None, truth=f"unnas:{root}",
                                     bootstrap=50, permutations=50, trials=20))
     corr = results.correlations.set_index("objective")
     assert corr.loc["rotation", "spearman"] == pytest.approx(1.0)
