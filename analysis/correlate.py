@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,7 +26,8 @@ from analysis.baselines import trained_baselines
 from analysis.completeness import cell_status, dropped_cells, seed_notes, seed_reasons, summarize
 from analysis.load import cell_table, load_runs
 from analysis.selection import random_ranking
-from analysis.studies import StudyData, StudySpec, load_study, parse_compare, read_info, select_runs, shared_cells
+from analysis.studies import (StudyData, StudySpec, budget_settings, chance_of, load_study, parse_compare, seed_table,
+                              read_info, select_runs, shared_cells, summarise_runs)
 from analysis.tables import BASELINES, RANDOM, correlations  # noqa: F401  (public API of this module)
 from study.commands import settings
 from study.commands.cli import hydra_entry
@@ -170,46 +170,6 @@ def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
     return shlex.join(args)
 
 
-def _per_seed(study: StudyData, objective: str, ids: list[str], column: str = "value") -> pd.DataFrame:
-    """(cells, seeds) summaries of one objective's complete runs."""
-    done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
-    return done.pivot_table(index="cell_id", columns="seed", values=column, aggfunc="first").reindex(ids)
-
-
-def summarise_runs(study: StudyData, chosen: dict[str, str]) -> None:
-    """Each run's summary in `value`; a complete record without a finite one counts as failed, saying why."""
-    scoped = study.scoped.copy()
-    scoped["value"] = metrics.values(scoped, chosen)
-    bad = (scoped["status"] == "complete") & ~np.isfinite(scoped["value"].to_numpy(float))
-    if bad.any():
-        names = scoped.loc[bad, "objective"].map(lambda o: metrics.for_objective(chosen, o))
-        scoped.loc[bad, "reason"] = [f"complete record without a finite {m} value ({p})"
-                                     for m, p in zip(names, scoped.loc[bad, "path"])]
-        scoped.loc[bad, "status"] = "failed"
-        log.warning("%d complete record(s) of %s have no finite value for the chosen summary; counted as failed: "
-                    "%s", int(bad.sum()), study.spec.label, "; ".join(scoped.loc[bad, "reason"].head(3)))
-    study.scoped = scoped
-
-
-def _budget_settings(study: StudyData) -> str:
-    """`default (epochs 2, width 8, ...)` from the config stored in one of the study's records."""
-    done = study.scoped[study.scoped["status"] == "complete"]
-    rec = read_record(Path(done["path"].iloc[0])) or {}
-    budget = (rec.get("config") or {}).get("budget") or {}
-    keys = ("epochs", "width", "cells_per_stage", "batch_size", "lr")
-    shown = ", ".join(f"{k} {budget[k]}" for k in keys if k in budget)
-    return f"{done['budget'].iloc[0]} ({shown})" if shown else str(done["budget"].iloc[0])
-
-
-def _chance(study: StudyData, objective: str) -> float | None:
-    """Chance accuracy of one of a study's objectives, from the config stored in one of its records."""
-    done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
-    if done.empty:
-        return None
-    rec = read_record(Path(done["path"].iloc[0])) or {}
-    return caveats.chance_level(objective, rec.get("config"))
-
-
 def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], n_cells: int) -> dict[str, str]:
     """The rows of report.md's setup table."""
     primary = studies[0]
@@ -222,7 +182,7 @@ def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], 
     for s in studies:
         where = "" if s.spec.primary else f" ({s.spec.label})"
         rows[f"dataset{where}"] = str(s.scoped["dataset"].iloc[0])
-        rows[f"budget{where}"] = _budget_settings(s)
+        rows[f"budget{where}"] = budget_settings(s)
     rows["objectives (seeds)"] = ", ".join(f"{k} ({','.join(map(str, v))})" for k, v in seeds.items())
     rows["reference"] = req.reference
     rows["metric"] = (metrics.describe(req.metrics[metrics.DEFAULT]) + "".join(
@@ -264,7 +224,7 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
             seed_gaps += seed_notes(s.scoped, ids, "" if s.spec.primary else f"{s.spec.label}/")
         val = cell_table(s.scoped, req.merge).reindex(index=ids, columns=st.columns)
         for objective in st.columns:
-            per_seed[s.spec.column(objective)] = _per_seed(s, objective, ids)
+            per_seed[s.spec.column(objective)] = seed_table(s, objective, ids)
             seeds[s.spec.column(objective)] = sorted(int(v) for v in
                                                      s.scoped.loc[s.scoped["objective"] == objective, "seed"].unique())
         status.append(st.rename(columns=s.spec.column))
@@ -306,7 +266,7 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     notes = seed_gaps + notes
     columns = [*objectives, *BASELINES, *truth_cols, RANDOM]
     # Chance is an accuracy: it says nothing about an objective read by a loss.
-    chance = {s.spec.column(o): _chance(s, o) for s in studies for o in s.scoped["objective"].unique()
+    chance = {s.spec.column(o): chance_of(s, o) for s in studies for o in s.scoped["objective"].unique()
               if metrics.for_objective(req.metrics, o) in ("best", "final")}
     warnings = caveats.caveats(cells, objectives, corr, chance)
     setup = _setup(req, studies, seeds, len(cells))

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
+from analysis import caveats, metrics
 from analysis.load import load_cells, load_runs
 from study.errors import UserError
-from study.store.records import STUDY_FILE
+from study.store.records import STUDY_FILE, read_record
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +163,43 @@ def shared_cells(primary: StudyData, others: list[StudyData]) -> list[str]:
             log.info("%d cell(s) of %s are not in %s", len(ids) - len(kept), primary.spec.label, other.spec.label)
         ids = kept
     return ids
+
+
+def seed_table(study: StudyData, objective: str, ids: list[str], column: str = "value") -> pd.DataFrame:
+    """(cells, seeds) summaries of one objective's complete runs."""
+    done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
+    return done.pivot_table(index="cell_id", columns="seed", values=column, aggfunc="first").reindex(ids)
+
+
+def summarise_runs(study: StudyData, chosen: dict[str, str]) -> None:
+    """Each run's summary in `value`; a complete record without a finite one counts as failed, saying why."""
+    scoped = study.scoped.copy()
+    scoped["value"] = metrics.values(scoped, chosen)
+    bad = (scoped["status"] == "complete") & ~np.isfinite(scoped["value"].to_numpy(float))
+    if bad.any():
+        names = scoped.loc[bad, "objective"].map(lambda o: metrics.for_objective(chosen, o))
+        scoped.loc[bad, "reason"] = [f"complete record without a finite {m} value ({p})"
+                                     for m, p in zip(names, scoped.loc[bad, "path"])]
+        scoped.loc[bad, "status"] = "failed"
+        log.warning("%d complete record(s) of %s have no finite value for the chosen summary; counted as failed: "
+                    "%s", int(bad.sum()), study.spec.label, "; ".join(scoped.loc[bad, "reason"].head(3)))
+    study.scoped = scoped
+
+
+def budget_settings(study: StudyData) -> str:
+    """`default (epochs 2, width 8, ...)` from the config stored in one of the study's records."""
+    done = study.scoped[study.scoped["status"] == "complete"]
+    rec = read_record(Path(done["path"].iloc[0])) or {}
+    budget = (rec.get("config") or {}).get("budget") or {}
+    keys = ("epochs", "width", "cells_per_stage", "batch_size", "lr")
+    shown = ", ".join(f"{k} {budget[k]}" for k in keys if k in budget)
+    return f"{done['budget'].iloc[0]} ({shown})" if shown else str(done["budget"].iloc[0])
+
+
+def chance_of(study: StudyData, objective: str) -> float | None:
+    """Chance accuracy of one of a study's objectives, from the config stored in one of its records."""
+    done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
+    if done.empty:
+        return None
+    rec = read_record(Path(done["path"].iloc[0])) or {}
+    return caveats.chance_level(objective, rec.get("config"))
