@@ -6,11 +6,11 @@ key of each image's cut); a worker returns the batch as (B, 3, S, S) uint8 with 
 device is a GPU, and the source copies it to the device without waiting. Everything after the cut (flip,
 lighting, colour, rotations, tiles) is the objective's, on the device, as for in-memory data.
 
-Determinism: epoch e's order is a permutation from numpy's PCG64 seeded with (seed, e, 0), and image p of
-that order is cut with a generator seeded with (seed, e, 0, p); precise BN's images likewise with
-(seed, e, 1). Nothing depends on which worker cuts an image or how many workers there are, and an epoch that
-starts at step k (a resumed run) gives the batches from k on exactly as an uninterrupted epoch does. The test
-set goes in listing order through the test view, which draws nothing.
+Determinism: epoch e's order is a permutation from numpy's PCG64 seeded with (seed, e, 0), and the batch that
+starts at place p of that order is cut with a generator seeded with (seed, e, 0, p), its images in turn;
+precise BN's images likewise with (seed, e, 1). Nothing depends on which worker cuts a batch or how many
+workers there are, and an epoch that starts at step k (a resumed run) gives the batches from k on exactly
+as an uninterrupted epoch does. The test set goes in listing order through the test view, which draws nothing.
 
 An image that cannot be read or decoded is replaced by the next one of the listing (whose label comes with
 it), so batches keep their size; the source logs each such file once and counts it, and more than the
@@ -82,15 +82,23 @@ class Decoder(torch.utils.data.Dataset):
         from PIL import Image
 
         with Image.open(self.folders[split] / self.listings[split].files[index].decode()) as image:
-            return image.convert("RGB")
+            if image.mode == "RGB":  # most JPEGs: load in place (convert would copy the whole image)
+                image.load()
+                return image
+            return image.convert("RGB")  # grayscale, CMYK, palette, alpha
 
     def __getitem__(self, plan: Plan) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
         view, listing = self.views[plan.view], self.listings[plan.split]
         errors = _decode_errors()
-        out = np.empty((len(plan.indices), 3, view.size, view.size), dtype=np.uint8)  # (B, 3, S, S)
+        # Channels last, as decoded: the trainer's device puts channels first (a strided copy here costs
+        # about a third of a resize per image).
+        out = np.empty((len(plan.indices), view.size, view.size, 3), dtype=np.uint8)  # (B, S, S, 3)
         used = np.empty(len(plan.indices), dtype=np.int64)
         bad: list[tuple[str, str]] = []
-        for k, (index, position) in enumerate(zip(plan.indices.tolist(), plan.positions.tolist())):
+        # One generator per batch, keyed by the batch's first place in the epoch order, drawn image by image:
+        # the same cuts whichever worker makes the batch (a generator per image costs 60 us to seed).
+        rng = np.random.default_rng((*plan.key, int(plan.positions[0])))
+        for k, index in enumerate(plan.indices.tolist()):
             for attempt in range(MAX_TRIES):
                 j = (index + attempt) % len(listing)
                 try:
@@ -98,8 +106,7 @@ class Decoder(torch.utils.data.Dataset):
                 except errors as e:
                     bad.append((listing.files[j].decode(), f"{type(e).__name__}: {e}"))
                     continue
-                rng = np.random.default_rng((*plan.key, position))
-                out[k] = view.cut(image, rng).transpose(2, 0, 1)
+                out[k] = view.cut(image, rng)
                 used[k] = j
                 break
             else:
@@ -161,7 +168,8 @@ class StreamBatches(BatchSource):
         for images, labels, bad in self.loader():
             if bad:
                 self._note(bad)
-            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            images = images.to(device, non_blocking=True).permute(0, 3, 1, 2).contiguous()  # (B, 3, S, S)
+            yield images, labels.to(device, non_blocking=True)
 
     def _note(self, bad: list[tuple[str, str]]) -> None:
         """Log each unreadable file once; refuse to go on past `max_unreadable` of them."""
