@@ -66,8 +66,9 @@ def images(n: int, folder: Path) -> tuple[Path, Path, str]:
         from PIL import Image
 
         classes = sorted(p.name for p in (CIFAR_DIR / "train").iterdir())
-        files = [(f, k) for k, c in enumerate(classes) for f in sorted((CIFAR_DIR / "train" / c).glob("*.jpg"))[:n // 10 + 1]]
-        files = files[:n]
+        per_class = n // 10 + 1
+        files = [(f, k) for k, c in enumerate(classes)
+                 for f in sorted((CIFAR_DIR / "train" / c).glob("*.jpg"))[:per_class]][:n]
         x = np.stack([np.asarray(Image.open(f).convert("RGB")) for f, _ in files])
         y, what = np.array([k for _, k in files]), f"CIFAR-10 JPEGs from {CIFAR_DIR}"
     else:

@@ -233,7 +233,8 @@ def main() -> None:
     if args.device.startswith("cuda"):
         result["gpu_images_per_s"] = gpu_steps(args.device, args.steps, 32)
         rrc, jig = (result["per_worker"][k] for k in ("supervised, rotation, colorization (train)", "jigsaw (train)"))
-        result["workers_needed"] = {k: v / (jig if k == "jigsaw" else rrc) for k, v in result["gpu_images_per_s"].items()}
+        result["workers_needed"] = {k: v / (jig if k == "jigsaw" else rrc)
+                                    for k, v in result["gpu_images_per_s"].items()}
     print(json.dumps(result, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -91,3 +91,20 @@ def write_jpeg_tree(root: Path, classes: tuple[str, ...] = ("n01", "n02", "n03")
         path.write_bytes(data[:len(data) // 3])
         out["truncated"] = path
     return out
+
+
+def write_tiny_imagenet16(root: Path, per_file: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write NAS-Bench-201's ImageNet16 pickles (train_data_batch_1..10, val_data: rows of 768 bytes, R, G, B
+    planes; labels 1..1000), labels drawn from {1, 2, 119, 120, 121, 500}; returns what was written."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list] = {"train_x": [], "train_y": [], "test_x": [], "test_y": []}
+    names = [(f"train_data_batch_{i}", "train") for i in range(1, 11)] + [("val_data", "test")]
+    for name, split in names:
+        images = rng.integers(0, 256, (per_file, 3, 16, 16), dtype=np.uint8)
+        labels = [int(v) for v in rng.choice([1, 2, 119, 120, 121, 500], per_file)]
+        with open(root / name, "wb") as f:
+            pickle.dump({"data": images.reshape(per_file, 768), "labels": labels, "mean": np.zeros(768)}, f)
+        written[f"{split}_x"].append(images)
+        written[f"{split}_y"].append(np.array(labels))
+    return {k: np.concatenate(v) for k, v in written.items()}

@@ -89,7 +89,8 @@ def test_an_unreadable_image_is_replaced_by_its_neighbour_and_counted(data, capl
     source = data.batches(objective.views(), 0)
     with caplog.at_level(logging.WARNING, logger="study.data.loader"):
         for _ in range(2):  # two passes: logged once
-            labels = torch.cat([y for _, y in source.test(3)] + [y[0] for _, y in source.train([torch.Generator()], 4, 0)])
+            test = [y for _, y in source.test(3)]
+            labels = torch.cat(test + [y[0] for _, y in source.train([torch.Generator()], 4, 0)])
     assert source.unreadable == {"n01/n01_0001.JPEG": source.unreadable["n01/n01_0001.JPEG"]}
     assert "OSError" in source.unreadable["n01/n01_0001.JPEG"]
     assert sum("n01/n01_0001.JPEG" in r.getMessage() for r in caplog.records) == 1

@@ -143,21 +143,23 @@ def check_root(name: str, data_root: Any, test_split: str) -> tuple[Path, list[s
         raise DataError(f"{name}: data_root {str(root)!r} is not a folder; {layout(name, test_split)}")
     for split in ("train", test_split):
         if not (root / split).is_dir():
-            raise DataError(f"{name}: {root} has no {split}/ folder; expected train/<class>/* and {test_split}/<class>/*"
+            raise DataError(f"{name}: {root} has no {split}/ folder; expected train/<class>/* and "
+                            f"{test_split}/<class>/*"
                             + (" (dataset.test_split names the test folder)" if split == test_split else ""))
     classes, loose = _split_dirs(root / "train")
     if loose or not classes:
-        raise DataError(f"{name}: {root / 'train'} holds {len(loose)} images directly and {len(classes)} class folders; "
-                        "put each class's images in train/<class>/")
+        raise DataError(f"{name}: {root / 'train'} holds {len(loose)} images directly and {len(classes)} class "
+                        "folders; put each class's images in train/<class>/")
     test_classes, loose = _split_dirs(root / test_split)
     if loose:
-        raise DataError(f"{name}: {root / test_split} holds {len(loose)} images directly (e.g. {sorted(loose)[0]}), not in "
-                        f"class folders; sort them into {test_split}/<class>/ (for ImageNet's val/, the labels of the "
-                        "devkit do it, e.g. with the widely used valprep.sh)")
+        raise DataError(f"{name}: {root / test_split} holds {len(loose)} images directly (e.g. {sorted(loose)[0]}), "
+                        f"not in class folders; sort them into {test_split}/<class>/ (for ImageNet's val/, the "
+                        "labels of the devkit do it, e.g. with the widely used valprep.sh)")
     if test_classes != classes:
         extra, missing = sorted(set(test_classes) - set(classes)), sorted(set(classes) - set(test_classes))
-        what = (f"{len(extra)} class folders train/ lacks (e.g. {extra[0]})" if extra else "") + (
-            " and " if extra and missing else "") + (f"lacks {len(missing)} of train/'s (e.g. {missing[0]})" if missing else "")
+        parts = ([f"{len(extra)} class folders train/ lacks (e.g. {extra[0]})"] if extra else []) + (
+            [f"lacks {len(missing)} of train/'s (e.g. {missing[0]})"] if missing else [])
+        what = " and ".join(parts)
         raise DataError(f"{name}: {root / test_split} has other classes than train/: {what}; both splits need the same "
                         "class folders")
     return root, classes
@@ -205,7 +207,8 @@ def listing_fingerprint(classes: list[str], train: Listing, test: Listing) -> st
 def check_options(name: str, image_size: Any, resize: Any, lighting: Any, loader_workers: Any,
                   max_unreadable: Any) -> None:
     """DataError for a setting out of range (before anything is listed)."""
-    for key, value, low in (("image_size", image_size, 8), ("resize", resize, 8), ("max_unreadable", max_unreadable, 0)):
+    limits = (("image_size", image_size, 8), ("resize", resize, 8), ("max_unreadable", max_unreadable, 0))
+    for key, value, low in limits:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise DataError(f"{name}: dataset.{key} must be an integer of at least {low}, got {value!r}")
     if resize < image_size:
@@ -244,7 +247,8 @@ def stream_dataset(name: str, data_root: Any = None, test_split: str = "val", im
     root, classes = check_root(name, data_root, test_split)
     train = scan(name, root / "train", classes, every_class=True)
     test = scan(name, root / test_split, classes, every_class=False)
-    log.info("%s: %d training and %d test images in %d classes under %s", name, len(train), len(test), len(classes), root)
+    log.info("%s: %d training and %d test images in %d classes under %s", name, len(train), len(test),
+             len(classes), root)
     full = listing_fingerprint(classes, train, test)
     train, test = train.subset(train_subset), test.subset(test_subset)
     fp = full if not (train_subset or test_subset) else listing_fingerprint(classes, train, test)

@@ -96,7 +96,10 @@ class ShortSideCrop:
         """The crop, mapped back to the original image (the resize never rounds the shorter side)."""
         scale = self.resize / min(width, height)
         # unnas (transforms.scale) floors the longer side; the crop must fit in what that leaves.
-        rw, rh = (self.resize, math.floor(height * scale)) if width <= height else (math.floor(width * scale), self.resize)
+        if width <= height:
+            rw, rh = self.resize, math.floor(height * scale)
+        else:
+            rw, rh = math.floor(width * scale), self.resize
         if self.random:
             x, y = int(rng.integers(0, rw - self.size + 1)), int(rng.integers(0, rh - self.size + 1))
         else:

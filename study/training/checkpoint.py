@@ -112,7 +112,8 @@ class Checkpointer:
         generator = self._generator_state(saved)
         step = int(saved.get("step", 0))  # absent in checkpoints written between epochs by older code
         if step and generator is None:  # the rest of the epoch cannot be the one begun: start it over
-            log.warning("resuming %s at the start of epoch %d (its random stream restarts)", self.path.stem, saved["epoch"])
+            log.warning("resuming %s at the start of epoch %d (its random stream restarts)", self.path.stem,
+                        saved["epoch"])
             step = 0
         state = TrainState(saved["epoch"], history, saved["optimizer"], generator, step,
                            saved.get("loss_sum") if step else None)

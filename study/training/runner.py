@@ -195,7 +195,8 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
         log.info("%s seed %d cell %s: %s", spec.objective, spec.seed, spec.cell_id, line)
 
     histories = fit(net, objective, data, setup.budget, [specs[i].seed for i in members], [starts[i] for i in members],
-                    on_epoch, on_state, on_diverged, setup.precision, checkpoint_s=setup.checkpoint_s, progress=progress)
+                    on_epoch, on_state, on_diverged, setup.precision, checkpoint_s=setup.checkpoint_s,
+                    progress=progress)
     for m, history in enumerate(histories):
         if history is not None:
             finish(m, "complete", reason=None, test_acc_best=history.best, test_acc_final=history.final,
