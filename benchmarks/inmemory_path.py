@@ -3,8 +3,9 @@
 Each round runs, in a fresh single-threaded process per code tree (alternating, so load on a shared machine
 hits both), one training epoch (`train_epoch`) and one evaluation (`test_each`) of the NAS-Bench-201 network
 at the default study's size (C=8, N=1) on CIFAR-10 images held as uint8 tensors, for supervised (batch 128)
-and rotation (batch 32), and reports the CPU seconds of each; the table gives medians over rounds. Give the
-trees with `--code` (e.g. a `git archive` of the base commit and this worktree).
+and rotation (batch 32), and reports the CPU seconds of each, and the milliseconds per step of the loop
+itself (a network too small to matter: 8x8 grayscale, C=1, 16 images a step); the table gives medians over
+rounds. Give the trees with `--code` (e.g. a `git archive` of the base commit and this worktree).
 
     python benchmarks/inmemory_path.py --code /tmp/base --code . [--images 4096 --rounds 5 --json out.json]
 
@@ -56,6 +57,18 @@ for name, batch in (("supervised", 128), ("rotation", 32)):
     test_each(model, objective, data, 512, [0])
     t2 = time.process_time()
     out[name] = {{"train_s": t1 - t0, "test_s": t2 - t1}}
+# The loop's own cost: a network too small to matter (8x8 grayscale, C=1), 16 images a step.
+tiny = ImageData("tiny", x[:2048, :1, :8, :8].contiguous(), y[:2048], x[-256:, :1, :8, :8].contiguous(), y[-256:], 10,
+                 mean[:1], std[:1])
+objective = create_objective("supervised", tiny, crop_padding=1)
+torch.manual_seed(0)
+model = objective.build(space.build(cell, NetShape(1, 8, 10, 1, 1)))
+opt = make_optimizer(model, Budget("b", 1, 16, 0.1))
+gens = [torch.Generator().manual_seed(0)]
+train_epoch(model, objective, tiny, opt, 16, gens)
+t0 = time.process_time()
+train_epoch(model, objective, tiny, opt, 16, gens)
+out["loop"] = {{"ms_per_step": (time.process_time() - t0) * 1000 / 128}}
 print(json.dumps(out))
 """
 
@@ -96,8 +109,8 @@ def main() -> None:
                 done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True,
                                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
                 runs[str(code)].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    table = {code: {obj: {k: statistics.median(run[obj][k] for run in rs) for k in ("train_s", "test_s")}
-                    for obj in ("supervised", "rotation")} for code, rs in runs.items()}
+    table = {code: {obj: {k: statistics.median(run[obj][k] for run in rs) for k in rs[0][obj]}
+                    for obj in ("supervised", "rotation", "loop")} for code, rs in runs.items()}
     result = {"data": what, "train_images": args.images, "rounds": args.rounds, "median_cpu_s": table, "runs": runs}
     for code, objs in table.items():
         print(code, json.dumps(objs))

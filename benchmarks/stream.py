@@ -1,13 +1,17 @@
 """Streaming ImageNet-style data: what one loader worker decodes per second, and how many a GPU would need.
 
-A generated tree of full-size JPEGs (crops of scikit-image's bundled photographs, 500 x 375 by default, quality
-90: real photo statistics, so file sizes and decode costs are those of ImageNet-like pictures) is read by:
+A generated tree of full-size JPEGs (4:3 crops of scikit-image's bundled photographs, 500 x 375 by default,
+quality 93: photo statistics, so decode costs are those of ImageNet-like pictures; the mean file size is
+reported: ImageNet's training set averages about 110 kB per JPEG, 138 GB for 1.28 million, most of them
+500 pixels wide) is read by:
 
 1. one worker's work for each objective's views (study/data/loader.py `Decoder` on batch plans, in this
-   process, one thread): read + decode + cut + stack, images per second per worker;
-2. other decoders for the same training cut (RandomResizedCrop 224): PIL (ours), OpenCV (unnas' choice:
-   imread + bilinear resize without antialiasing), simplejpeg, torchvision.io; each only if importable
-   (`--extra PATH` adds a folder of extra packages to the end of sys.path);
+   process, one thread): read + decode + cut + stack, images per second per worker, with each of our
+   decoders (study/data/decoders.py: PIL, and TorchCodec where importable);
+2. other decoders for the same training cut (RandomResizedCrop 224), from bytes in memory: PIL, OpenCV
+   (unnas' choice: imread + bilinear resize without antialiasing), simplejpeg, torchvision.io (deprecated
+   since torchvision 0.29); each only if importable (`--extra PATH` adds a folder of extra packages, e.g.
+   `pip install --target PATH opencv-python-headless simplejpeg torchcodec`, to the end of sys.path);
 3. the real loader (`StreamBatches`, `--workers` processes) end to end, images per second;
 4. with `--device cuda`: the training step of the paper's DARTS ImageNet network (C=32, 22 cells, cell 00004
    of unnas) per objective at batch 32 on uint8 batches already on the GPU, images per second, and the loader
@@ -63,16 +67,31 @@ def make_tree(root: Path, n: int, size: tuple[int, int], classes: int = 4, seed:
         for k in range(count):
             photo = photos[k % len(photos)]
             h, w = photo.shape[:2]
-            ch = int(rng.integers(min(h, w * 3 // 4) // 2, min(h, w * 3 // 4) + 1))
+            top = min(h, w * 3 // 4)  # the tallest 4:3 crop; crops of 80-100% of it are barely resampled
+            ch = int(rng.integers(top * 4 // 5, top + 1))
             cw = ch * 4 // 3
             y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
             img = Image.fromarray(photo[y:y + ch, x:x + cw]).resize(size, Image.BICUBIC)
             folder = root / split / f"n{k % classes:02d}"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{k:05d}.JPEG"
-            img.save(path, quality=90)
+            img.save(path, quality=93)
             sizes.append(path.stat().st_size)
     return float(np.mean(sizes))
+
+
+def available_decoders() -> list[str]:
+    """Our decoders this environment can run."""
+    from study.data.decoders import DECODERS, check_decoder
+
+    found = []
+    for name in DECODERS:
+        try:
+            check_decoder(name)
+        except Exception:  # a DataError: not installed here
+            continue
+        found.append(name)
+    return found
 
 
 def per_worker(decoder: Decoder, n: int, batch: int, rounds: int, view: int = TRAIN) -> float:
@@ -99,7 +118,7 @@ def alternatives(files: list[Path], rounds: int) -> dict[str, float]:
         with Image.open(io.BytesIO(blob)) as im:
             return np.asarray(im.convert("RGB").resize((224, 224), Image.BILINEAR, box=box))
 
-    candidates = {"PIL (ours)": pil}
+    candidates = {"PIL (ours, default)": pil}
     try:
         import cv2
 
@@ -122,7 +141,22 @@ def alternatives(files: list[Path], rounds: int) -> dict[str, float]:
     except ImportError:
         pass
     try:
+        from torchcodec.decoders import ImageReadMode, decode_image
+
+        from study.data.views import resample_tensor
+
+        def codec(blob, box):
+            img = decode_image(torch.frombuffer(bytearray(blob), dtype=torch.uint8), mode=ImageReadMode.RGB)
+            return resample_tensor(img, box, 224)
+        candidates["TorchCodec + torch resize (ours, opt-in)"] = codec
+    except ImportError:
+        pass
+    try:
+        import warnings
+
         import torchvision.io as tvio
+
+        warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)  # measured all the same
         from torchvision.transforms.v2 import functional as F
 
         def tv(blob, box):
@@ -210,11 +244,12 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="loader processes for the end-to-end row (0: skip)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--extra", type=Path, help="a folder of extra packages (OpenCV, simplejpeg) to compare")
+    p.add_argument("--extra", type=Path, action="append", default=[],
+                   help="a folder of extra packages (OpenCV, simplejpeg, TorchCodec) to compare (repeatable)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    if args.extra:
-        sys.path.append(str(args.extra))  # after the environment's own packages: they win
+    for extra in args.extra:
+        sys.path.append(str(extra))  # after the environment's own packages: they win
     torch.set_num_threads(1)
     size = tuple(int(v) for v in args.size.split("x"))
     result: dict = {"images": args.images, "size": args.size, "per_worker": {}, "threads": 1}
@@ -223,18 +258,22 @@ def main() -> None:
         result["mean_file_bytes"] = make_tree(root, args.images, size)
         data = build_dataset("imagenet", data_root=str(root), loader_workers=0)
         folders = (root / "train", root / "val")
-        for name, view in PIPELINES.items():
-            decoder = Decoder(folders, (data.train, data.train), (view, view))
-            result["per_worker"][name] = per_worker(decoder, args.images, 32, args.rounds)
+        for backend in available_decoders():
+            result["per_worker"][backend] = {}
+            for name, view in PIPELINES.items():
+                decoder = Decoder(folders, (data.train, data.train), (view, view), backend)
+                result["per_worker"][backend][name] = per_worker(decoder, args.images, 32, args.rounds)
         files = [folders[0] / f.decode() for f in data.train.files[:min(args.images, 128)]]
         result["decoders_rrc224"] = alternatives(files, args.rounds)
         if args.workers:
             result[f"loader_{args.workers}_workers"] = loader_rate(root, args.workers, 32, args.rounds)
     if args.device.startswith("cuda"):
         result["gpu_images_per_s"] = gpu_steps(args.device, args.steps, 32)
-        rrc, jig = (result["per_worker"][k] for k in ("supervised, rotation, colorization (train)", "jigsaw (train)"))
-        result["workers_needed"] = {k: v / (jig if k == "jigsaw" else rrc)
-                                    for k, v in result["gpu_images_per_s"].items()}
+        result["workers_needed"] = {}
+        for backend, rates in result["per_worker"].items():
+            rrc, jig = (rates[k] for k in ("supervised, rotation, colorization (train)", "jigsaw (train)"))
+            result["workers_needed"][backend] = {k: v / (jig if k == "jigsaw" else rrc)
+                                                 for k, v in result["gpu_images_per_s"].items()}
     print(json.dumps(result, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

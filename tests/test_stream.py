@@ -143,19 +143,19 @@ def test_a_run_stopped_mid_epoch_resumes_bit_identically(data, tmp_path, name):
 
 
 def test_a_starving_loader_says_so_once_and_progress_lines_report_the_pace(data, monkeypatch, caplog):
-    from study.data import loader
+    from study.data import decoders
 
     monkeypatch.setattr(pace_module, "MIN_STEPS", 2)
     monkeypatch.setattr(pace_module, "PROGRESS_S", 0.0)
-    slow_open = loader.Decoder.open
+    read = decoders.PilDecoder.read
 
-    def slow(self, split, index):
+    def slow(self, path):
         import time
 
         time.sleep(0.05)  # a loader far slower than this tiny network's step
-        return slow_open(self, split, index)
+        return read(self, path)
 
-    monkeypatch.setattr(loader.Decoder, "open", slow)
+    monkeypatch.setattr(decoders.PilDecoder, "read", slow)
     objective = create_objective("rotation", data)
     lines = []
     from study.training.trainer import fit
@@ -286,3 +286,33 @@ def test_listing_memory_is_a_few_dozen_bytes_per_image(data):
     assert per_image < 40  # an in-memory 224 px copy would hold 150,528 bytes per image
     assert not hasattr(data, "train_x")
     assert isinstance(data.train.files, np.ndarray)
+
+
+def _torchcodec() -> bool:
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _torchcodec(), reason="TorchCodec is not installed (pip install torchcodec)")
+def test_torchcodec_cuts_what_pil_cuts_and_skips_the_same_file(data):
+    objective = create_objective("supervised", data)
+    batches = {}
+    for decoder in ("pil", "torchcodec"):
+        source = replace(data, decoder=decoder).batches(objective.views(), 5)
+        batches[decoder] = [(x[0].float(), y[0]) for x, y in source.train([torch.Generator()], 4, 0)]
+        assert list(source.unreadable) == ["n01/n01_0001.JPEG"]
+        source.close()
+    for (a, la), (b, lb) in zip(batches["pil"], batches["torchcodec"]):
+        assert torch.equal(la, lb) and a.shape == b.shape
+        assert (a - b).abs().mean() < 8  # the same crops; resampling and whole-pixel boxes differ slightly
+
+
+@pytest.mark.skipif(_torchcodec(), reason="TorchCodec is installed")
+def test_torchcodec_asked_for_but_missing_is_refused_before_listing(tree):
+    with pytest.raises(DataError, match="dataset.decoder=torchcodec but TorchCodec cannot be imported"):
+        preflight("imagenet", {"data_root": str(tree), "decoder": "torchcodec"}, 3)
+    with pytest.raises(DataError, match="dataset.decoder must be one of pil, torchcodec"):
+        preflight("imagenet", {"data_root": str(tree), "decoder": "cv2"}, 3)

@@ -2,8 +2,8 @@
 
 One torch DataLoader per training, its workers kept for the whole training, serves every batch: training,
 precise BN and test. The main process hands out batch *plans* (split, view, the listing entries, the seed
-key of each image's cut); a worker returns the batch as (B, 3, S, S) uint8 with its labels, pinned when the
-device is a GPU, and the source copies it to the device without waiting. Everything after the cut (flip,
+key of each image's cut); a worker returns the batch as uint8 with its labels (decoders: study/data/decoders.py),
+pinned when the device is a GPU, and the source copies it to the device without waiting. Everything after the cut (flip,
 lighting, colour, rotations, tiles) is the objective's, on the device, as for in-memory data.
 
 Determinism: epoch e's order is a permutation from numpy's PCG64 seeded with (seed, e, 0), and the batch that
@@ -20,7 +20,6 @@ dataset's `max_unreadable` stop the training with a DataError.
 from __future__ import annotations
 
 import logging
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -30,6 +29,7 @@ import torch
 
 from study.data.base import DataError
 from study.data.batches import Batch, BatchSource
+from study.data.decoders import make_decoder
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Plan:
 
     split: int
     view: int
-    key: tuple[int, ...]  # seed key prefix; image k of the batch is cut with key + (positions[k],)
+    key: tuple[int, ...]  # seed key prefix: the batch's cuts draw from a generator seeded with key + (positions[0],)
     positions: np.ndarray  # (B,) places of the images in their epoch order
     indices: np.ndarray  # (B,) listing entries
 
@@ -60,39 +60,23 @@ class PlanSampler(torch.utils.data.Sampler):
         return iter(self.plans)
 
 
-def _decode_errors() -> tuple[type[BaseException], ...]:
-    from PIL import Image
-
-    # What PIL raises for truncated, corrupt or foreign files (UnidentifiedImageError is an OSError).
-    return (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
-
-
 class Decoder(torch.utils.data.Dataset):
     """What a loader worker does with one plan: read, decode (RGB) and cut each image, stack them."""
 
-    def __init__(self, folders: tuple[Path, Path], listings: tuple[Any, Any], views: tuple[Any, Any]) -> None:
+    def __init__(self, folders: tuple[Path, Path], listings: tuple[Any, Any], views: tuple[Any, Any],
+                 decoder: str = "pil") -> None:
         # listings: the splits' `study.data.stream.Listing`s (that module imports this one)
         self.folders, self.listings, self.views = folders, listings, views
+        self.decoder = make_decoder(decoder)
 
     def __len__(self) -> int:  # plans come from the sampler; the loader never asks
         return 0
 
-    def open(self, split: int, index: int) -> Any:
-        """The listing entry as an RGB PIL image (loaded, file closed)."""
-        from PIL import Image
-
-        with Image.open(self.folders[split] / self.listings[split].files[index].decode()) as image:
-            if image.mode == "RGB":  # most JPEGs: load in place (convert would copy the whole image)
-                image.load()
-                return image
-            return image.convert("RGB")  # grayscale, CMYK, palette, alpha
-
-    def __getitem__(self, plan: Plan) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
-        view, listing = self.views[plan.view], self.listings[plan.split]
-        errors = _decode_errors()
-        # Channels last, as decoded: the trainer's device puts channels first (a strided copy here costs
-        # about a third of a resize per image).
-        out = np.empty((len(plan.indices), view.size, view.size, 3), dtype=np.uint8)  # (B, S, S, 3)
+    def __getitem__(self, plan: Plan) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]], bool]:
+        view, listing, decoder = self.views[plan.view], self.listings[plan.split], self.decoder
+        # PIL's batches stay channels-last, as decoded, and the device puts channels first (a strided copy
+        # here costs about a third of a resize per image); TorchCodec's come channels-first.
+        out = decoder.batch(len(plan.indices), view.size)
         used = np.empty(len(plan.indices), dtype=np.int64)
         bad: list[tuple[str, str]] = []
         # One generator per batch, keyed by the batch's first place in the epoch order, drawn image by image:
@@ -102,18 +86,18 @@ class Decoder(torch.utils.data.Dataset):
             for attempt in range(MAX_TRIES):
                 j = (index + attempt) % len(listing)
                 try:
-                    image = self.open(plan.split, j)
-                except errors as e:
+                    image = decoder.read(self.folders[plan.split] / listing.files[j].decode())
+                except decoder.errors as e:
                     bad.append((listing.files[j].decode(), f"{type(e).__name__}: {e}"))
                     continue
-                out[k] = view.cut(image, rng)
+                out[k] = decoder.cut(image, view, rng)
                 used[k] = j
                 break
             else:
                 raise DataError(f"{MAX_TRIES} images in a row cannot be read in {self.folders[plan.split]}, e.g. "
                                 f"{bad[-1][0]} ({bad[-1][1]}); check the folder")
         labels = torch.from_numpy(listing.labels[used].astype(np.int64))
-        return torch.from_numpy(out), labels, bad
+        return torch.as_tensor(out), labels, bad, decoder.channels_last
 
 
 class StreamBatches(BatchSource):
@@ -145,7 +129,7 @@ class StreamBatches(BatchSource):
         if self._loader is None:
             data = self.data
             folders = (data.root / "train", data.root / data.test_split)
-            decoder = Decoder(folders, (data.train, data.test), self.views)
+            decoder = Decoder(folders, (data.train, data.test), self.views, data.decoder)
             workers = self.workers
             self._loader = torch.utils.data.DataLoader(
                 decoder, batch_size=None, sampler=self.sampler, num_workers=workers,
@@ -165,10 +149,12 @@ class StreamBatches(BatchSource):
     def _run(self, plans: Iterator[Plan]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.sampler.plans = plans
         device = self.data.device
-        for images, labels, bad in self.loader():
+        for images, labels, bad, channels_last in self.loader():
             if bad:
                 self._note(bad)
-            images = images.to(device, non_blocking=True).permute(0, 3, 1, 2).contiguous()  # (B, 3, S, S)
+            images = images.to(device, non_blocking=True)
+            if channels_last:
+                images = images.permute(0, 3, 1, 2).contiguous()  # (B, 3, S, S)
             yield images, labels.to(device, non_blocking=True)
 
     def _note(self, bad: list[tuple[str, str]]) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from study.data.base import DataError, check_subset, register_dataset, stats_from_config
+from study.data.decoders import check_decoder
 
 if TYPE_CHECKING:
     from study.data.batches import BatchSource
@@ -87,6 +88,7 @@ class StreamData:
     lighting: float = 0.1
     loader_workers: int = 1
     max_unreadable: int = 1000
+    decoder: str = "pil"  # study/data/decoders.py: pil, or torchcodec (faster, opt-in)
     fingerprint: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -205,8 +207,9 @@ def listing_fingerprint(classes: list[str], train: Listing, test: Listing) -> st
 
 
 def check_options(name: str, image_size: Any, resize: Any, lighting: Any, loader_workers: Any,
-                  max_unreadable: Any) -> None:
-    """DataError for a setting out of range (before anything is listed)."""
+                  max_unreadable: Any, decoder: Any = "pil") -> None:
+    """DataError for a setting out of range, or a decoder this machine lacks (before anything is listed)."""
+    check_decoder(decoder)
     limits = (("image_size", image_size, 8), ("resize", resize, 8), ("max_unreadable", max_unreadable, 0))
     for key, value, low in limits:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -235,9 +238,10 @@ def auto_loader_workers() -> int:
 def stream_dataset(name: str, data_root: Any = None, test_split: str = "val", image_size: int = 224,
                    resize: int = 256, mean: Sequence[float] | None = IMAGENET_MEAN,
                    std: Sequence[float] | None = IMAGENET_STD, lighting: float = 0.1, loader_workers: Any = "auto",
-                   max_unreadable: int = 1000, train_subset: int = 0, test_subset: int = 0) -> StreamData:
+                   max_unreadable: int = 1000, decoder: str = "pil", train_subset: int = 0,
+                   test_subset: int = 0) -> StreamData:
     """List a train/<class>/*, <test_split>/<class>/* folder (see the module doc); nothing is decoded."""
-    check_options(name, image_size, resize, lighting, loader_workers, max_unreadable)
+    check_options(name, image_size, resize, lighting, loader_workers, max_unreadable, decoder)
     check_subset(train_subset, "train_subset")
     check_subset(test_subset, "test_subset")
     mean_t, std_t = stats_from_config(mean, "mean"), stats_from_config(std, "std")
@@ -256,7 +260,7 @@ def stream_dataset(name: str, data_root: Any = None, test_split: str = "val", im
         name=name, root=root, test_split=test_split, classes=classes, train=train, test=test, mean=mean_t, std=std_t,
         image_size=image_size, resize=resize, lighting=float(lighting),
         loader_workers=auto_loader_workers() if loader_workers == "auto" else loader_workers,
-        max_unreadable=max_unreadable, fingerprint=fp,
+        max_unreadable=max_unreadable, decoder=decoder, fingerprint=fp,
         meta={"image_size": image_size, "resize": resize, "source": str(root), "test_split": test_split,
               "train_subset": train_subset, "test_subset": test_subset, "listing": full},
     )
@@ -272,7 +276,8 @@ def stand_in(name: str, options: dict[str, Any], image_size: int, n_classes: int
 
 def check(name: str, options: dict[str, Any], n_classes: int) -> None:
     """The preflight: settings, layout and class count (directory names only, nothing listed or decoded)."""
-    defaults = {"image_size": 224, "resize": 256, "lighting": 0.1, "loader_workers": "auto", "max_unreadable": 1000}
+    defaults = {"image_size": 224, "resize": 256, "lighting": 0.1, "loader_workers": "auto", "max_unreadable": 1000,
+                "decoder": "pil"}
     settings = {k: options.get(k, v) for k, v in defaults.items()}
     check_options(name, **settings)
     root, classes = check_root(name, options.get("data_root"), options.get("test_split", "val"))

@@ -39,11 +39,27 @@ class View(Protocol):
     def cut(self, image: Any, rng: np.random.Generator) -> np.ndarray:
         """The output (size, size, 3) uint8 of an RGB PIL image."""
 
+    def cut_tensor(self, image: Any, rng: np.random.Generator) -> Any:
+        """The output (3, size, size) uint8 of a (3, H, W) uint8 tensor (the same draws from `rng`)."""
+
 
 def _resample(image: Any, box: Box, size: int) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(image.resize((size, size), Image.BILINEAR, box=box))  # (size, size, 3)
+
+
+def resample_tensor(image: Any, box: Box, size: int) -> Any:
+    """The box of a (3, H, W) uint8 tensor, rounded to whole pixels, resized to (3, size, size) (bilinear,
+    antialiased when it shrinks: torch's uint8 kernel)."""
+    import torch
+
+    height, width = image.shape[-2:]
+    left, top = min(max(round(box[0]), 0), width - 1), min(max(round(box[1]), 0), height - 1)
+    right, bottom = max(min(round(box[2]), width), left + 1), max(min(round(box[3]), height), top + 1)
+    crop = image[None, :, top:bottom, left:right]  # (1, 3, h, w)
+    return torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False)[0]  # (3, size, size)
 
 
 def centre_square(width: int, height: int) -> Box:
@@ -79,6 +95,10 @@ class ResizedCrop:
         """The random crop of an RGB PIL image, resampled to (size, size, 3) uint8."""
         return _resample(image, self.box(*image.size, rng), self.size)
 
+    def cut_tensor(self, image: Any, rng: np.random.Generator) -> Any:
+        """The random crop of a (3, H, W) uint8 tensor, resampled to (3, size, size)."""
+        return resample_tensor(image, self.box(image.shape[-1], image.shape[-2], rng), self.size)
+
 
 @dataclass(frozen=True)
 class ShortSideCrop:
@@ -109,3 +129,7 @@ class ShortSideCrop:
     def cut(self, image: Any, rng: np.random.Generator) -> np.ndarray:
         """The crop of an RGB PIL image, resampled to (size, size, 3) uint8."""
         return _resample(image, self.box(*image.size, rng), self.size)
+
+    def cut_tensor(self, image: Any, rng: np.random.Generator) -> Any:
+        """The crop of a (3, H, W) uint8 tensor, resampled to (3, size, size)."""
+        return resample_tensor(image, self.box(image.shape[-1], image.shape[-2], rng), self.size)
