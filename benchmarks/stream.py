@@ -13,7 +13,9 @@ reported: ImageNet's training set averages about 110 kB per JPEG, 138 GB for 1.2
    since torchvision 0.29); each only if importable (`--extra PATH` adds a folder of extra packages, e.g.
    `pip install --target PATH opencv-python-headless simplejpeg torchcodec`, to the end of sys.path);
 3. the real loader (`StreamBatches`, `--workers` processes) end to end, images per second;
-4. with `--device cuda`: the training step of the paper's DARTS ImageNet network (C=32, 22 cells, cell 00004
+4. the top-level torch ops of one training step of the paper's DARTS ImageNet network per objective (each
+   costs the host 5-10 us on a GPU, which bounds the step rate at batch 32);
+5. with `--device cuda`: the training step of the paper's DARTS ImageNet network (C=32, 22 cells, cell 00004
    of unnas) per objective at batch 32 on uint8 batches already on the GPU, images per second, and the loader
    workers that rate needs at the measured per-worker rate.
 
@@ -195,6 +197,39 @@ def loader_rate(root: Path, workers: int, batch: int, rounds: int) -> float:
     return statistics.median(rates)
 
 
+def host_ops(batch: int = 2, side: int = 32) -> dict[str, int]:
+    """Top-level aten ops of one training step (forward, backward, optimiser) of the DARTS ImageNet network per
+    objective, counted on the CPU at a tiny input: each costs the host 5-10 us on a GPU whatever its size,
+    which bounds a GPU's step rate at small batches."""
+    from study.data.stream import stand_in
+    from study.objectives import create_objective
+    from study.spaces import NetShape, get_space
+    from study.training.run import Budget
+    from study.training.trainer import make_optimizer
+
+    data = stand_in("imagenet", {"resize": side + 4}, side, 1000)
+    space = get_space("darts")
+    out = {}
+    for name in ("supervised", "rotation", "colorization", "jigsaw"):
+        objective = create_objective(name, data)
+        shape = NetShape(objective.c_in, side, 1000, 32, 7, stem="imagenet", depth=22)
+        model = objective.build(space.build(space.parse(UNNAS_00004), shape))
+        opt = make_optimizer(model, Budget("imagenet", 1, batch, 0.0125, 5e-5))
+        x = torch.randint(0, 256, (batch, 3, objective.image_size, objective.image_size), dtype=torch.uint8)
+        y = torch.zeros(batch, dtype=torch.long)
+        gen = torch.Generator().manual_seed(0)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            inputs, targets = objective.train_batch(x, y, gen)
+            loss = objective.loss(model(inputs), targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        # Ops the host dispatches: aten ops not inside another aten op (backward ones sit under autograd nodes).
+        out[name] = sum(1 for e in prof.events() if e.name.startswith("aten::")
+                        and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")))
+    return out
+
+
 def gpu_steps(device: str, steps: int, batch: int) -> dict[str, float]:
     """Training images per second of the DARTS ImageNet network per objective, uint8 batches on the device."""
     from study.data.stream import StreamData, stand_in
@@ -267,6 +302,7 @@ def main() -> None:
         result["decoders_rrc224"] = alternatives(files, args.rounds)
         if args.workers:
             result[f"loader_{args.workers}_workers"] = loader_rate(root, args.workers, 32, args.rounds)
+    result["host_ops_per_step"] = host_ops()
     if args.device.startswith("cuda"):
         result["gpu_images_per_s"] = gpu_steps(args.device, args.steps, 32)
         result["workers_needed"] = {}
