@@ -81,7 +81,9 @@ def trained_baselines(sample: pd.DataFrame, scoped: pd.DataFrame, prefer: list[s
         if any(v is None for v in values.values()):
             return fallback, None
         table = pd.DataFrame.from_dict(values, orient="index", columns=list(BASELINES)).reindex(sample.index)
-        where = (f"the network trained: C={shape['width']}, N={shape['cells_per_stage']}, input "
+        depth = f"{shape['depth']} cells" if shape.get("depth") else f"N={shape['cells_per_stage']}"
+        stem = ", ImageNet stem" if shape.get("stem", "cifar") != "cifar" else ""
+        where = (f"the network trained: C={shape['width']}, {depth}{stem}, input "
                  f"{shape['c_in']}x{shape['image_size']}x{shape['image_size']}, {shape['n_classes']} classes")
         if not np.array_equal(table.to_numpy(float), fallback.to_numpy(float)):
             log.info("params and FLOPs baselines are those of %s (the sample's cells.jsonl describes another shape)",

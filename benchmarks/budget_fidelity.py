@@ -144,6 +144,7 @@ def train_one(task: dict[str, Any]) -> dict[str, Any]:
     extra = c.rotation if task["objective"] == "rotation" else {}
     settings = {**BASE, **c.budget, **extra}
     width, cells_per_stage = settings.pop("width"), settings.pop("cells_per_stage")
+    settings.pop("stem", None), settings.pop("depth", None)  # NetShape keys: the default budget keeps the CIFAR skeleton
     budget = Budget(**settings)
     objective = create_objective(task["objective"], data, crop_padding=c.crop_padding)
     t0 = time.process_time()

@@ -71,8 +71,11 @@ def _epoch(data, objective_name: str, seed: int, epoch: int, start: int = 0) -> 
 
 
 def test_batches_depend_on_seed_and_epoch_not_on_the_workers(data):
+    import multiprocessing
+
     inline = _epoch(data, "supervised", seed=3, epoch=1)
     two = _epoch(replace(data, loader_workers=2), "supervised", seed=3, epoch=1)
+    assert not multiprocessing.active_children()  # closing the source ended its worker processes
     assert len(inline) == 5 and [x.shape for x, _ in inline] == [(4, 3, 32, 32)] * 4 + [(2, 3, 32, 32)]
     assert all(x.dtype == torch.uint8 for x, _ in inline)
     for (a, la), (b, lb) in zip(inline, two):

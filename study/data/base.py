@@ -1,5 +1,8 @@
 """Datasets as uint8 tensors that live on the training device, and a registry to build and check them by name.
 
+Datasets too large for memory stream instead (study/data/stream.py, registered with `streams=True`); both kinds
+hand the trainer its batches through one interface, `batches()` (study/data/batches.py).
+
 A dataset is one file in study/data/ that registers a builder with `@register_dataset(name, preflight=...)`.
 The preflight is what the train command runs before accepting a command: cheap checks (no decoding, no
 download) that a setting is usable, so a mistake is one line at the command line, not one per worker.

@@ -196,4 +196,10 @@ class StreamBatches(BatchSource):
         yield from self._run(self._plans(TEST, TEST, (self.seed,), order, batch_size))
 
     def close(self) -> None:
-        self._loader = None  # the loader's iterator ends its worker processes when it goes
+        # End the worker processes now: a pass stopped by an exception may keep the loader's iterator alive
+        # (in the traceback's frames) long after the training is over. torch has no public call for this.
+        iterator = getattr(self._loader, "_iterator", None)
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        self._loader = None
