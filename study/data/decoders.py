@@ -83,7 +83,7 @@ class TorchCodecDecoder:
         try:
             return self._decode(data, mode=self._mode)
         except RuntimeError:  # a format TorchCodec lacks (BMP, TIFF), or a broken file: PIL has the last word
-            return torch.from_numpy(np.asarray(read_pil(path))).permute(2, 0, 1)
+            return torch.from_numpy(np.array(read_pil(path))).permute(2, 0, 1)  # a copy: PIL's buffer is read-only
 
     def cut(self, image: torch.Tensor, view: Any, rng: np.random.Generator) -> torch.Tensor:
         """The view's (3, S, S) uint8 cut."""
