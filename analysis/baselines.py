@@ -20,8 +20,8 @@ from analysis.tables import BASELINES
 log = logging.getLogger(__name__)
 
 
-def trained_shape(record: dict[str, Any], objective: str) -> dict[str, int] | None:
-    """c_in, image_size, n_classes, width and cells_per_stage of a run's network.
+def trained_shape(record: dict[str, Any], objective: str) -> dict[str, Any] | None:
+    """c_in, image_size, n_classes, width and cells_per_stage (and stem and depth, where set) of a run's network.
 
     Records say it (`net`); older ones only through their stored config (dataset and budget, with the
     objective's budget overrides).
@@ -38,7 +38,11 @@ def trained_shape(record: dict[str, Any], objective: str) -> dict[str, int] | No
             return None
     keys = ("c_in", "image_size", "n_classes", "width", "cells_per_stage")
     ok = all(isinstance(shape.get(k), int) and not isinstance(shape.get(k), bool) for k in keys)
-    return {k: shape[k] for k in keys} if ok else None
+    if not ok:
+        return None
+    # The ImageNet stem and a depth in cells (newer records) size the network too; older ones have neither.
+    extra = {k: shape[k] for k in ("stem", "depth") if k in shape}
+    return {**{k: shape[k] for k in keys}, **extra}
 
 
 def complexity_of(space: str, arch: str, shape: dict[str, int]) -> tuple[int, int] | None:
@@ -77,7 +81,9 @@ def trained_baselines(sample: pd.DataFrame, scoped: pd.DataFrame, prefer: list[s
         if any(v is None for v in values.values()):
             return fallback, None
         table = pd.DataFrame.from_dict(values, orient="index", columns=list(BASELINES)).reindex(sample.index)
-        where = (f"the network trained: C={shape['width']}, N={shape['cells_per_stage']}, input "
+        depth = f"{shape['depth']} cells" if shape.get("depth") else f"N={shape['cells_per_stage']}"
+        stem = ", ImageNet stem" if shape.get("stem", "cifar") != "cifar" else ""
+        where = (f"the network trained: C={shape['width']}, {depth}{stem}, input "
                  f"{shape['c_in']}x{shape['image_size']}x{shape['image_size']}, {shape['n_classes']} classes")
         if not np.array_equal(table.to_numpy(float), fallback.to_numpy(float)):
             log.info("params and FLOPs baselines are those of %s (the sample's cells.jsonl describes another shape)",

@@ -50,6 +50,7 @@ def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any
     overrides = (raw.pop("objectives", None) or {}).get(objective, {})
     settings = {**raw, **overrides}
     width, cells_per_stage = settings.pop("width"), settings.pop("cells_per_stage")
+    settings.pop("stem", None), settings.pop("depth", None)  # NetShape keys: the default budget keeps the CIFAR skeleton
     budget = Budget(**settings)
     data = build_dataset("digits", image_size=ds["image_size"], test_fraction=ds["test_fraction"],
                          split_seed=ds["split_seed"])

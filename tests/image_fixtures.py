@@ -56,3 +56,55 @@ def write_tiny_folder(root: Path, per_class: dict[str, int] | None = None, size:
                 Image.fromarray(img).save(folder / f"{k:03d}.png")
                 images[f"{split}/{cls}/{k:03d}.png"] = img
     return images
+
+
+JPEG_SIZES = [(48, 40), (40, 56), (64, 64), (37, 71), (90, 45)]  # (width, height): landscape, portrait, square, odd
+
+
+def write_jpeg_tree(root: Path, classes: tuple[str, ...] = ("n01", "n02", "n03"), train: int = 6, test: int = 2,
+                    test_split: str = "val", truncated: bool = True, seed: int = 0) -> dict[str, Path]:
+    """Write train/<class>/*.JPEG and <test_split>/<class>/*.JPEG in the sizes of JPEG_SIZES (in turn), smooth
+    colour fields with noise; with `truncated`, the second training image of the first class is cut to a third
+    of its bytes. Returns {"truncated": its path} (when written)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, Path] = {}
+    k = 0
+    for split, n in (("train", train), (test_split, test)):
+        for cls in classes:
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                w, h = JPEG_SIZES[k % len(JPEG_SIZES)]
+                k += 1
+                yy, xx = np.mgrid[0:h, 0:w]
+                base = rng.integers(0, 256, 3)
+                field = base + 60 * np.sin(xx[..., None] / rng.uniform(4, 12) + rng.uniform(0, 6, 3)) \
+                    + 40 * np.cos(yy[..., None] / rng.uniform(4, 12))
+                img = np.clip(field + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+                path = folder / f"{cls}_{i:04d}.JPEG"
+                Image.fromarray(img).save(path, quality=90)
+    if truncated:
+        path = root / "train" / classes[0] / f"{classes[0]}_0001.JPEG"
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 3])
+        out["truncated"] = path
+    return out
+
+
+def write_tiny_imagenet16(root: Path, per_file: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write NAS-Bench-201's ImageNet16 pickles (train_data_batch_1..10, val_data: rows of 768 bytes, R, G, B
+    planes; labels 1..1000), labels drawn from {1, 2, 119, 120, 121, 500}; returns what was written."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list] = {"train_x": [], "train_y": [], "test_x": [], "test_y": []}
+    names = [(f"train_data_batch_{i}", "train") for i in range(1, 11)] + [("val_data", "test")]
+    for name, split in names:
+        images = rng.integers(0, 256, (per_file, 3, 16, 16), dtype=np.uint8)
+        labels = [int(v) for v in rng.choice([1, 2, 119, 120, 121, 500], per_file)]
+        with open(root / name, "wb") as f:
+            pickle.dump({"data": images.reshape(per_file, 768), "labels": labels, "mean": np.zeros(768)}, f)
+        written[f"{split}_x"].append(images)
+        written[f"{split}_y"].append(np.array(labels))
+    return {k: np.concatenate(v) for k, v in written.items()}

@@ -110,3 +110,33 @@ def test_nb101_truth_benchmark_converts_its_synthetic_file(tmp_path):
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "r.md").read_text()
     assert "| 1,500 |" in text and "500 distinct hashes converted" in text
+
+
+def test_stream_benchmark_reports_each_cut_per_decoder_and_the_host_ops(tmp_path):
+    pytest.importorskip("skimage")
+    out = tmp_path / "s.json"
+    done = bench("stream.py", "--images", "16", "--rounds", "1", "--workers", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert set(result["per_worker"]["pil"]) == {"supervised, rotation, colorization (train)", "jigsaw (train)",
+                                               "test view (all objectives)"}
+    assert all(rate > 0 for rates in result["per_worker"].values() for rate in rates.values())
+    assert result["decoders_rrc224"]["PIL (ours, default)"] > 0 and result["loader_1_workers"] > 0
+    assert all(n > 1000 for n in result["host_ops_per_step"].values()) and result["mean_file_bytes"] > 1000
+
+
+def test_stream_memory_benchmark_measures_each_size_in_its_own_process(tmp_path):
+    out = tmp_path / "m.json"
+    done = bench("stream_memory.py", "--sizes", "40", "80", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["images"] for r in rows] == [40, 80] and all(r["maxrss_mb"] > 0 for r in rows)
+    assert rows[1]["listing_bytes"] > rows[0]["listing_bytes"]
+
+
+def test_inmemory_path_benchmark_times_each_code_tree(tmp_path):
+    out = tmp_path / "i.json"
+    done = bench("inmemory_path.py", "--code", str(ROOT), "--images", "256", "--rounds", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    table = json.loads(out.read_text())["median_cpu_s"][str(ROOT)]
+    assert table["supervised"]["train_s"] > 0 and table["rotation"]["test_s"] > 0 and table["loop"]["ms_per_step"] > 0

@@ -130,3 +130,60 @@ def test_parameter_counts_equal_the_reference():
     assert SPACE.complexity(SPACE.parse(DARTS_V2), v2)[0] == 3_349_342
     unnas = NetShape(c_in=3, image_size=32, n_classes=10, width=16, cells_per_stage=6)
     assert count_params(classifier(SPACE.parse(UNNAS_00004), unnas)) == 707_546
+
+
+IMAGENET = NetShape(c_in=3, image_size=224, n_classes=1000, width=32, cells_per_stage=1, stem="imagenet", depth=22)
+
+
+def test_imagenet_network_parameter_counts_equal_unnas():
+    # Computed with unnas' pycls/models/nas/nas.py NetworkImageNet (C=32, layers=22, no auxiliary head) and
+    # its task heads (pycls/models/common.py Classifier), sum of parameter sizes, for cell 00004 under each task.
+    from study.objectives.colorization import PixelClassifier
+    from study.objectives.jigsaw import TileClassifier
+
+    cell = SPACE.parse(UNNAS_00004)
+    backbone = SPACE.build(cell, IMAGENET)
+    assert count_params(nn.Sequential(backbone, PooledLinear(backbone.c_out, 1000))) == 3_435_864
+    assert SPACE.complexity(cell, IMAGENET)[0] == 3_435_864
+    assert count_params(nn.Sequential(backbone, PooledLinear(backbone.c_out, 4))) == 2_924_916
+    assert count_params(TileClassifier(backbone, 9, 1000)) == 7_531_864
+    gray = SPACE.build(cell, NetShape(1, 224, 313, 32, 1, stem="imagenet", depth=22))
+    assert count_params(PixelClassifier(gray, 313)) == 3_083_145
+    v2 = SPACE.parse(DARTS_V2)
+    assert count_params(classifier(v2, IMAGENET)) == 3_530_136 == SPACE.complexity(v2, IMAGENET)[0]
+
+
+def test_imagenet_layout_is_7_normal_reduce_6_normal_reduce_7_normal():
+    backbone = SPACE.build(SPACE.parse(UNNAS_00004), IMAGENET)
+    assert [c.reduction for c in backbone.cells] == [False] * 7 + [True] + [False] * 6 + [True] + [False] * 7
+    assert backbone.cells[0].pre0.__class__.__name__ == "FactorizedReduce"  # reads the stem at twice the resolution
+
+
+@pytest.mark.parametrize("size", [64, 67])
+@pytest.mark.parametrize("depth", [0, 7])
+def test_imagenet_stem_shape_and_complexity_equal_counting(size, depth):
+    shape = NetShape(c_in=3, image_size=size, n_classes=10, width=8, cells_per_stage=1, stem="imagenet", depth=depth)
+    cell = SPACE.parse(UNNAS_00004)
+    model = classifier(cell, shape)
+    x = torch.randn(1, 3, size, size)
+    side = -(-size // 32)  # three stride-2 stem convs, two reductions, each rounding up
+    assert model[0](x).shape == (1, 16 * shape.width, side, side)
+    assert SPACE.complexity(cell, shape) == (count_params(model), count_flops(model, x))
+
+
+def test_cifar_rule_is_the_depth_rule_at_3k_plus_2():
+    cell = SPACE.parse(DARTS_V2)
+    for k in (1, 2, 6):
+        plain = NetShape(c_in=3, image_size=16, n_classes=10, width=4, cells_per_stage=k)
+        deep = NetShape(c_in=3, image_size=16, n_classes=10, width=4, cells_per_stage=1, depth=3 * k + 2)
+        assert SPACE.complexity(cell, plain) == SPACE.complexity(cell, deep)
+
+
+@pytest.mark.parametrize("shape, words", [
+    (dict(width=6, stem="imagenet"), "divisible by 4"),
+    (dict(width=8, depth=2), "two reduction cells"),
+])
+def test_imagenet_shapes_it_cannot_build_are_refused(shape, words):
+    bad = NetShape(c_in=3, image_size=64, n_classes=10, cells_per_stage=1, **shape)
+    with pytest.raises(SpaceError, match=words):
+        SPACE.complexity(SPACE.parse(DARTS_V2), bad)

@@ -164,3 +164,45 @@ def test_parameter_count_equals_the_benchmarks():
     paper = NetShape(c_in=3, image_size=32, n_classes=10, width=128, cells_per_stage=3)
     assert count_params(classifier(INCEPTION, paper)) == 2_694_282
     assert SPACE.complexity(INCEPTION, paper)[0] == 2_694_282
+
+
+# unnas' first sampled NAS-Bench-101 cell (configs/sample_based/nas_bench/imagenet/*/000907.yaml).
+UNNAS_000907 = NB101Cell.from_lists(
+    [[0, 1, 0, 1, 0, 0, 0],
+     [0, 0, 1, 0, 1, 0, 0],
+     [0, 0, 0, 1, 0, 0, 0],
+     [0, 0, 0, 0, 1, 0, 0],
+     [0, 0, 0, 0, 0, 1, 1],
+     [0, 0, 0, 0, 0, 0, 1],
+     [0, 0, 0, 0, 0, 0, 0]],
+    ["input", C3, C1, C1, MP, C1, "output"],
+)
+
+
+def test_imagenet_network_parameter_counts_equal_unnas():
+    # Computed with unnas' pycls/models/nas_bench/model_builder.py (ImageNet stem, width 128, 3 stacks x 4
+    # modules) and its task heads, sum of parameter sizes.
+    from study.objectives.colorization import PixelClassifier
+
+    imagenet = NetShape(c_in=3, image_size=224, n_classes=1000, width=128, cells_per_stage=4, stem="imagenet")
+    for cell, supervised, rotation, colorization in ((INCEPTION, 4_371_752, 3_860_804, 4_018_169),
+                                                     (UNNAS_000907, 6_099_240, 5_588_292, 5_745_657)):
+        backbone = SPACE.build(cell, imagenet)
+        assert count_params(nn.Sequential(backbone, PooledLinear(backbone.c_out, 1000))) == supervised
+        assert SPACE.complexity(cell, imagenet)[0] == supervised
+        assert count_params(nn.Sequential(backbone, PooledLinear(backbone.c_out, 4))) == rotation
+        gray = SPACE.build(cell, NetShape(1, 224, 313, 128, 4, stem="imagenet"))
+        assert count_params(PixelClassifier(gray, 313)) == colorization
+    stem = [m for m in backbone.stem.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in stem] == [(3, 64, (2, 2)), (64, 128, (2, 2)),
+                                                                         (128, 128, (2, 2))]
+
+
+@pytest.mark.parametrize("size", [64, 70])
+def test_imagenet_stem_shape_and_complexity_equal_counting(size):
+    shape = NetShape(c_in=3, image_size=size, n_classes=5, width=8, cells_per_stage=2, stem="imagenet")
+    model = classifier(UNNAS_000907, shape)
+    x = torch.randn(1, 3, size, size)
+    side = -(-size // 32)
+    assert model[0](x).shape == (1, 32, side, side)
+    assert SPACE.complexity(UNNAS_000907, shape) == (count_params(model), count_flops(model, x))

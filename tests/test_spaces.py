@@ -77,3 +77,16 @@ def test_spaces_import_no_torch():
     code = "import sys, study.spaces; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_stem_or_depth_a_space_lacks_is_refused_in_one_line():
+    nb201 = get_space("nb201")
+    cell = nb201.sample(1, seed=0)[0]
+    for shape, words in ((NetShape(3, 16, 10, 4, 1, stem="imagenet"), "no imagenet stem"),
+                         (NetShape(3, 16, 10, 4, 1, depth=8), "leave budget.depth at 0")):
+        with pytest.raises(SpaceError, match=words):
+            nb201.complexity(cell, shape)
+        with pytest.raises(SpaceError, match=words):
+            nb201.build(cell, shape)
+    with pytest.raises(SpaceError, match="budget.stem must be one of cifar, imagenet"):
+        NetShape(3, 16, 10, 4, 1, stem="resnet")

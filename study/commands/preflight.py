@@ -49,7 +49,8 @@ def check_objective(setup: Setup) -> None:
     """Build the objective on a one-image stand-in of the dataset's shape, so bad options fail here, not per run."""
     import torch
 
-    from study.data import ImageData
+    from study.data import DATASETS, ImageData
+    from study.data.stream import stand_in as stream_stand_in
     from study.objectives import create_objective
     from study.objectives.base import objective_class
 
@@ -57,9 +58,12 @@ def check_objective(setup: Setup) -> None:
     if objective_class(setup.objective).needs_color and channels != 3:
         raise UserError(f"objective {setup.objective!r} needs colour images but dataset {setup.dataset!r} is "
                         "grayscale; use an RGB dataset (e.g. dataset=cifar10)")
-    x = torch.zeros(1, channels, size, size, dtype=torch.uint8)
-    y = torch.zeros(1, dtype=torch.int64)
-    stand_in = ImageData(setup.dataset, x, y, x, y, setup.shape.n_classes, torch.zeros(channels), torch.ones(channels))
+    if DATASETS.get(setup.dataset).streams:
+        stand_in = stream_stand_in(setup.dataset, setup.dataset_options, size, setup.shape.n_classes)
+    else:
+        x = torch.zeros(1, channels, size, size, dtype=torch.uint8)
+        y = torch.zeros(1, dtype=torch.int64)
+        stand_in = ImageData(setup.dataset, x, y, x, y, setup.shape.n_classes, torch.zeros(channels), torch.ones(channels))
     try:
         create_objective(setup.objective, stand_in, **setup.objective_options)
     except TypeError as e:  # an option the objective does not take
@@ -72,6 +76,9 @@ def warn_if_resized(study_dir: Path, shape: NetShape) -> None:
         sampled = json.loads((study_dir / STUDY_FILE).read_text())["sample"]["net"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # no or an old study.json: nothing to compare with
+    if not isinstance(sampled, dict):
+        return
+    sampled = {**asdict(NetShape(1, 1, 1, 1, 1)), **sampled}  # keys newer than the sample take their defaults
     if sampled != asdict(shape):
         differ = ", ".join(f"{k} {sampled.get(k)} -> {v}" for k, v in asdict(shape).items() if sampled.get(k) != v)
         log.warning("this network differs from the sampled one (%s): cells.jsonl's params and FLOPs do not describe "

@@ -55,12 +55,18 @@ def parse(cfg: DictConfig) -> TrainRequest:
     device = devices.resolve_device(str(OmegaConf.select(cfg, "device")))
     precision = devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
     cores = devices.cpu_count()
+    streams = DATASETS.get(cfg.dataset.name).streams
     # CPU: one single-threaded worker per core (a small network cannot keep two threads busy inside a
-    # step). CUDA: several trainings share each GPU, since one small network leaves it mostly idle.
-    workers = settings.auto_int(cfg, "workers", min(4, cores) if device.startswith("cuda") else cores)
+    # step). CUDA: several trainings share each GPU, since one small network leaves it mostly idle. A
+    # streaming dataset: one training, whose loader workers decode on the other cores.
+    default_workers = 1 if streams else min(4, cores) if device.startswith("cuda") else cores
+    workers = settings.auto_int(cfg, "workers", default_workers)
     threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
     seeds = settings.seeds(cfg)
-    fuse = settings.auto_int(cfg, "fuse", devices.fuse_auto(device.split(":")[0], shape))
+    # Streamed batches come one model at a time: seeds of a cell train one after another.
+    fuse = 1 if streams else settings.auto_int(cfg, "fuse", devices.fuse_auto(device.split(":")[0], shape))
+    if streams and dataset_options.get("loader_workers", "auto") == "auto":
+        dataset_options["loader_workers"] = max(1, cores // workers - 1)  # the cores this training's process leaves
     options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
     options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
     setup = Setup(
@@ -68,6 +74,7 @@ def parse(cfg: DictConfig) -> TrainRequest:
         dataset=cfg.dataset.name, dataset_options=dataset_options, budget=budget, shape=shape,
         device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
         precision=precision, fuse=min(fuse, len(seeds)),
+        checkpoint_s=settings.number(cfg, "checkpoint_s", "checkpoint_s"),
     )
     shard = OmegaConf.select(cfg, "shard")
     wanted = OmegaConf.select(cfg, "cells")

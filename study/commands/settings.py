@@ -119,13 +119,15 @@ def net_shape(cfg: DictConfig, budget: dict[str, Any] | None = None) -> "NetShap
     """The network's shape: input and classes from `dataset`, width and depth from `budget` (or cfg.budget)."""
     from study.spaces import NetShape
 
-    sizes = budget if budget is not None else {k: _get(cfg, f"budget.{k}") for k in ("width", "cells_per_stage")}
+    sizes = budget if budget is not None else {k: _get(cfg, f"budget.{k}") for k in SHAPE_KEYS}
     return NetShape(c_in=_get(cfg, "dataset.channels"), image_size=_get(cfg, "dataset.image_size"),
-                    n_classes=_get(cfg, "dataset.n_classes"), width=sizes["width"],
-                    cells_per_stage=sizes["cells_per_stage"])
+                    n_classes=_get(cfg, "dataset.n_classes"), **{k: sizes[k] for k in SHAPE_KEYS if sizes.get(k) is not None})
 
 
-SHAPE_KEYS = ("width", "cells_per_stage")  # budget settings for the user, a NetShape in code
+# Budget settings for the user, a NetShape in code: each with its type and the value when neither the budget
+# nor the space's `shapes:` entry gives one (stem and depth: the CIFAR skeleton, the space's own depth rule).
+SHAPE_KEYS = ("width", "cells_per_stage", "stem", "depth")
+_SHAPE_FALLBACKS = {"width": (int, 8), "cells_per_stage": (int, 1), "stem": (str, "cifar"), "depth": (int, 0)}
 
 
 def _budget_schema() -> type:
@@ -144,10 +146,11 @@ def _budget_schema() -> type:
         fields_.append((f.name, hints[f.name], dataclasses.field(default=default)))
         if f.name != "name":
             overrides.append((f.name, typing.Optional[hints[f.name]], dataclasses.field(default=None)))
-    for key, fallback in zip(SHAPE_KEYS, (8, 1)):
+    for key in SHAPE_KEYS:
+        kind, fallback = _SHAPE_FALLBACKS[key]
         # A space may size its network per budget (conf/space/<name>.yaml `shapes:`); else the budget's number.
-        fields_.append((key, int, dataclasses.field(default=f"${{oc.select:space.shapes.${{budget.name}}.{key},{fallback}}}")))
-        overrides.append((key, typing.Optional[int], dataclasses.field(default=None)))
+        fields_.append((key, kind, dataclasses.field(default=f"${{oc.select:space.shapes.${{budget.name}}.{key},{fallback}}}")))
+        overrides.append((key, typing.Optional[kind], dataclasses.field(default=None)))
     # Per-objective overrides stay an open map in the schema (Hydra's `+budget.objectives.rotation.lr=...`
     # adds an empty node first, which a typed value would refuse); budget_for checks each against this.
     fields_.append(("objectives", typing.Dict[str, typing.Any], dataclasses.field(default_factory=dict)))

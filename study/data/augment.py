@@ -63,3 +63,27 @@ def rotations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def normalize(x_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 images to float, scaled to [0, 1] and standardised per channel."""
     return (x_uint8.float().div_(255.0) - mean[None, :, None, None]) / std[None, :, None, None]
+
+
+# AlexNet's PCA lighting on ImageNet (Krizhevsky et al. 2012; the values of fb.resnet.torch and unnas'
+# pycls/datasets/imagenet.py): eigenvalues and eigenvectors (columns) of the RGB covariance in [0, 1] units.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
+                   (-0.5808, -0.0045, -0.8140),
+                   (-0.5836, -0.6948, 0.4203))
+
+
+def lighting(x: torch.Tensor, gen: torch.Generator, std: float) -> torch.Tensor:
+    """Add AlexNet's PCA lighting noise to RGB images in [0, 1] units (B, 3, H, W): per image one colour offset
+    V @ (alpha * eigval), alpha ~ N(0, std^2) per component, the same for every pixel."""
+    alpha = torch.randn((x.shape[0], 3), generator=gen, device=x.device) * std  # (B, 3)
+    eigval = _lighting_constant(IMAGENET_EIGVAL, x.device)  # (3,)
+    eigvec = _lighting_constant(IMAGENET_EIGVEC, x.device)  # (3, 3): row c = channel c, column j = component j
+    offset = (alpha * eigval) @ eigvec.T  # (B, 3): offset[b, c] = sum_j V[c, j] alpha[b, j] eigval[j]
+    return x + offset[:, :, None, None].to(x.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _lighting_constant(values: tuple, device: torch.device) -> torch.Tensor:
+    with torch.inference_mode(False):  # built once per device, usable whatever mode first asked for it
+        return torch.tensor(values, dtype=torch.float32, device=device)

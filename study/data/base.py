@@ -1,5 +1,8 @@
 """Datasets as uint8 tensors that live on the training device, and a registry to build and check them by name.
 
+Datasets too large for memory stream instead (study/data/stream.py, registered with `streams=True`); both kinds
+hand the trainer its batches through one interface, `batches()` (study/data/batches.py).
+
 A dataset is one file in study/data/ that registers a builder with `@register_dataset(name, preflight=...)`.
 The preflight is what the train command runs before accepting a command: cheap checks (no decoding, no
 download) that a setting is usable, so a mistake is one line at the command line, not one per worker.
@@ -16,13 +19,16 @@ import hashlib
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
 
 from study.errors import UserError
 from study.registry import Registry
+
+if TYPE_CHECKING:
+    from study.data.batches import BatchSource
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,24 @@ class ImageData:
     std: torch.Tensor
     fingerprint: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+
+    # Facts objectives read (the streaming dataset, study/data/stream.py, sets them otherwise): images arrive
+    # whole and small, so objectives crop them on the device; no PCA lighting; colorization normalises the
+    # lightness with its own CIFAR constants.
+    streams: ClassVar[bool] = False
+    lighting: ClassVar[float] = 0.0
+    lightness: ClassVar[tuple[float, float] | None] = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the tensors live (and batches are made)."""
+        return self.train_x.device
+
+    def batches(self, views: Any = None, seed: int = 0) -> "BatchSource":
+        """The trainer's batch source: the tensors indexed on the device (views and seed do not apply)."""
+        from study.data.batches import InMemoryBatches
+
+        return InMemoryBatches(self)
 
     @property
     def channels(self) -> int:
@@ -106,21 +130,24 @@ Preflight = Callable[[dict[str, Any], int], None]  # (options, n_classes) -> Non
 
 @dataclass(frozen=True)
 class Dataset:
-    """A registered dataset: its builder and the cheap check run before any training."""
+    """A registered dataset: its builder, the cheap check run before any training, and whether it streams
+    (decoded by loader workers batch by batch, never held in memory; study/data/stream.py)."""
 
     name: str
-    build: Callable[..., ImageData]
+    build: Callable[..., Any]
     preflight: Preflight | None = None
+    streams: bool = False
 
 
 DATASETS: Registry[Dataset] = Registry("dataset", DataError)
 
 
-def register_dataset(name: str, preflight: Preflight | None = None) -> Callable[[Callable[..., ImageData]], Callable[..., ImageData]]:
+def register_dataset(name: str, preflight: Preflight | None = None,
+                     streams: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a dataset builder under `name`, with `preflight(options, n_classes)` for the train command."""
 
-    def wrap(fn: Callable[..., ImageData]) -> Callable[..., ImageData]:
-        DATASETS.register(name)(Dataset(name, fn, preflight))
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        DATASETS.register(name)(Dataset(name, fn, preflight, streams))
         return fn
 
     return wrap
@@ -131,8 +158,9 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-def build_dataset(name: str, **options: Any) -> ImageData:
-    """Build the dataset `name` with its options (from conf/dataset/<name>.yaml)."""
+def build_dataset(name: str, **options: Any) -> Any:
+    """Build the dataset `name` with its options (from conf/dataset/<name>.yaml): an `ImageData`, or a
+    `StreamData` for a dataset that streams."""
     return DATASETS.get(name).build(**options)
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from study.data import ImageData
+from study.data.views import ResizedCrop, ShortSideCrop, View
 from study.spaces.base import Backbone
 
 
@@ -24,6 +25,11 @@ class Objective:
     Subclasses set `name`, implement `train_batch` and `test_batch`, and may override `build`.
     `inputs_per_image` says how many network inputs one image becomes (4 for rotation), which the
     trainer uses to report throughput in images.
+
+    Data comes whole and small (in-memory datasets: the objective crops on the device with `crop_padding`)
+    or streamed (study/data/stream.py: loader workers cut each image by the objective's `stream_views`,
+    the paper's ImageNet crops, and training adds the dataset's PCA lighting on the device). This class is
+    the one place that tells them apart; subclasses read `image_size`, `crop_padding` and `normalize`.
     """
 
     name: ClassVar[str] = ""
@@ -53,7 +59,22 @@ class Objective:
                 f"{data.channels} channel(s); pick an RGB dataset (e.g. dataset=cifar10)"
             )
         self.data = data
-        self.crop_padding = crop_padding
+        self.crop_padding = 0 if data.streams else crop_padding  # streamed images arrive cropped
+
+    def views(self) -> tuple[View, View] | None:
+        """How loader workers cut each image for training and for testing; None for in-memory data."""
+        return self.stream_views() if self.data.streams else None
+
+    def stream_views(self) -> tuple[View, View]:
+        """The paper's ImageNet crops: RandomResizedCrop to image_size in training; resize + centre crop in testing."""
+        size = self.data.image_size
+        return ResizedCrop(size), ShortSideCrop(self.data.resize, size)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the images the objective receives (the crop of its views for streamed data)."""
+        views = self.views()
+        return self.data.image_size if views is None else views[0].size
 
     @property
     def n_classes(self) -> int:
@@ -83,11 +104,15 @@ class Objective:
         """Deterministic test inputs and targets; `gen` is seeded identically for every evaluation."""
         raise NotImplementedError
 
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images to standardised floats with the dataset's statistics."""
-        from study.data.augment import normalize
+    def normalize(self, images: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 (or float 0..255) images to standardised floats with the dataset's statistics; with a training
+        generator and a dataset that asks for it (ImageNet), AlexNet's PCA lighting noise first."""
+        from study.data.augment import lighting, normalize
 
-        return normalize(images, self.data.mean, self.data.std)
+        if gen is None or self.data.lighting <= 0:
+            return normalize(images, self.data.mean, self.data.std)
+        x = lighting(images.float() / 255.0, gen, self.data.lighting)  # (B, 3, H, W) in [0, 1] units
+        return (x - self.data.mean[None, :, None, None]) / self.data.std[None, :, None, None]
 
     @staticmethod
     def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -98,9 +98,10 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     return rgb.clamp(0.0, 1.0)
 
 
-def lightness_input(lab: torch.Tensor) -> torch.Tensor:
-    """Return the normalised L channel (L/100 - 0.4735)/0.2507 of Lab (B, 3, H, W) as (B, 1, H, W)."""
-    return (lab[:, :1] / 100.0 - L_MEAN) / L_STD
+def lightness_input(lab: torch.Tensor, mean: float = L_MEAN, std: float = L_STD) -> torch.Tensor:
+    """Return the normalised L channel (L/100 - mean)/std of Lab (B, 3, H, W) as (B, 1, H, W); the default is
+    unnas' CIFAR-10 normalisation (0.4735, 0.2507), its ImageNet one is (0.449, 0.226)."""
+    return (lab[:, :1] / 100.0 - mean) / std
 
 
 def srgb_cube_surface(n: int = 256) -> torch.Tensor:

@@ -1,10 +1,11 @@
 """Colorization (Zhang et al. 2016) as UnNAS trains it: predict each pixel's ab colour bin from lightness.
 
 Input: the L channel of CIE Lab, normalised as (L/100 - 0.4735)/0.2507 (UnNAS divides by 100 and uses
-the mean of the CIFAR channel means and stds). Target: per pixel, the nearest of the 313 in-gamut ab bins
+the mean of the CIFAR channel means and stds; on streamed ImageNet the mean of ImageNet's, 0.449 and 0.226). Target: per pixel, the nearest of the 313 in-gamut ab bins
 (study/objectives/color.py derives them from the sRGB gamut and documents how); plain per-pixel cross-entropy, no
 class rebalancing. Head: a 1x1 convolution to 313 on the trunk's last feature map, bilinearly upsampled
-to the input size. Accuracy: per-pixel top-1. Augmentation: horizontal flip only, no crop (as UnNAS).
+to the input size. Accuracy: per-pixel top-1. Augmentation: horizontal flip only, no crop (as UnNAS); streamed
+data arrives through the workers' random resized crop (UnNAS on ImageNet), and gets no PCA lighting.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from study.data.augment import random_flip
-from study.objectives.color import N_BINS, ab_bins, bin_lookup, lightness_input, rgb_to_lab
+from study.objectives.color import L_MEAN, L_STD, N_BINS, ab_bins, bin_lookup, lightness_input, rgb_to_lab
 from study.data import ImageData
 from study.spaces.base import Backbone
 from study.objectives.base import Objective, register_objective
@@ -48,8 +49,9 @@ class Colorization(Objective):
 
     def __init__(self, data: ImageData, crop_padding: int = 4) -> None:
         super().__init__(data, crop_padding)  # crop_padding is unused: the paper flips only
-        self.bins = ab_bins().to(data.train_x.device)  # (313, 2)
-        self.lookup = bin_lookup(str(data.train_x.device))  # one table per device, shared by every run
+        self.bins = ab_bins().to(data.device)  # (313, 2)
+        self.lookup = bin_lookup(str(data.device))  # one table per device, shared by every run
+        self.lightness = data.lightness or (L_MEAN, L_STD)  # the dataset's, else unnas' CIFAR-10 constants
 
     @property
     def n_classes(self) -> int:
@@ -71,7 +73,7 @@ class Colorization(Objective):
     def lightness_and_bins(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised L (B, 1, H, W) and nearest-bin targets (B, H, W) of uint8 RGB images (B, 3, H, W)."""
         lab = rgb_to_lab(images.float() / 255.0)  # (B, 3, H, W)
-        return lightness_input(lab), self.lookup(lab[:, 1:])
+        return lightness_input(lab, *self.lightness), self.lookup(lab[:, 1:])
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         return self.lightness_and_bins(random_flip(images, gen))

@@ -23,6 +23,7 @@ from torch import nn
 
 from study.data.augment import random_grayscale
 from study.data import ImageData
+from study.data.views import View
 from study.spaces.base import Backbone
 from study.objectives.base import Objective, ObjectiveError, register_objective
 
@@ -143,17 +144,22 @@ class Contrastive(Objective):
     def build(self, trunk: Backbone) -> nn.Module:
         return ProjectionNet(trunk, self.projection_dim)
 
-    def views(self, images: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def stream_views(self) -> tuple[View, View]:
+        """Streamed data: the test view (resize, centre crop) in training too; the random crops are made here."""
+        test = super().stream_views()[1]
+        return test, test
+
+    def pair_views(self, images: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised views (2B, C, H, W) and each view's pair index (2B,)."""
         x = augment_views(images, gen, self.jitter)
         mean, std = self.data.mean[None, :, None, None], self.data.std[None, :, None, None]
         return (x - mean) / std, pair_targets(images.shape[0], images.device)
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
-        return self.views(images, gen)
+        return self.pair_views(images, gen)
 
     def test_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
-        return self.views(images, gen)
+        return self.pair_views(images, gen)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """NT-Xent: cross-entropy of each view's similarities / temperature, its pair as the class."""

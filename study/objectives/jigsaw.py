@@ -13,7 +13,10 @@ maximal-Hamming permutations of study/objectives/permutations.py (generated here
 pixels up, where cells of 21+ pixels still leave tiles the trunk can reduce twice. `grid=2|3` forces one.
 
 Training: horizontal flip, then 30% of the images converted to grayscale (against colour shortcuts such
-as chromatic aberration), then the dataset's normalisation, then tiling. Testing: no flip or grayscale;
+as chromatic aberration), then the dataset's PCA lighting where it has one (streamed ImageNet, as UnNAS), its
+normalisation, then tiling. Streamed data arrives cut by the workers as UnNAS cuts ImageNet for jigsaw: the
+shorter side resized to `dataset.resize` (256), then a random (testing: centred) crop of grid * (256 // grid)
+pixels, 255 = 3 x 85 on the 3x3 grid, whose cells of 85 give tiles of 64. Testing: no flip or grayscale;
 the paper draws test permutations and crops at random, here they come from the trainer's test generator,
 which is seeded identically for every evaluation, so two evaluations of one network agree.
 """
@@ -25,6 +28,7 @@ from torch import nn
 
 from study.data.augment import random_flip, random_grayscale
 from study.data import ImageData
+from study.data.views import ShortSideCrop, View
 from study.spaces.base import Backbone
 from study.objectives.base import Objective, ObjectiveError, register_objective
 from study.objectives.permutations import all_permutations, hamming_permutations
@@ -110,9 +114,9 @@ class Jigsaw(Objective):
         self.grid = grid_for(data.image_size) if grid == "auto" else grid
         if self.grid not in (2, 3):
             raise ObjectiveError(f"jigsaw: objective.grid must be auto, 2 or 3, got {grid!r}")
-        self.cell, self.tile = tile_geometry(data.image_size, self.grid)
+        self.cell, self.tile = tile_geometry(self.image_size, self.grid)
         if self.tile < 4:
-            raise ObjectiveError(f"jigsaw: {data.image_size}-pixel images give {self.tile}-pixel tiles on a "
+            raise ObjectiveError(f"jigsaw: {self.image_size}-pixel images give {self.tile}-pixel tiles on a "
                                  f"{self.grid}x{self.grid} grid; use larger images or objective.grid=2")
         if not 0.0 <= grayscale <= 1.0:
             raise ObjectiveError(f"jigsaw: objective.grayscale must be a share in [0, 1], got {grayscale!r}")
@@ -125,7 +129,7 @@ class Jigsaw(Objective):
                 table = hamming_permutations(n_tiles, permutations, seed=permutation_seed)
             except ValueError as e:
                 raise ObjectiveError(f"jigsaw: objective.permutations: {e}") from None
-        self.perms = torch.from_numpy(table).to(data.train_x.device)  # (P, T)
+        self.perms = torch.from_numpy(table).to(data.device)  # (P, T)
 
     @property
     def n_classes(self) -> int:
@@ -147,14 +151,22 @@ class Jigsaw(Objective):
         tiles = normalize_tiles(cut_tiles(x, self.grid, self.tile, offsets))
         return shuffle_tiles(tiles, self.perms[classes]), classes
 
-    def _standardize(self, x: torch.Tensor) -> torch.Tensor:
-        """Float [0, 255] images to the dataset's normalisation (UnNAS normalises before tiling)."""
+    def stream_views(self) -> tuple[View, View]:
+        """UnNAS' jigsaw crops: shorter side to `resize`, a random (testing: centred) crop of whole grid cells."""
+        side = self.grid * (self.data.resize // self.grid)  # 255 of 256 on the 3x3 grid
+        return ShortSideCrop(self.data.resize, side, random=True), ShortSideCrop(self.data.resize, side)
+
+    def _standardize(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        """Float [0, 255] images to the dataset's normalisation (UnNAS normalises before tiling); in training,
+        the dataset's PCA lighting first where it has one."""
+        if gen is not None and self.data.lighting > 0:
+            return self.normalize(x, gen)
         mean, std = self.data.mean[None, :, None, None], self.data.std[None, :, None, None]
         return (x / 255.0 - mean) / std
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         x = random_grayscale(random_flip(images, gen).float(), gen, self.grayscale)  # float: gray needs fractions
-        return self.puzzles(self._standardize(x), gen)
+        return self.puzzles(self._standardize(x, gen), gen)
 
     def test_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         return self.puzzles(self._standardize(images.float()), gen)

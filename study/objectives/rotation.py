@@ -12,8 +12,9 @@ from study.objectives.base import Objective, register_objective
 class Rotation(Objective):
     """Predict which of 0/90/180/270 degrees an image was rotated by; labels are never used.
 
-    Each image is augmented once (crop + flip), then all four rotations enter the batch, so a batch of
-    B images is 4B inputs; the test set is scored on all four rotations of every image.
+    Each image is augmented once (crop + flip; streamed data: the workers' random resized crop, flip and PCA
+    lighting), then all four rotations enter the batch, so a batch of B images is 4B inputs; the test set
+    is scored on all four rotations of every image.
     """
 
     name = "rotation"
@@ -29,7 +30,7 @@ class Rotation(Objective):
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         x = random_flip(random_crop(images, self.crop_padding, gen), gen)
-        return rotations(self.normalize(x))
+        return rotations(self.normalize(x, gen))
 
     def test_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         return rotations(self.normalize(images))

@@ -10,7 +10,8 @@ from study.objectives.base import Objective, register_objective
 
 @register_objective
 class Supervised(Objective):
-    """Classify images into the dataset's classes (random crop with zero padding + horizontal flip)."""
+    """Classify images into the dataset's classes (random crop with zero padding + horizontal flip; streamed
+    data: the workers' random resized crop, then flip and PCA lighting)."""
 
     name = "supervised"
     uses_labels = True
@@ -22,7 +23,7 @@ class Supervised(Objective):
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         x = random_flip(random_crop(images, self.crop_padding, gen), gen)
-        return self.normalize(x), labels
+        return self.normalize(x, gen), labels
 
     def test_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         return self.normalize(images), labels

@@ -131,6 +131,10 @@ class ScoringObjective(Objective):
 
     def __init__(self, data: ImageData, crop_padding: int = 4, batch_size: int | None = 128) -> None:
         super().__init__(data, crop_padding)
+        if data.streams and self.needs_data:
+            raise ObjectiveError(f"{self.name} scores a batch of an in-memory dataset; dataset {data.name!r} "
+                                 "streams (scoring streamed images is not supported yet): score on dataset=cifar10 "
+                                 "or imagefolder")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                        or batch_size < 2):
             raise ObjectiveError(f"{self.name}: objective.batch_size must be an integer >= 2 or null (the "

@@ -28,15 +28,25 @@ class SpaceError(UserError):
     """A cell string or spec that is not a valid member of its space (or an unknown space)."""
 
 
+STEMS = ("cifar", "imagenet")  # the skeleton's stem: one stride-1 conv (CIFAR), or three stride-2 convs (ImageNet)
+
+
 @dataclass(frozen=True)
 class NetShape:
-    """What fixes a network's size besides its cell: input channels and size, classes, width, depth."""
+    """What fixes a network's size besides its cell: input channels and size, classes, width, depth, stem.
+
+    `stem="imagenet"` is the space's ImageNet skeleton (three stride-2 convolutions before the cells, as
+    UnNAS trains its ImageNet networks); `depth` is the total number of cells where a space counts its depth
+    that way (DARTS: 0 means 3 * cells_per_stage + 2). Spaces without such a variant refuse it.
+    """
 
     c_in: int
     image_size: int
     n_classes: int
     width: int
     cells_per_stage: int
+    stem: str = "cifar"
+    depth: int = 0
 
     def __post_init__(self) -> None:
         where = {"c_in": "dataset.channels", "image_size": "dataset.image_size", "n_classes": "dataset.n_classes",
@@ -45,6 +55,18 @@ class NetShape:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpaceError(f"{setting} must be a positive integer, got {value!r}; e.g. {setting}=8")
+        if self.stem not in STEMS:
+            raise SpaceError(f"budget.stem must be one of {', '.join(STEMS)}, got {self.stem!r}")
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 0:
+            raise SpaceError(f"budget.depth must be a non-negative integer (0: the space's own rule), got {self.depth!r}")
+
+    def check_variants(self, space: str, stems: tuple[str, ...] = ("cifar",), depth: bool = False) -> None:
+        """SpaceError when the shape asks for a stem, or a depth in cells, that the space `space` does not have."""
+        if self.stem not in stems:
+            raise SpaceError(f"space {space} has no {self.stem} stem; use budget.stem={stems[0]} (the paper's ImageNet "
+                             "networks are DARTS' and NAS-Bench-101's)")
+        if self.depth and not depth:
+            raise SpaceError(f"space {space} sets its depth by budget.cells_per_stage; leave budget.depth at 0")
 
 
 class Cell(Protocol):

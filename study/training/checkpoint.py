@@ -2,7 +2,9 @@
 
 A run's checkpoint lies next to its record (`<cell_id>.ckpt` beside `<cell_id>.json`). It is written
 atomically after every epoch (a reader sees the previous checkpoint or the new one, never a partial
-one, even when the job is killed mid-write) and deleted once the record is written.
+one, even when the job is killed mid-write) and deleted once the record is written. A run on a streaming
+dataset also writes one every `checkpoint_s` seconds within an epoch (its `step` says how far the epoch
+got), so a preempted ImageNet epoch resumes where it was, not from its beginning.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Checkpointer:
     identity: dict[str, Any]  # cell, seed and identity hash: a checkpoint of another run is never loaded
     config: dict[str, Any] = field(default_factory=dict)  # the run's config, for `launch.status` to read
     resumes: list[int] = field(default_factory=list)  # epochs at which earlier attempts were resumed
+    resume_steps: list[int] = field(default_factory=list)  # the step within that epoch (0: at its start)
     device: str = "cpu"  # where this attempt trains: a generator state only fits a generator of its device type
     rng_restarts: list[int] = field(default_factory=list)  # epochs resumed with a fresh generator (see load)
     wall_before: float = 0.0  # seconds spent by earlier attempts
@@ -104,15 +107,24 @@ class Checkpointer:
             log.warning("ignoring unreadable checkpoint %s (%s: %s)", self.path, type(e).__name__, e)
             return None
         h = saved["history"]
-        history = History(list(h["train_loss"]), list(h["test_acc"]), list(h["epoch_s"]), list(h.get("test_loss", [])))
-        state = TrainState(saved["epoch"], history, saved["optimizer"], self._generator_state(saved))
+        history = History(list(h["train_loss"]), list(h["test_acc"]), list(h["epoch_s"]), list(h.get("test_loss", [])),
+                          list(h.get("images_per_s", [])), list(h.get("loader_wait", [])), int(h.get("unreadable", 0)))
+        generator = self._generator_state(saved)
+        step = int(saved.get("step", 0))  # absent in checkpoints written between epochs by older code
+        if step and generator is None:  # the rest of the epoch cannot be the one begun: start it over
+            log.warning("resuming %s at the start of epoch %d (its random stream restarts)", self.path.stem,
+                        saved["epoch"])
+            step = 0
+        state = TrainState(saved["epoch"], history, saved["optimizer"], generator, step,
+                           saved.get("loss_sum") if step else None)
         self.resumes = list(saved["resumes"]) + [state.epoch]
+        self.resume_steps = list(saved.get("resume_steps", [0] * len(saved["resumes"]))) + [step]
         self.rng_restarts = list(saved.get("rng_restarts", []))
         if state.generator is None:
             self.rng_restarts.append(state.epoch)
         self.wall_before = float(saved["wall_s"])
         self.cpu_before = float(saved.get("cpu_s", 0.0))  # absent in checkpoints of older code
-        log.info("resuming %s from epoch %d", self.path.stem, state.epoch)
+        log.info("resuming %s from epoch %d%s", self.path.stem, state.epoch, f", step {step}" if step else "")
         return state
 
     def _generator_state(self, saved: dict[str, Any]) -> torch.Tensor | None:
@@ -137,15 +149,18 @@ class Checkpointer:
         self.save_state(model.state_dict(), state)
 
     def save_state(self, weights: dict[str, torch.Tensor], state: TrainState) -> None:
-        """Write the state after an epoch atomically, the model given by its state dict."""
+        """Write the state (after an epoch, or within one) atomically, the model given by its state dict."""
         h = state.history
         _save_atomic(self.path, {
             "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": weights,
             "device_type": torch.device(self.device).type, "rng_restarts": self.rng_restarts,
-            "optimizer": state.optimizer, "generator": state.generator,
+            "optimizer": state.optimizer, "generator": state.generator, "step": state.step,
+            "loss_sum": None if state.loss_sum is None else state.loss_sum.detach().cpu(),
             "history": {"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s,
-                        "test_loss": h.test_loss},
-            "resumes": self.resumes, "wall_s": self.wall_s(), "cpu_s": self.cpu_s(), "config": self.config,
+                        "test_loss": h.test_loss, "images_per_s": h.images_per_s, "loader_wait": h.loader_wait,
+                        "unreadable": h.unreadable},
+            "resumes": self.resumes, "resume_steps": self.resume_steps, "wall_s": self.wall_s(), "cpu_s": self.cpu_s(),
+            "config": self.config,
         })
 
     def wall_s(self) -> float:

@@ -64,6 +64,9 @@ class RunSpec:
         return self.cell if self.cell is not None else get_space(space).parse(self.arch)
 
 
+_NOT_IDENTITY = ("cache_dir", "download", "loader_workers", "max_unreadable")  # dataset options a run's result ignores
+
+
 @dataclass(frozen=True)
 class Setup:
     """Everything shared by the runs of one train command (picklable, sent once to each worker)."""
@@ -81,6 +84,7 @@ class Setup:
     claims: ClaimSettings = ClaimSettings()
     precision: str = "fp32"  # fp32 or bf16 (autocast), resolved from `precision` for the device
     fuse: int = 1  # seeds of one cell trained side by side as one network (1: each alone); not an identity
+    checkpoint_s: float = 600.0  # streaming datasets: seconds between checkpoints within an epoch (0: at epoch ends)
 
     @property
     def device_type(self) -> str:
@@ -89,10 +93,16 @@ class Setup:
 
     def identity(self) -> dict[str, Any]:
         """What defines a run besides its cell and seed (threads, GPU index and paths do not)."""
-        # Where data is cached and whether it may be downloaded do not change it: moving a study keeps its runs.
-        dataset_options = {k: v for k, v in self.dataset_options.items() if k not in ("cache_dir", "download")}
-        # Width and depth stay under "budget", where they were when they were budget fields: same hashes.
+        # Where data is cached and whether it may be downloaded do not change it: moving a study keeps its runs;
+        # nor do a streaming loader's worker count (its batches do not depend on it) and its unreadable-file limit.
+        dataset_options = {k: v for k, v in self.dataset_options.items() if k not in _NOT_IDENTITY}
+        # Width and depth stay under "budget", where they were when they were budget fields: same hashes. The
+        # ImageNet stem and a depth in cells enter only when set, so every earlier study keeps its hashes.
         budget = {**asdict(self.budget), "width": self.shape.width, "cells_per_stage": self.shape.cells_per_stage}
+        if self.shape.stem != "cifar":
+            budget["stem"] = self.shape.stem
+        if self.shape.depth:
+            budget["depth"] = self.shape.depth
         identity = {"space": self.space, "objective": self.objective, "objective_options": self.objective_options,
                     "dataset": self.dataset, "dataset_options": dataset_options, "budget": budget}
         # Device type and precision change the numbers a run produces, so a GPU bf16 run is another run than

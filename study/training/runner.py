@@ -71,10 +71,19 @@ def heartbeat(spec: RunSpec, setup: Setup) -> Callable[[int, Any], None]:
     """An on_epoch callback logging `cell X: epoch k/n ...` at INFO for slow epochs or the paper budget."""
     def log_epoch(epoch: int, history: Any) -> None:
         if history.epoch_s[-1] >= HEARTBEAT_S or setup.budget.name == "paper":
-            log.info("%s seed %d cell %s: epoch %d/%d, loss %.4f, test %.4f (%.0fs)", spec.objective, spec.seed,
+            pace = f", {history.images_per_s[-1]:.0f} images/s" if history.images_per_s else ""
+            log.info("%s seed %d cell %s: epoch %d/%d, loss %.4f, test %.4f (%.0fs%s)", spec.objective, spec.seed,
                      spec.cell_id, epoch + 1, setup.budget.epochs, history.train_loss[-1], history.test_acc[-1],
-                     history.epoch_s[-1])
+                     history.epoch_s[-1], pace)
     return log_epoch
+
+
+def pace_fields(history: Any) -> dict[str, Any]:
+    """What a record says about a training's speed: images per second (mean over epochs), the share of time
+    it waited for data, and the images a streaming loader could not read."""
+    rates, waits = history.images_per_s, history.loader_wait
+    return {"images_per_s": sum(rates) / len(rates) if rates else None,
+            "loader_wait": sum(waits) / len(waits) if waits else None, "unreadable_images": history.unreadable}
 
 
 def execute(spec: RunSpec, setup: Setup, data: Any) -> dict[str, Any]:
@@ -138,6 +147,8 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
     net = models[members[0]]
     if len(members) > 1:
         try:
+            if getattr(data, "streams", False):
+                raise NotStackable(f"dataset {setup.dataset} streams one batch at a time")
             net = Stacked([models[i] for i in members])
         except NotStackable as e:
             log.info("%s cell %s: seeds train one after another, not side by side (%s)",
@@ -155,6 +166,8 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
         spec, ckpt = specs[i], ckpts[i]
         resumed = {"resumed_from_epoch": ckpt.resumes[-1] if ckpt.resumes else None, "resumes": ckpt.resumes,
                    "rng_restarts": ckpt.rng_restarts}
+        if any(ckpt.resume_steps):  # a streamed run resumed within an epoch: at which step
+            resumed["resume_steps"] = ckpt.resume_steps
         rec = record(spec, setup, status, params=count_params(models[i]), wall_s=ckpt.wall_s(), cpu_s=ckpt.cpu_s(),
                      device=setup.device, **fields, **resumed, **together)
         rec["dataset_fingerprint"] = getattr(data, "fingerprint", None)
@@ -177,14 +190,19 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
     def on_diverged(m: int, epoch: int) -> None:
         finish(m, "failed", reason=f"diverged at epoch {epoch}")
 
+    def progress(line: str) -> None:
+        spec = specs[members[0]]
+        log.info("%s seed %d cell %s: %s", spec.objective, spec.seed, spec.cell_id, line)
+
     histories = fit(net, objective, data, setup.budget, [specs[i].seed for i in members], [starts[i] for i in members],
-                    on_epoch, on_state, on_diverged, setup.precision)
+                    on_epoch, on_state, on_diverged, setup.precision, checkpoint_s=setup.checkpoint_s,
+                    progress=progress)
     for m, history in enumerate(histories):
         if history is not None:
             finish(m, "complete", reason=None, test_acc_best=history.best, test_acc_final=history.final,
                    best_epoch=history.test_acc.index(history.best), epochs=len(history.test_acc),
                    history={"train_loss": history.train_loss, "test_acc": history.test_acc,
-                            "test_loss": history.test_loss})
+                            "test_loss": history.test_loss}, **pace_fields(history))
 
 
 def failed_record(spec: RunSpec, setup: Setup, reason: str, wall_s: float, **fields: Any) -> dict[str, Any]:

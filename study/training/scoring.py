@@ -37,7 +37,7 @@ def score_run(spec: RunSpec, setup: Setup, data: Any, objective: Any) -> dict[st
     t0, c0 = time.perf_counter(), time.process_time()
     model = build_untrained(spec, setup, objective)
     # The batch draw uses its own generator, seeded like the trainer's, so a run is repeatable anywhere.
-    gen = torch.Generator(device=data.train_x.device).manual_seed(spec.seed)
+    gen = torch.Generator(device=data.device).manual_seed(spec.seed)
     value = objective.score(model, gen, setup.budget.batch_size)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     common = {"params": count_params(model), "wall_s": wall, "cpu_s": cpu, "device": setup.device, "resumed_from_epoch": None,

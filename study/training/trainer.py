@@ -1,8 +1,14 @@
 """A short trainer that knows nothing about the model: SGD with Nesterov momentum and a cosine schedule.
 
-The dataset is already on the training device as uint8 tensors; each step indexes a batch, lets the
-objective augment and transform it in one batched call, and takes an optimiser step. Losses are summed
+Batches come from the dataset's batch source (study/data/batches.py): uint8 tensors already on the device
+indexed per step, or a streaming loader's batches copied to the device as they arrive. Each step lets the
+objective augment and transform its batch in one batched call and takes an optimiser step. Losses are summed
 on the device and read once per epoch, so the hot loop never waits for the host.
+
+A streamed epoch can stop and resume at any step: every `checkpoint_s` seconds `fit` hands the caller a
+state with the step reached (weights, optimiser, generator, the loss so far), and a state with a step
+continues that epoch there. Training speed (images per second) and the share of time spent waiting for
+batches are kept per epoch (study/training/pace.py).
 """
 
 from __future__ import annotations
@@ -11,14 +17,15 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from study.data import ImageData
+from study.data.batches import BatchSource
 from study.objectives import Objective
 from study.training.devices import autocast, strict_fp32
+from study.training.pace import Pace, Watch
 from study.training.run import Budget
 
 log = logging.getLogger(__name__)
@@ -34,12 +41,15 @@ class Diverged(RuntimeError):
 
 @dataclass
 class History:
-    """Per-epoch training loss, test accuracy and test loss of one run."""
+    """Per-epoch training loss, test accuracy and test loss of one run, and how fast it trained."""
 
     train_loss: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
     epoch_s: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)  # mean test loss per epoch (the objective's own loss)
+    images_per_s: list[float] = field(default_factory=list)  # training images per second of each epoch
+    loader_wait: list[float] = field(default_factory=list)  # share of each epoch's training spent waiting for batches
+    unreadable: int = 0  # images a streaming loader could not decode (skipped, each replaced by its neighbour)
 
     @property
     def best(self) -> float:
@@ -87,26 +97,42 @@ def _batch(make: Callable, images: list[torch.Tensor], labels: list[torch.Tensor
     return torch.cat([p[0] for p in parts], 1), [p[1] for p in parts]  # (B, K*C, H, W)
 
 
+def source_of(data: Any, objective: Objective, seed: int = 0) -> BatchSource:
+    """The batch source of `data` for `objective` (a source is used as it is; `seed` orders streamed epochs)."""
+    return data if isinstance(data, BatchSource) else data.batches(objective.views(), seed)
+
+
+@dataclass(frozen=True)
+class EpochStart:
+    """Where an epoch begins: at `step`, with the training loss summed over the steps before it (K,)."""
+
+    step: int = 0
+    loss_sum: torch.Tensor | None = None
+
+
 def train_epoch(
-    model: nn.Module, objective: Objective, data: ImageData, opt: torch.optim.Optimizer,
+    model: nn.Module, objective: Objective, data: Any, opt: torch.optim.Optimizer,
     batch_size: int, gens: list[torch.Generator], precision: str = "auto", alive: list[bool] | None = None,
+    epoch: int = 0, start: EpochStart = EpochStart(), pace: Pace | None = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """One pass over the training set, each model in its own random order; the models' mean losses (K,).
 
     With K > 1 `model` is a stacked network (study/training/stacking.py): the loss is the sum of the live
     models' losses, so each model's gradient, and with SGD's per-element update its step, is its own.
+    `data` is a dataset or its batch source; `start` continues an epoch (streamed data only), `pace` times
+    it, and `on_step(steps, loss_sum)` runs after every step.
     """
     model.train()
-    k, device = len(gens), data.train_x.device
+    source = source_of(data, objective)
+    k, device = len(gens), source.device
     alive = alive or [True] * k
-    n = data.train_x.shape[0]
-    orders = [torch.randperm(n, generator=g, device=device) for g in gens]
-    loss_sum = torch.zeros(k, device=device)
-    steps = 0
-    for start in range(0, n, batch_size):
-        idx = [order[start:start + batch_size] for order in orders]
-        inputs, targets = _batch(objective.train_batch, [data.train_x[i] for i in idx],
-                                 [data.train_y[i] for i in idx], gens, alive)
+    steps = start.step
+    loss_sum = torch.zeros(k, device=device) if start.loss_sum is None else start.loss_sum.to(device).clone()
+    pace = pace or Pace()
+    pace.start()
+    for images, labels in pace.timed(source.train(gens, batch_size, epoch, steps)):
+        inputs, targets = _batch(objective.train_batch, images, labels, gens, alive)
         with autocast(inputs.device, precision):
             outs = _outputs(model, model(inputs), k)
             losses = torch.stack([objective.loss(o, t) for o, t in zip(outs, targets)])  # (K,)
@@ -116,13 +142,16 @@ def train_epoch(
         opt.step()
         loss_sum += losses.detach()
         steps += 1
+        pace.step(images[0].shape[0])
+        if on_step is not None:
+            on_step(steps, loss_sum)
     return loss_sum / steps
 
 
 @torch.no_grad()
 def precise_bn(
-    model: nn.Module, objective: Objective, data: ImageData, n_samples: int, batch_size: int,
-    gens: list[torch.Generator], precision: str = "auto", alive: list[bool] | None = None,
+    model: nn.Module, objective: Objective, data: Any, n_samples: int, batch_size: int,
+    gens: list[torch.Generator], precision: str = "auto", alive: list[bool] | None = None, epoch: int = 0,
 ) -> None:
     """Recompute BN running statistics as exact averages over `n_samples` training images (per model)."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -134,12 +163,8 @@ def precise_bn(
         bn.momentum = None  # cumulative average over the batches below
     model.train()
     alive = alive or [True] * len(gens)
-    n = data.train_x.shape[0]
-    picks = [torch.randperm(n, generator=g, device=data.train_x.device)[:n_samples] for g in gens]
-    for start in range(0, len(picks[0]), batch_size):
-        idx = [p[start:start + batch_size] for p in picks]
-        inputs, _ = _batch(objective.train_batch, [data.train_x[i] for i in idx],
-                           [data.train_y[i] for i in idx], gens, alive)
+    for images, labels in source_of(data, objective).bn(gens, n_samples, batch_size, epoch):
+        inputs, _ = _batch(objective.train_batch, images, labels, gens, alive)
         with autocast(inputs.device, precision):  # the statistics training sees
             model(inputs)
     for bn, m in zip(bns, momenta):
@@ -148,20 +173,20 @@ def precise_bn(
 
 @torch.inference_mode()
 def test_each(
-    model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seeds: list[int],
+    model: nn.Module, objective: Objective, data: Any, batch_size: int, seeds: list[int],
     precision: str = "auto", alive: list[bool] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Top-1 test accuracy and mean test loss of each of the K models; each model's generator is reseeded
     with its seed, so every evaluation sees the same inputs, the ones it would see alone."""
     model.eval()
-    device = data.test_x.device
+    source = source_of(data, objective, seeds[0])
+    device = source.device
     alive = alive or [True] * len(seeds)
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     hits = torch.zeros(len(seeds), device=device, dtype=torch.long)
     loss_sum = torch.zeros(len(seeds), device=device, dtype=torch.float64)
     total = 0
-    for start in range(0, data.test_x.shape[0], batch_size):
-        images, labels = data.test_x[start:start + batch_size], data.test_y[start:start + batch_size]
+    for images, labels in source.test(batch_size):
         inputs, targets = _batch(objective.test_batch, [images] * len(seeds), [labels] * len(seeds),
                                  gens, alive)
         n = targets[0].numel()
@@ -175,7 +200,7 @@ def test_each(
 
 
 def evaluate_each(
-    model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seeds: list[int],
+    model: nn.Module, objective: Objective, data: Any, batch_size: int, seeds: list[int],
     precision: str = "auto", alive: list[bool] | None = None,
 ) -> list[float]:
     """Top-1 test accuracy of each of the K models (see `test_each`)."""
@@ -183,7 +208,7 @@ def evaluate_each(
 
 
 def evaluate(
-    model: nn.Module, objective: Objective, data: ImageData, batch_size: int, seed: int, precision: str = "auto",
+    model: nn.Module, objective: Objective, data: Any, batch_size: int, seed: int, precision: str = "auto",
 ) -> float:
     """Top-1 accuracy of one model on the test set; the generator is reseeded so every evaluation sees the
     same inputs."""
@@ -195,29 +220,33 @@ EpochCallback = Callable[[int, History], None]
 
 @dataclass
 class TrainState:
-    """A training between two epochs: enough to continue it exactly as if it had never stopped.
+    """A training stopped between two epochs, or within one (streamed data): enough to continue it exactly.
 
-    All of the trainer's randomness comes from its one generator, so its state is the RNG state.
+    All of the trainer's randomness comes from its one generator (and, for streamed data, the seed and the
+    epoch), so its state is the RNG state.
     """
 
     epoch: int  # epochs completed
     history: History
     optimizer: dict
     generator: torch.Tensor | None  # None: continue with a generator seeded afresh (state from another device)
+    step: int = 0  # steps of the next epoch already done (a mid-epoch state; 0 between epochs)
+    loss_sum: torch.Tensor | None = None  # the training loss summed over those steps, (1,)
 
 
 StateCallback = Callable[[nn.Module, TrainState], None]
 
 
 def train(
-    model: nn.Module, objective: Objective, data: ImageData, budget: Budget, seed: int,
+    model: nn.Module, objective: Objective, data: Any, budget: Budget, seed: int,
     on_epoch: EpochCallback | None = None, start: TrainState | None = None, on_state: StateCallback | None = None,
-    precision: str = "auto",
+    precision: str = "auto", checkpoint_s: float = 0.0,
 ) -> History:
     """Train `model` for the budget's epochs, testing after every epoch; raises Diverged on NaN loss.
 
     `start` continues a training from a saved state (the model already holds its weights); `on_state`
-    receives the model and state after every epoch, e.g. to checkpoint it. `precision` is `autocast`'s.
+    receives the model and state after every epoch (and, for streamed data, every `checkpoint_s` seconds
+    within one), e.g. to checkpoint it. `precision` is `autocast`'s.
     """
     def diverged(m: int, epoch: int) -> None:
         raise Diverged(epoch)
@@ -227,16 +256,17 @@ def train(
             on_state(model, state)
 
     epoch_of = None if on_epoch is None else (lambda m, epoch, history: on_epoch(epoch, history))
-    history = fit(model, objective, data, budget, [seed], [start], epoch_of, state_of, diverged, precision)[0]
+    history = fit(model, objective, data, budget, [seed], [start], epoch_of, state_of, diverged, precision,
+                  checkpoint_s=checkpoint_s)[0]
     assert history is not None
     return history
 
 
 def fit(
-    model: nn.Module, objective: Objective, data: ImageData, budget: Budget, seeds: list[int],
+    model: nn.Module, objective: Objective, data: Any, budget: Budget, seeds: list[int],
     starts: list[TrainState | None], on_epoch: Callable[[int, int, History], None] | None,
     on_state: Callable[[int, TrainState], None] | None, on_diverged: Callable[[int, int], None],
-    precision: str = "auto",
+    precision: str = "auto", checkpoint_s: float = 0.0, progress: Callable[[str], None] | None = None,
 ) -> list[History | None]:
     """Train K models (one, or K side by side in a stacked network) for the budget's epochs.
 
@@ -245,17 +275,30 @@ def fit(
     epoch `on_state(m, state)` receives each live model's state (its optimiser state in its own layout when
     stacked). A model whose epoch loss is not finite is handed to `on_diverged(m, epoch)`, cleared and left
     out of the loss from then on; the others go on. Returns each model's history (None if it diverged).
+
+    Streamed data (one model): `on_state` also gets a mid-epoch state every `checkpoint_s` seconds (0: never),
+    and `progress(line)` a line on the pace every minute (study/training/pace.py).
     """
-    k = len(seeds)
-    device = data.train_x.device
-    autocast(device, precision)  # refuse an unknown precision before training
-    strict_fp32(device.type, precision)
-    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    opt = make_optimizer(model, budget)
-    histories: list[History | None] = [History() for _ in seeds]
+    source = source_of(data, objective, seeds[0])
+    if source.streams and len(seeds) > 1:
+        raise ValueError(f"a streaming dataset trains one model at a time, got {len(seeds)} seeds side by side")
+    try:
+        return _fit(model, objective, source, budget, seeds, starts, on_epoch, on_state, on_diverged, precision,
+                    checkpoint_s, progress)
+    finally:
+        if source is not data:
+            source.close()
+
+
+def _restore(model: nn.Module, opt: torch.optim.Optimizer, gens: list[torch.Generator],
+             starts: list[TrainState | None]) -> tuple[list[History | None], int, EpochStart]:
+    """Load the saved states into the optimiser and generators: the histories, the first epoch and its start."""
+    k = len(starts)
+    histories: list[History | None] = [History() for _ in starts]
     first = {s.epoch for s in starts if s is not None} | ({0} if any(s is None for s in starts) else set())
     if len(first) > 1:
         raise ValueError(f"models side by side must start from the same epoch, got {sorted(first)}")
+    resume = EpochStart()
     for m, start in enumerate(starts):
         if start is None:
             continue
@@ -266,12 +309,40 @@ def fit(
         if start.generator is not None:
             gens[m].set_state(start.generator)
         histories[m] = start.history
+        if start.step:
+            resume = EpochStart(start.step, start.loss_sum)
+    return histories, first.pop(), resume
+
+
+def _fit(model: nn.Module, objective: Objective, source: BatchSource, budget: Budget, seeds: list[int],
+         starts: list[TrainState | None], on_epoch: Callable[[int, int, History], None] | None,
+         on_state: Callable[[int, TrainState], None] | None, on_diverged: Callable[[int, int], None],
+         precision: str, checkpoint_s: float, progress: Callable[[str], None] | None) -> list[History | None]:
+    k = len(seeds)
+    device = source.device
+    autocast(device, precision)  # refuse an unknown precision before training
+    strict_fp32(device.type, precision)
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    opt = make_optimizer(model, budget)
+    histories, first, resume = _restore(model, opt, gens, starts)
     alive = [True] * k
-    for epoch in range(first.pop(), budget.epochs):
+    pace = Pace()
+    watch = Watch(source.streams, getattr(source, "workers", None), seeds[0], progress, checkpoint_s)
+    for epoch in range(first, budget.epochs):
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs)
-        losses = train_epoch(model, objective, data, opt, budget.batch_size, gens, precision, alive).tolist()
+        on_step = None
+        if source.resumes_mid_epoch:  # one model: a state within the epoch is that model's
+            def save(step: int, loss_sum: torch.Tensor, epoch: int = epoch) -> None:
+                if on_state is not None:
+                    on_state(0, TrainState(epoch, histories[0], opt.state_dict(), gens[0].get_state(), step,
+                                           loss_sum.detach().clone()))
+
+            on_step = watch.hook(f"epoch {epoch + 1}/{budget.epochs}", source.steps(budget.batch_size), pace, save)
+        losses = train_epoch(model, objective, source, opt, budget.batch_size, gens, precision, alive, epoch, resume,
+                             pace, on_step).tolist()
+        resume = EpochStart()
         for m, loss in enumerate(losses):
             if alive[m] and not math.isfinite(loss):
                 alive[m], histories[m] = False, None
@@ -280,8 +351,9 @@ def fit(
                 on_diverged(m, epoch)
         if not any(alive):
             break
-        precise_bn(model, objective, data, budget.precise_bn, budget.batch_size, gens, precision, alive)
-        accs, test_losses = test_each(model, objective, data, budget.eval_batch_size, seeds, precision, alive)
+        watch.judge(pace)
+        precise_bn(model, objective, source, budget.precise_bn, budget.batch_size, gens, precision, alive, epoch)
+        accs, test_losses = test_each(model, objective, source, budget.eval_batch_size, seeds, precision, alive)
         seconds = time.perf_counter() - t0
         for m in range(k):
             history = histories[m]
@@ -291,6 +363,9 @@ def fit(
             history.test_acc.append(accs[m])
             history.epoch_s.append(seconds)
             history.test_loss.append(test_losses[m])
+            history.images_per_s.append(pace.rate)
+            history.loader_wait.append(pace.wait_share)
+            history.unreadable = len(getattr(source, "unreadable", ()))
             log.debug("seed %d epoch %d loss %.4f test %.4f", seeds[m], epoch, losses[m], accs[m])
             if on_epoch is not None:
                 on_epoch(m, epoch, history)

@@ -192,8 +192,9 @@ class Progress:
             self.first_failure = self.first_failure or str(rec.get("reason"))
         if rec.get("resumed_from_epoch") is not None:
             result += f", resumed from epoch {rec['resumed_from_epoch']}"
-        log.info("[%d/%d] %s cell %s%s: %s (%.1fs), %s left", self.done, self.total, self.label, rec["cell_id"],
-                 self._seed(rec), result, rec.get("wall_s", 0.0), _fmt_s(eta))
+        pace = f", {rec['images_per_s']:.0f} images/s" if rec.get("images_per_s") else ""
+        log.info("[%d/%d] %s cell %s%s: %s (%.1fs%s), %s left", self.done, self.total, self.label, rec["cell_id"],
+                 self._seed(rec), result, rec.get("wall_s", 0.0), pace, _fmt_s(eta))
 
     def _seed(self, rec: dict[str, Any]) -> str:
         return f" seed {rec['seed']}" if self.per_seed and rec.get("seed") is not None else ""

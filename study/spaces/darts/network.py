@@ -1,6 +1,6 @@
-"""The DARTS CIFAR network as the unnas sample-based experiments train it: ops, cells and skeleton.
+"""The DARTS networks as the unnas sample-based experiments train them: ops, cells and skeletons.
 
-Skeleton (DARTS' NetworkCIFAR without the auxiliary head and drop-path): stem conv3x3 to 3C + BN; then
+CIFAR skeleton (DARTS' NetworkCIFAR without the auxiliary head and drop-path): stem conv3x3 to 3C + BN; then
 `cells_per_stage` normal cells, a reduction cell, `cells_per_stage` normal cells, a reduction cell,
 `cells_per_stage` normal cells (DARTS' 20 layers with reductions at 1/3 and 2/3 of the depth are
 cells_per_stage = 6). A reduction cell doubles the channels and halves the resolution (stride 2 on the
@@ -9,6 +9,13 @@ cells) to C channels: ReLU-conv1x1-BN, or a FactorizedReduce when the older inpu
 resolution before a reduction. A cell outputs its 4 nodes concatenated (4C channels). Objectives attach
 their head to the last feature map; the DARTS head (global average pool + linear) is what `complexity`
 includes. With it the parameter count equals the reference implementation's.
+
+ImageNet skeleton (`stem="imagenet"`, DARTS' NetworkImageNet as unnas trains it on ImageNet): the first
+stem is conv3x3 stride 2 to C/2, BN, ReLU, conv3x3 stride 2 to C, BN; the second ReLU, conv3x3 stride 2, BN,
+so the cells start at 1/8 of the input, with C channels in both inputs, the older one (the first stem's
+output) reduced by a FactorizedReduce. `depth` cells in all, reductions at cells depth // 3 and
+2 * depth // 3 (unnas: C=32, depth 22: 7 normal, reduction, 6 normal, reduction, 7 normal). `depth=0` is
+3 * cells_per_stage + 2, the CIFAR rule, which the same formula gives.
 
 Ops as in DARTS: pools without BN (avg excludes padding), skip_connect is the identity or, with stride 2,
 a FactorizedReduce; sep_conv is ReLU-depthwise-pointwise-BN twice; dil_conv is one ReLU-depthwise
@@ -124,23 +131,59 @@ class Cell(nn.Module):
         return torch.cat(states[2:], dim=1)  # (B, 4c, H', W')
 
 
-def layout(cells_per_stage: int) -> list[bool]:
-    """Which cells reduce: k normal, reduction, k normal, reduction, k normal."""
-    k = cells_per_stage
-    return [False] * k + [True] + [False] * k + [True] + [False] * k
+def cell_count(cells_per_stage: int, depth: int = 0) -> int:
+    """Cells in all: `depth`, or 3 * cells_per_stage + 2 (k normal, reduction, k normal, reduction, k normal)."""
+    return depth or 3 * cells_per_stage + 2
+
+
+def layout(cells: int) -> list[bool]:
+    """Which of `cells` cells reduce: cells // 3 and 2 * cells // 3 (DARTS' rule)."""
+    return [i in (cells // 3, 2 * cells // 3) for i in range(cells)]
+
+
+class CifarStem(nn.Sequential):
+    """conv3x3 to 3C + BN; both inputs of the first cell are its output."""
+
+    def __init__(self, c_in: int, width: int) -> None:
+        c_stem = STEM_MULTIPLIER * width
+        super().__init__(nn.Conv2d(c_in, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
+        self.c_out = c_stem
+
+    def pair(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first cell's two inputs."""
+        s = self(x)  # (B, 3C, H, W)
+        return s, s
+
+
+class ImageNetStem(nn.Module):
+    """Three stride-2 conv3x3 (to C/2, C, C); the first cell reads the outputs after the second and third."""
+
+    def __init__(self, c_in: int, width: int) -> None:
+        super().__init__()
+        half = width // 2
+        self.stem0 = nn.Sequential(nn.Conv2d(c_in, half, 3, 2, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
+                                   nn.Conv2d(half, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width))
+        self.stem1 = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width))
+        self.c_out = width
+
+    def pair(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first cell's two inputs: at 1/4 and 1/8 of the input."""
+        s0 = self.stem0(x)  # (B, C, H/4, W/4)
+        return s0, self.stem1(s0)  # (B, C, H/8, W/8)
 
 
 class Backbone(nn.Module):
     """Stem and the DARTS stack of normal and reduction cells; returns the last cell's output."""
 
-    def __init__(self, cell: DartsCell, c_in: int, width: int, cells_per_stage: int) -> None:
+    def __init__(self, cell: DartsCell, c_in: int, width: int, cells_per_stage: int, stem: str = "cifar",
+                 depth: int = 0) -> None:
         super().__init__()
-        c_stem = STEM_MULTIPLIER * width
-        self.stem = nn.Sequential(nn.Conv2d(c_in, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
-        c_pp, c_p, c = c_stem, c_stem, width
+        self.stem = ImageNetStem(c_in, width) if stem == "imagenet" else CifarStem(c_in, width)
+        c_pp = c_p = self.stem.c_out
+        c = width
         self.cells = nn.ModuleList()
-        reduction_prev = False
-        for reduction in layout(cells_per_stage):
+        reduction_prev = stem == "imagenet"  # the ImageNet stem's older output is at twice the resolution
+        for reduction in layout(cell_count(cells_per_stage, depth)):
             c = 2 * c if reduction else c
             block = Cell(cell.reduce if reduction else cell.normal, c_pp, c_p, c, reduction, reduction_prev)
             self.cells.append(block)
@@ -148,10 +191,10 @@ class Backbone(nn.Module):
         self.c_out = c_p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
+        s0, s1 = self.stem.pair(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
-        return s1  # (B, 16C, H/4, W/4)
+        return s1  # (B, 16C, H/4, W/4) (CIFAR stem), (B, 16C, H/32, W/32) (ImageNet stem)
 
 
 def _edge_cost(name: str, c: int, stride: int) -> tuple[int, int]:
@@ -167,16 +210,28 @@ def _edge_cost(name: str, c: int, stride: int) -> tuple[int, int]:
     return 0, 0  # none, identity, pools
 
 
-def complexity(cell: DartsCell, c_in: int, image_size: int, width: int, cells_per_stage: int,
-               n_classes: int) -> tuple[int, int]:
-    """Parameters and MACs per image of Backbone + global pool + linear, without building it."""
-    c_stem = STEM_MULTIPLIER * width
+def _stem_cost(c_in: int, image_size: int, width: int, stem: str) -> tuple[int, int, int, int]:
+    """Params and MACs of the stem, the channels of its outputs and the resolution the cells start at."""
+    if stem != "imagenet":
+        c_stem = STEM_MULTIPLIER * width
+        return 9 * c_in * c_stem + 2 * c_stem, image_size * image_size * 9 * c_in * c_stem, c_stem, image_size
+    params = macs = 0
     size = image_size
-    params, macs = 9 * c_in * c_stem + 2 * c_stem, size * size * 9 * c_in * c_stem
+    for a, b in ((c_in, width // 2), (width // 2, width), (width, width)):  # three stride-2 conv3x3 + BN
+        size = (size + 1) // 2
+        params, macs = params + 9 * a * b + 2 * b, macs + size * size * 9 * a * b
+    return params, macs, width, size
+
+
+def complexity(cell: DartsCell, c_in: int, image_size: int, width: int, cells_per_stage: int,
+               n_classes: int, stem: str = "cifar", depth: int = 0) -> tuple[int, int]:
+    """Parameters and MACs per image of Backbone + global pool + linear, without building it."""
+    params, macs, c_stem, size = _stem_cost(c_in, image_size, width, stem)
     c_pp, c_p, c = c_stem, c_stem, width
-    for reduction in layout(cells_per_stage):
+    for reduction in layout(cell_count(cells_per_stage, depth)):
         c = 2 * c if reduction else c
-        # Both preprocessings output c channels at the resolution of the previous cell's output.
+        # Both preprocessings output c channels at the resolution of the previous cell's output (a
+        # FactorizedReduce of the older input costs what a 1x1 conv at that resolution does).
         params += c_pp * c + 2 * c + c_p * c + 2 * c
         macs += size * size * (c_pp * c + c_p * c)
         out = (size + 1) // 2 if reduction else size

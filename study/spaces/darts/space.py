@@ -68,13 +68,26 @@ class DartsSpace:
         return draw_from_stream(random_cells(np.random.Generator(np.random.PCG64(seed))), n, include_degenerate)
 
     def build(self, cell: DartsCell, shape: NetShape, plain: bool = False) -> nn.Module:
-        """The backbone (stem + 3 * cells_per_stage normal and 2 reduction cells) for `shape`; has `c_out`."""
+        """The backbone (stem, normal and reduction cells; see network.py) for `shape`; has `c_out`."""
         from study.spaces.darts.network import Backbone
 
-        return Backbone(cell, shape.c_in, shape.width, shape.cells_per_stage)
+        _check(shape)
+        return Backbone(cell, shape.c_in, shape.width, shape.cells_per_stage, shape.stem, shape.depth)
 
     def complexity(self, cell: DartsCell, shape: NetShape) -> tuple[int, int]:
         """Trainable parameters and MACs per image of the backbone plus a pooled linear head (closed form)."""
         from study.spaces.darts.network import complexity
 
-        return complexity(cell, shape.c_in, shape.image_size, shape.width, shape.cells_per_stage, shape.n_classes)
+        _check(shape)
+        return complexity(cell, shape.c_in, shape.image_size, shape.width, shape.cells_per_stage, shape.n_classes,
+                          shape.stem, shape.depth)
+
+
+def _check(shape: NetShape) -> None:
+    """DARTS has both stems and a depth in cells; the ImageNet stem halves the width once, which must stay even."""
+    shape.check_variants("darts", stems=("cifar", "imagenet"), depth=True)
+    if shape.stem == "imagenet" and shape.width % 4:
+        # C/2 stem channels, then FactorizedReduce halves of C: both need even counts.
+        raise SpaceError(f"the DARTS ImageNet network needs budget.width divisible by 4, got {shape.width}; e.g. 32")
+    if 0 < shape.depth < 3:
+        raise SpaceError(f"budget.depth={shape.depth} leaves no room for DARTS' two reduction cells; use 0 or 3 and up")

@@ -3,7 +3,9 @@
 Skeleton (the benchmark's CIFAR-10 network; width 128, 3 modules per stack): stem conv3x3-BN-ReLU to
 `width` channels; three stacks of modules; a 2x2 max pool with stride 2 before stacks 2 and 3, whose
 first module doubles the channels. Objectives attach their head to the last feature map (the benchmark's
-is a global average pool and a linear layer, which `complexity` includes).
+is a global average pool and a linear layer, which `complexity` includes). The ImageNet stem
+(`stem="imagenet"`, as unnas trains NAS-Bench-101 cells on ImageNet) is three conv3x3-BN-ReLU of stride 2,
+to width/2, width and width channels (unnas: 64, 128, 128), so the modules start at 1/8 of the input.
 
 Inside a module (the benchmark's `build_module`): the output channels are split as evenly as possible
 among the vertices that feed the output (earlier vertices get the remainder, one channel each); any other
@@ -48,9 +50,9 @@ def vertex_channels(c_in: int, c_out: int, matrix: tuple[tuple[int, ...], ...]) 
 class ConvBNReLU(nn.Sequential):
     """Conv (no bias, 'same' padding) -> BN -> ReLU, the benchmark's conv op and projection."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
         super().__init__(
-            nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+            nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False),
             nn.BatchNorm2d(c_out),
             nn.ReLU(inplace=True),
         )
@@ -101,10 +103,13 @@ class Module(nn.Module):
 class Backbone(nn.Module):
     """Stem and three stacks of modules with max-pool downsampling; returns the last feature map."""
 
-    def __init__(self, cell: NB101Cell, c_in: int, width: int, cells_per_stage: int) -> None:
+    def __init__(self, cell: NB101Cell, c_in: int, width: int, cells_per_stage: int, stem: str = "cifar") -> None:
         super().__init__()
         cell = cell.pruned()
-        self.stem = ConvBNReLU(c_in, width, 3)
+        if stem == "imagenet":
+            self.stem = nn.Sequential(*(ConvBNReLU(a, b, 3, stride=2) for a, b in _imagenet_stem(c_in, width)))
+        else:
+            self.stem = ConvBNReLU(c_in, width, 3)
         layers: list[nn.Module] = []
         c = width
         for stack in range(3):
@@ -120,7 +125,12 @@ class Backbone(nn.Module):
         self.c_out = c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(self.stem(x))  # (B, 4*width, ceil(H/4), ceil(W/4))
+        return self.layers(self.stem(x))  # (B, 4*width, ceil(H/4), ceil(W/4)); ImageNet stem: ceil(H/32)
+
+
+def _imagenet_stem(c_in: int, width: int) -> list[tuple[int, int]]:
+    """(c_in, c_out) of the ImageNet stem's three stride-2 convolutions."""
+    return [(c_in, width // 2), (width // 2, width), (width, width)]
 
 
 def module_cost(cell: NB101Cell, c_in: int, c_out: int) -> tuple[int, int]:
@@ -140,12 +150,18 @@ def module_cost(cell: NB101Cell, c_in: int, c_out: int) -> tuple[int, int]:
 
 
 def complexity(cell: NB101Cell, c_in: int, image_size: int, width: int, cells_per_stage: int,
-               n_classes: int) -> tuple[int, int]:
+               n_classes: int, stem: str = "cifar") -> tuple[int, int]:
     """Parameters and MACs per image of Backbone + global pool + linear, without building it."""
     cell = cell.pruned()
     size, c = image_size, width
-    params = 9 * c_in * width + 2 * width
-    macs = size * size * 9 * c_in * width
+    if stem == "imagenet":
+        params = macs = 0
+        for a, b in _imagenet_stem(c_in, width):
+            size = (size + 1) // 2
+            params, macs = params + 9 * a * b + 2 * b, macs + size * size * 9 * a * b
+    else:
+        params = 9 * c_in * width + 2 * width
+        macs = size * size * 9 * c_in * width
     for stack in range(3):
         c_next = c
         if stack > 0:

@@ -123,10 +123,21 @@ class NB101Space:
         """The backbone (stem + 3 stacks) for `shape`; has `c_out`."""
         from study.spaces.nb101.network import Backbone
 
-        return Backbone(cell, shape.c_in, shape.width, shape.cells_per_stage)
+        _check(shape)
+        return Backbone(cell, shape.c_in, shape.width, shape.cells_per_stage, shape.stem)
 
     def complexity(self, cell: NB101Cell, shape: NetShape) -> tuple[int, int]:
         """Trainable parameters and MACs per image of the backbone plus a pooled linear head (closed form)."""
         from study.spaces.nb101.network import complexity
 
-        return complexity(cell, shape.c_in, shape.image_size, shape.width, shape.cells_per_stage, shape.n_classes)
+        _check(shape)
+        return complexity(cell, shape.c_in, shape.image_size, shape.width, shape.cells_per_stage, shape.n_classes,
+                          shape.stem)
+
+
+def _check(shape: NetShape) -> None:
+    """NAS-Bench-101 has both stems; its depth is modules per stack (cells_per_stage), not a cell count."""
+    shape.check_variants("nb101", stems=("cifar", "imagenet"))
+    if shape.stem == "imagenet" and shape.width < 2:
+        raise SpaceError(f"the NAS-Bench-101 ImageNet stem starts at width/2 channels; budget.width={shape.width} "
+                         "is too narrow, e.g. 128")

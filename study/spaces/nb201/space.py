@@ -33,10 +33,12 @@ class NB201Space:
         """The trunk (stem, cells, reductions, last BN-ReLU) with `c_out` = 4 x width; `plain`: per-edge cells."""
         from study.spaces.nb201.network import Trunk
 
+        shape.check_variants(self.name)
         return Trunk(self._own(cell), shape.c_in, shape.width, shape.cells_per_stage, fused=not plain)
 
     def complexity(self, cell: NB201Cell, shape: NetShape) -> tuple[int, int]:
         """Closed-form params and multiply-accumulates of trunk + pooled linear head."""
+        shape.check_variants(self.name)
         return complexity(self._own(cell), shape)
 
     @staticmethod

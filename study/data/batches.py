@@ -1,0 +1,89 @@
+"""Where a trainer's uint8 batches come from: one interface that every dataset provides.
+
+A `BatchSource` hands out training batches in a seeded epoch order, the batches that recompute BN
+statistics, and the test set in order; objectives turn them into inputs on the device. Two kinds:
+
+- `InMemoryBatches` (the datasets held whole as uint8 tensors on the device: digits, CIFAR-10, image folders):
+  each model draws its epoch order with `torch.randperm` from its own generator and indexes the device
+  tensors, exactly as the trainer always did, so K models stacked side by side each get their own order.
+- `study.data.loader.StreamBatches` (datasets too large for memory, e.g. ImageNet): worker processes decode
+  and cut images, the order comes from the run's seed and the epoch, and an epoch can start at any step
+  (mid-epoch resume). One model at a time.
+
+Every batch is per model: lists of K image tensors (B, C, H, W) uint8 and K label tensors (B,).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+
+Batch = tuple[list[torch.Tensor], list[torch.Tensor]]  # each model's images (B, C, H, W) uint8 and labels (B,)
+
+
+class BatchSource:
+    """The batches one training draws (see the module doc); `streams` says whether a loader decodes them."""
+
+    streams: bool = False
+    resumes_mid_epoch: bool = False  # whether `train` can start an epoch at a later step
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches are delivered."""
+        raise NotImplementedError
+
+    def steps(self, batch_size: int) -> int:
+        """Training steps per epoch."""
+        raise NotImplementedError
+
+    def train(self, gens: list[torch.Generator], batch_size: int, epoch: int, start: int = 0) -> Iterator[Batch]:
+        """The epoch's training batches from step `start` on, each model in its own seeded order."""
+        raise NotImplementedError
+
+    def bn(self, gens: list[torch.Generator], n_samples: int, batch_size: int, epoch: int) -> Iterator[Batch]:
+        """`n_samples` random training images per model (the training view), for precise BN statistics."""
+        raise NotImplementedError
+
+    def test(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The test set in order: images (B, C, H, W) uint8 and labels (B,), the same for every model."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the source holds (loader workers); the in-memory source holds nothing."""
+
+
+class InMemoryBatches(BatchSource):
+    """Batches indexed out of uint8 tensors on the device (the data of an `ImageData`)."""
+
+    def __init__(self, data: Any) -> None:  # an ImageData (study/data/base.py, which imports this module)
+        self.data = data
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.train_x.device
+
+    def steps(self, batch_size: int) -> int:
+        return -(-self.data.train_x.shape[0] // batch_size)
+
+    def train(self, gens: list[torch.Generator], batch_size: int, epoch: int, start: int = 0) -> Iterator[Batch]:
+        if start:
+            raise ValueError("an in-memory epoch restarts from its beginning (its order is drawn when it starts)")
+        x, y = self.data.train_x, self.data.train_y
+        # Every order is drawn before the first batch is augmented: each generator's stream is what it always was.
+        orders = [torch.randperm(x.shape[0], generator=g, device=x.device) for g in gens]
+        for first in range(0, x.shape[0], batch_size):
+            idx = [order[first:first + batch_size] for order in orders]
+            yield [x[i] for i in idx], [y[i] for i in idx]
+
+    def bn(self, gens: list[torch.Generator], n_samples: int, batch_size: int, epoch: int) -> Iterator[Batch]:
+        x, y = self.data.train_x, self.data.train_y
+        picks = [torch.randperm(x.shape[0], generator=g, device=x.device)[:n_samples] for g in gens]
+        for first in range(0, len(picks[0]), batch_size):
+            idx = [p[first:first + batch_size] for p in picks]
+            yield [x[i] for i in idx], [y[i] for i in idx]
+
+    def test(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.data.test_x, self.data.test_y
+        for first in range(0, x.shape[0], batch_size):
+            yield x[first:first + batch_size], y[first:first + batch_size]
