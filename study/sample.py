@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
+    # start() runs the importable copy of this module: jobs sent through submitit pickle the task by
+    # reference, and functions of `__main__` cannot be found in the job's process.
+    from study.commands.entry import start
+
+    start("study.sample", "cells.jsonl and study.json are each whole (written atomically)")
+
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -12,7 +19,9 @@ from omegaconf import DictConfig
 from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.store.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
+from study.store.cells import read_info
+from study.store.records import CELLS_FILE, STUDY_FILE, StudyError, has_runs, room_to_write, write_atomic, \
+    write_json_atomic
 from study.spaces import NetShape, describe, get_space
 
 log = logging.getLogger("study.sample")
@@ -45,12 +54,17 @@ def parse(cfg: DictConfig) -> SampleRequest:
 def check(req: SampleRequest) -> None:
     """Refuse a sample request before anything is written."""
     get_space(req.space).sample(req.n, req.seed, req.include_degenerate)  # n too large -> SpaceError naming the limit
+    if req.study_dir.exists() and not req.study_dir.is_dir():
+        raise UserError(f"study_dir {req.study_dir} is a file; point study_dir at a folder")
+    # Before Hydra, whose first act is a log folder inside study_dir.
+    room_to_write(req.study_dir, "study_dir", "choose a writable study_dir= (the sample and its logs go there)")
     old = _read_meta(req.study_dir)
-    # An unreadable study.json next to trained runs counts as different: never replace cells blindly.
+    # An unreadable study.json next to runs counts as different: never replace cells blindly. Runs being
+    # trained right now (claims, checkpoints, no record yet) count too: their records would fall out of the sample.
     if old != _meta(req) and has_runs(req.study_dir) and not req.force:
         differ = ", ".join(k for k in _meta(req) if (old or {}).get(k) != _meta(req)[k]) if old else "study.json unreadable"
         raise UserError(
-            f"{req.study_dir} already has a different sample ({differ}) with trained runs; "
+            f"{req.study_dir} already has a different sample ({differ}) with runs trained or in training; "
             "add force=true to replace it (runs are kept and still match by cell id) or choose another study_dir"
         )
 
@@ -61,12 +75,10 @@ def _meta(req: SampleRequest) -> dict:
 
 
 def _read_meta(study_dir: Path) -> dict | None:
-    path = study_dir / STUDY_FILE
-    if not path.exists():
-        return None
+    """How the current sample was drawn; None when there is no study.json or it is damaged."""
     try:
-        return json.loads(path.read_text()).get("sample")
-    except (OSError, json.JSONDecodeError, AttributeError):
+        return read_info(study_dir).get("sample")
+    except StudyError:
         return None
 
 
@@ -105,10 +117,3 @@ def task(req: SampleRequest) -> None:
 
 
 main = hydra_entry("sample", parse, check, task)
-
-if __name__ == "__main__":
-    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,
-    # and functions of `__main__` cannot be found in the job's process.
-    from study.sample import main as _entry
-
-    _entry()

@@ -8,9 +8,14 @@ runs and resumes interrupted ones from their checkpoints. `shards=N`, `cells=[..
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-C while they load is one line too
+    # start() runs the importable copy of this module: jobs sent through submitit pickle the task by
+    # reference, and functions of `__main__` cannot be found in the job's process.
+    from study.commands.entry import start
+
+    start("study.train", "finished runs and each run's last epoch are kept")
+
 import logging
-import shlex
-import signal
 import sys
 from dataclasses import replace
 
@@ -20,10 +25,10 @@ from study.commands.argv import CommandLine, chosen_cells, expand
 from study.commands.cli import fail, hydra_entry
 from study.commands.request import TrainRequest, parse
 from study.errors import UserError
-from study.store.records import read_cells
+from study.store.cells import read_cells
 from study.training import devices
 from study.training.runner import parse_cells, plan
-from study.training.workers import Interrupted, groups, run_all
+from study.training.workers import groups, run_all
 
 log = logging.getLogger("study.train")
 
@@ -113,22 +118,8 @@ def main() -> None:
         print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names "
               "(the request is in conf/hydra/launcher/slurm.yaml; device=cpu asks for no GPU)", file=sys.stderr)
         sys.exit(2)
-    except (Interrupted, KeyboardInterrupt) as e:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        done = f"{e.progress.done} run(s) finished, " if isinstance(e, Interrupted) else ""
-        print(f"interrupted: {done}finished runs and each run's last epoch are kept; resume with: "
-              f"{shlex.join(['python', '-m', 'study.train', *argv])}", file=sys.stderr)
-        sys.exit(130)
     sweep_summary(given, default_dir)
     if _RUNS["done"] and _RUNS["failed"] == _RUNS["done"]:
         print(f"error: every run failed: {'; '.join(_RUNS['jobs'])}; see the reasons with "
               "`python -m launch.status`", file=sys.stderr)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,
-    # and functions of `__main__` cannot be found in the job's process.
-    from study.train import main as _entry
-
-    _entry()

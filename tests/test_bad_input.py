@@ -207,7 +207,8 @@ def test_unreadable_cells_file(invoke, study, module):
 CORRELATE = [
     (["metric=worst"], [], ["metric must be best or final"]),
     (["merge=max"], [], ["merge must be mean or median"]),
-    (["reference=nope"], [{}], ["no complete 'nope' runs", "reference=<objective>"]),
+    (["reference=nope"], [{}], ["reference=nope is no objective", "supervised"]),
+    (["reference=rotation"], [{}], ["no complete 'rotation' runs", "objective=rotation", "reference=<objective>"]),
     (["dataset=mnist"], [{}], ["unknown dataset", "digits"]),
     (["budget=huge"], [{}], ["unknown budget"]),
     (["space=nb999"], [{}], ["unknown space"]),
@@ -251,7 +252,7 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
 
     from study import sample as app
     from study.commands.cli import CONF_DIR
-    from study.store.records import read_cells
+    from study.store.cells import read_cells
     from study.training.runner import plan
     from study.training.run import Setup
     from study.spaces import NetShape

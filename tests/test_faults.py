@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from study.store.records import content_checksum, identity_hash, read_cells, run_dir, write_record
+from study.store.cells import read_cells
+from study.store.records import content_checksum, identity_hash, run_dir, write_record
 from tests.conftest import ROOT, run_cli
 from tests.test_claims import SMALL_DATA, _poll, small_runs
 

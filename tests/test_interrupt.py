@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from study.store.records import read_cells
+from study.store.cells import read_cells
 from tests.conftest import ROOT, run_cli
 from tests.test_claims import _poll
 from tests.test_faults import TRAIN, sample

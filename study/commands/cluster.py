@@ -19,6 +19,7 @@ from typing import Any
 
 from study.commands.argv import CommandLine, first_values
 from study.errors import UserError
+from study.shell import command
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +161,15 @@ def sweep_summary(line: CommandLine, default_dir: str) -> None:
     except UserError:
         return
     print(f"sweep finished ({launcher} launcher); runs in {study_dir}:\n" + "\n".join(lines)
-          + f"\ndetails and the command for what is missing: python -m launch.status study_dir={study_dir}")
+          + f"\ndetails and the command for what is missing: {command('launch.status', study_dir=study_dir)}")
 
 
 def _progress(study_dir: Path) -> list[str]:
     """One line per (objective, seed, run folder): runs done, failed and not done (records only)."""
     from collections import Counter
 
-    from study.store.records import iter_records, read_cells
+    from study.store.cells import read_cells
+    from study.store.records import iter_records
 
     n = len(read_cells(study_dir))
     counts: Counter = Counter()
