@@ -16,6 +16,7 @@ if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-
     start("study.train", "finished runs and each run's last epoch are kept")
 
 import logging
+import os
 import sys
 from dataclasses import replace
 
@@ -95,7 +96,8 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from study.commands.cli import CONF_DIR
-    from study.commands.cluster import WithoutSbatchErrors, slurm_preflight, sweep_summary
+    from study.commands.cluster import (WithoutSbatchErrors, job_failure, local_jobs_answer_only_to_their_tasks,
+                                        slurm_preflight, sweep_summary)
 
     argv = list(sys.argv[1:])
     default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
@@ -109,15 +111,24 @@ def main() -> None:
     slurm = slurm_preflight(line)
     if slurm:  # submitit echoes sbatch's refusal itself; the one line below says it and what to change
         sys.stderr = WithoutSbatchErrors(sys.stderr)
+    submitted = line.multirun and (line.value("hydra/launcher") or "basic") != "basic"
+    if submitted:  # let a job's failure reach the handler below instead of Hydra's traceback
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        local_jobs_answer_only_to_their_tasks()
     try:
         _main(line)
-    except Exception as e:  # only reached for slurm: Hydra passes errors on with HYDRA_FULL_ERROR=1
-        if not slurm or "sbatch: error" not in str(e):
+    except Exception as e:  # only reached for submitit launchers: Hydra passes errors on with HYDRA_FULL_ERROR=1
+        if slurm and "sbatch: error" in str(e):
+            reason = [ln for ln in str(e).splitlines() if "sbatch: error" in ln][0]
+            print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names "
+                  "(the request is in conf/hydra/launcher/slurm.yaml; device=cpu asks for no GPU)", file=sys.stderr)
+            sys.exit(2)
+        failure = job_failure(e) if submitted else None
+        if failure is None:
             raise
-        reason = [ln for ln in str(e).splitlines() if "sbatch: error" in ln][0]
-        print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names "
-              "(the request is in conf/hydra/launcher/slurm.yaml; device=cpu asks for no GPU)", file=sys.stderr)
-        sys.exit(2)
+        again = "" if "rerun" in failure else "; finished runs are kept: rerun the same command to resume"
+        print(f"error: {failure}{again}", file=sys.stderr)
+        sys.exit(1)
     sweep_summary(given, default_dir)
     if _RUNS["done"] and _RUNS["failed"] == _RUNS["done"]:
         print(f"error: every run failed: {'; '.join(_RUNS['jobs'])}; see the reasons with "

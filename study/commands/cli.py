@@ -9,6 +9,8 @@ status 2. The same happens for a UserError raised while the app runs.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -181,6 +183,10 @@ def hydra_entry(config_name: str, parse: Parse, check: Check, task: Task) -> Cal
     import hydra
 
     def guarded(cfg: DictConfig) -> None:
+        if os.environ.get("SUBMITIT_EXECUTOR") and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # A local job's task inherits Ctrl-C ignored from its controller (study/commands/cluster.py): the
+            # task itself answers it, stopping its workers and keeping what is finished.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             request = parse(cfg)
             check(request)
@@ -191,6 +197,17 @@ def hydra_entry(config_name: str, parse: Parse, check: Check, task: Task) -> Cal
         except Failed as e:  # not the input's fault: status 1, still one line
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
+        except KeyboardInterrupt as e:
+            if not os.environ.get("SUBMITIT_EXECUTOR"):
+                raise  # a plain run: the command's entry says how to go on (study/commands/entry.py)
+            # A job of a submitit launcher, stopped by its launcher (Ctrl-C's SIGINT, forwarded): one line in
+            # its log rather than a traceback through submitit's frames.
+            signum = getattr(e, "signum", signal.SIGINT)
+            progress = getattr(e, "progress", None)
+            done = f"{progress.done} run(s) finished, " if progress is not None else ""
+            print(f"interrupted by {signal.Signals(signum).name}: {done}finished runs and each run's last epoch "
+                  "are kept; rerunning the sweep resumes", file=sys.stderr)
+            sys.exit(128 + signum)
 
     def main(line: CommandLine | None = None) -> None:
         if line is None:

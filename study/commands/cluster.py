@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -181,3 +182,46 @@ def _progress(study_dir: Path) -> list[str]:
         done, failed = counts[(objective, seed, tag, "complete")], counts[(objective, seed, tag, "failed")]
         lines.append(f"  {objective} seed {seed} ({tag}): {done} done, {failed} failed, {n - done - failed} not done")
     return lines
+
+
+def job_failure(e: Exception) -> str | None:
+    """One line for a job of a submitit sweep that ended without its result (None for other errors): the job's
+    own last error line (or its exception's), and where its log is."""
+    import re
+
+    if type(e).__name__ not in ("UncompletedJobError", "FailedJobError"):
+        return None
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
+    said = [ln for ln in lines if ln.startswith("error: ")]
+    reason = said[-1][len("error: "):] if said else (lines[-1] if lines else type(e).__name__)
+    found = re.search(r"with path (\S+)_result\.pkl", str(e))
+    where = f"; its log: {found.group(1)}_log.err" if found else ""
+    return f"a job of the sweep failed: {reason}{where}"
+
+
+def local_jobs_answer_only_to_their_tasks() -> None:
+    """Start submitit's local job controllers with Ctrl-C ignored (their tasks take it back, see cli.py).
+
+    Ctrl-C reaches the whole process group; a controller that gets it prints a KeyboardInterrupt traceback
+    and kills its tasks a second later, before they have stopped their workers. Ignoring it, the controller
+    waits for its tasks, which stop cleanly, and ends quietly.
+    """
+    try:
+        from submitit.local import local
+    except ImportError:
+        return
+    start = local.start_controller
+    if getattr(start, "deaf_to_ctrl_c", False):
+        return
+
+    def start_deaf(*args: Any, **kwargs: Any) -> Any:
+        # Ignored, not blocked: a blocked mask would pass on to the tasks, and submitit's SIGUSR2 handler there
+        # would never run. Only a Ctrl-C in the milliseconds of this call is lost.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return start(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    start_deaf.deaf_to_ctrl_c = True  # type: ignore[attr-defined]
+    local.start_controller = start_deaf

@@ -54,16 +54,14 @@ def stopped_line(module: str, argv: list[str], e: BaseException, kept: str) -> s
         shlex.join(["python", "-m", module, *argv])
 
 
-def _children() -> list[int]:
-    """Live child processes of this one (from /proc; empty where there is none)."""
-    me, found = os.getpid(), []
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """Every live process: pid -> (parent pid, command line), from /proc (empty where there is none)."""
+    found = {}
     try:
-        entries = os.listdir("/proc")
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
     except OSError:
-        return []
+        return {}
     for entry in entries:
-        if not entry.isdigit():
-            continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
@@ -71,30 +69,50 @@ def _children() -> list[int]:
                 cmdline = f.read()
         except (OSError, IndexError):
             continue
-        # multiprocessing's resource tracker ignores signals and ends with this process.
-        if int(fields[1]) == me and fields[0] != "Z" and b"resource_tracker" not in cmdline:
-            found.append(int(entry))
+        if fields[0] != "Z":
+            found[int(entry)] = (int(fields[1]), cmdline)
     return found
 
 
-def stop_children(signum: int, grace_s: float = 10.0) -> None:
-    """Pass a stop on to child processes still running (the jobs of a local launcher) and wait for them.
+def _descendants() -> dict[int, bytes]:
+    """This process's live descendants and their command lines, but multiprocessing's resource tracker
+    (it ignores signals and ends with this process)."""
+    table, found, todo = _processes(), {}, [os.getpid()]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, cmdline) in table.items():
+            if ppid == parent and pid not in found:
+                found[pid] = cmdline
+                todo.append(pid)
+    return {pid: cmd for pid, cmd in found.items() if b"resource_tracker" not in cmd}
 
-    Ctrl-C from a terminal reaches them itself (the whole process group); a signal sent to this process
-    alone does not, and they would go on without it.
+
+def stop_children(grace_s: float = 10.0) -> None:
+    """Stop what this command started and left running: the jobs of a local launcher.
+
+    Each job's task gets Ctrl-C's SIGINT (its controller then ends by itself, quietly; a signal sent to
+    this process alone, or a task started while Ctrl-C was pressed, would leave them running otherwise);
+    what is still there after `grace_s` is killed.
     """
-    if signum == signal.SIGINT:
+    running = _descendants()
+    if not running:
         return
-    children = _children()
-    for pid in children:
+    tasks = [pid for pid, cmd in running.items() if b"submitit.core._submit" in cmd]
+    direct = [pid for pid in running if _processes().get(pid, (0,))[0] == os.getpid()]
+    for pid in tasks or direct:
         try:
-            os.kill(pid, signal.SIGINT)  # what Ctrl-C would have sent them; submitit's local jobs then stop
+            os.kill(pid, signal.SIGINT)
         except OSError:
             pass
     deadline = time.monotonic() + grace_s
-    while children and time.monotonic() < deadline:
-        children = [pid for pid in children if pid in _children()]
+    while running and time.monotonic() < deadline:
         time.sleep(0.1)
+        running = _descendants()
+    for pid in running:  # a task still importing ignores Ctrl-C; it has claimed nothing yet
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def start(module: str, kept: str) -> NoReturn:
@@ -106,7 +124,7 @@ def start(module: str, kept: str) -> NoReturn:
     except KeyboardInterrupt as e:  # Ctrl-C, or a Stopped raised by a stop signal
         quiet()
         signum = getattr(e, "signum", signal.SIGINT)
-        stop_children(signum)
+        stop_children()
         try:
             print(f"{stopped_line(module, argv, e, kept)}", file=sys.stderr, flush=True)
         except OSError:  # the terminal is gone (SIGHUP): nobody to tell

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from study.store.records import WriteError
+from study.store.records import WriteError, clean_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,9 @@ def drop_dead(records: list[Path], pids: set[int]) -> list[Path]:
         owner = read_owner(path)
         if owner is None or owner.get("host") != host or owner.get("pid") not in pids or _pid_alive(owner["pid"]):
             continue
+        # While its dead owner's claim is still there nobody else may write next to the record: the temporary
+        # file a kill left half-written can go.
+        clean_temporaries(Path(record))
         if _take_over(path, owner, "", why="removing the claim its dead worker left:"):
             dropped.append(Path(record))
             with contextlib.suppress(FileNotFoundError):

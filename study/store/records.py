@@ -245,9 +245,9 @@ def writable(folder: Path) -> bool:
     return True
 
 
-# Room a command needs before it starts: Hydra writes its config files and a log, training a claim, a
-# checkpoint and a record. An empty probe file fits on a full disk; these do not.
-MIN_FREE_BYTES = 1 << 20
+# Room a command needs before it starts: Hydra writes its config files and a log (about 30 kB), training a
+# claim, a checkpoint and a record. An empty probe file fits on a full disk; these do not.
+MIN_FREE_BYTES = 256 << 10
 
 
 def free_bytes(folder: Path) -> int | None:
