@@ -96,8 +96,8 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from study.commands.cli import CONF_DIR
-    from study.commands.cluster import (WithoutSbatchErrors, job_failure, local_jobs_answer_only_to_their_tasks,
-                                        slurm_preflight, sweep_summary)
+    from study.commands.cluster import (WithoutSbatchErrors, ended_jobs_without_accounting, job_failure,
+                                        local_jobs_answer_only_to_their_tasks, slurm_preflight, sweep_summary)
 
     argv = list(sys.argv[1:])
     default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
@@ -111,6 +111,7 @@ def main() -> None:
     slurm = slurm_preflight(line)
     if slurm:  # submitit echoes sbatch's refusal itself; the one line below says it and what to change
         sys.stderr = WithoutSbatchErrors(sys.stderr)
+        ended_jobs_without_accounting()
     submitted = line.multirun and (line.value("hydra/launcher") or "basic") != "basic"
     if submitted:  # let a job's failure reach the handler below instead of Hydra's traceback
         os.environ["HYDRA_FULL_ERROR"] = "1"

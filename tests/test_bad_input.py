@@ -100,6 +100,9 @@ SAMPLE = [
     (["n=3", "n=[bad"], ["parse"]),
     (["n=3,4"], ["n=3,4 is a list of values", "add -m"]),
     (["n3"], ["parse", "key=value"]),
+    # a path with a space, unquoted: the shell made two words of it
+    (["study_dir=/tmp/my", "studies"], ["split at a space", "quote", "\"study_dir='/tmp/my studies'\""]),
+    (["study_dir=/tmp/für"], ["quote", "\"study_dir='/tmp/für'\""]),
     (["study_dir="], ["study_dir must be a folder path"]),
     (["study_dir=null"], ["study_dir must be a folder path"]),
     (["study_dir={file}"], ["is a file", "point study_dir at a folder"]),

@@ -166,3 +166,42 @@ def test_a_path_with_spaces_and_umlauts_is_quoted_alike_everywhere_and_printed_a
     line = CommandLine.parse(shlex.split(printed)[3:])
     assert line.override("study_dir").value() == str(study) and line.value("budget") == "tiny"
     assert shell.command("launch.status", study_dir=study) == f"python -m launch.status 'study_dir=\"{study}\"'"
+
+
+def test_without_accounting_a_job_gone_from_the_queue_ends_the_wait(tmp_path, monkeypatch):
+    """sacct disabled: submitit would wait forever for a cancelled job; squeue's word ends the wait."""
+    import os
+
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    from study.commands.cluster import ENDED, ended_jobs_without_accounting
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
+    (bin_dir / "squeue").write_text("#!/bin/sh\necho 124\necho 125_[3-9]\n")  # 123 is gone, 124 runs, 125 pends
+    for tool in ("sacct", "squeue"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(SlurmInfoWatcher, "update", SlurmInfoWatcher.update)  # both undone after the test
+    monkeypatch.setattr(SlurmInfoWatcher, "ends_from_squeue", False, raising=False)
+    ended_jobs_without_accounting()
+    watcher = SlurmInfoWatcher(delay_s=0)
+    for job in ("123_0", "124", "125_4"):
+        watcher.register_job(job)
+    watcher.update()
+    assert watcher.is_done("123_0", mode="cache") and watcher.get_state("123_0", mode="cache") == ENDED
+    assert not watcher.is_done("124", mode="cache") and not watcher.is_done("125_4", mode="cache")
+
+
+def test_a_failed_job_of_a_sweep_is_one_line_naming_its_error_and_log():
+    from submitit.core.utils import UncompletedJobError
+
+    from study.commands.cluster import job_failure
+
+    e = UncompletedJobError("Job 7_0 (task: 0) with path /s/logs/.submitit/7_0/7_0_0_result.pkl\nhas not produced "
+                            "any output (state: FAILED)\nError stream produced:\n----------------------------------\n"
+                            "[12:00:00] training\nerror: a worker process was killed by SIGKILL\n")
+    assert job_failure(e) == ("a job of the sweep failed: a worker process was killed by SIGKILL; its log: "
+                              "/s/logs/.submitit/7_0/7_0_0_log.err")
+    assert job_failure(ValueError("x")) is None

@@ -68,6 +68,12 @@ class CommandLine:
                 if "=" in arg and (any(c.isspace() for c in arg) or not arg.isascii()):
                     raise UserError(f"cannot parse {arg!r} ({reason}); quote a value holding spaces or other "
                                     f"characters, e.g. {_quote_hint(arg)}") from None
+                before = items[-1] if items and not isinstance(items[-1], str) else None
+                if "=" not in arg and before is not None:  # the shell split a value at a space
+                    joined = f"{before.input_line} {arg}"
+                    raise UserError(f"cannot parse {arg!r}: it looks like the rest of {before.input_line!r}, split "
+                                    f"at a space by the shell; quote a value holding spaces, e.g. "
+                                    f"{_quote_hint(joined)}") from None
                 raise UserError(f"cannot parse {arg!r} on the command line ({reason}); write overrides as "
                                 "key=value") from None
         return cls(tuple(items))

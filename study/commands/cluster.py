@@ -225,3 +225,56 @@ def local_jobs_answer_only_to_their_tasks() -> None:
 
     start_deaf.deaf_to_ctrl_c = True  # type: ignore[attr-defined]
     local.start_controller = start_deaf
+
+
+ENDED = "ENDED (gone from squeue; no sacct to say how)"
+
+
+def queued_jobs(ids: set[str]) -> set[str] | None:
+    """The entries `squeue` lists for these job ids (`123`, `123_4`, `123_[5-9]`), or None where it does not answer."""
+    if shutil.which("squeue") is None or not ids:
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(sorted(ids))], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {ln.strip() for ln in out.stdout.splitlines() if ln.strip()} if out.returncode == 0 else None
+
+
+def _still_queued(job_id: str, queued: set[str]) -> bool:
+    base = job_id.split("_")[0]
+    return job_id in queued or base in queued or any(q.startswith(f"{base}_[") for q in queued)
+
+
+def ended_jobs_without_accounting() -> None:
+    """Where SLURM keeps no accounting (sacct fails), learn from `squeue` that a job has ended.
+
+    submitit asks sacct for a job's state; without it a job cancelled or killed before writing its result
+    stays UNKNOWN and the submitting command waits forever. A job squeue no longer lists has ended: submitit
+    then reads its result, or reports it failed (a one-line error from study.train).
+    """
+    try:
+        from submitit.slurm.slurm import SlurmInfoWatcher
+    except ImportError:
+        return
+    if getattr(SlurmInfoWatcher, "ends_from_squeue", False):
+        return
+    update = SlurmInfoWatcher.update
+
+    def update_or_ask_squeue(self: Any) -> None:
+        self._output = None  # set by submitit's update only when sacct answered
+        update(self)
+        waiting = self._registered - self._finished
+        if self._output is not None or not waiting:
+            return
+        queued = queued_jobs({job.split("_")[0] for job in waiting})
+        if queued is None:
+            return
+        for job in waiting:
+            if not _still_queued(job, queued):
+                self._info_dict[job] = {"State": ENDED}
+                self._finished.add(job)
+
+    SlurmInfoWatcher.update = update_or_ask_squeue
+    SlurmInfoWatcher.ends_from_squeue = True
