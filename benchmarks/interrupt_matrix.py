@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.interruption import (Outcome, handlers_ready, interrupt, job_logs, job_task, mid_run,  # noqa: E402
-                                rerun, workers, workers_starting, NOISE)
+from tests.interruption import (NOISE, Outcome, handlers_ready, interrupt, job_logs, job_task,  # noqa: E402
+                                mid_run, rerun, workers, workers_initialising, workers_starting)
 from tests.test_faults import sample  # noqa: E402
 from tests.test_interrupt import CASES, LOCAL, train_args  # noqa: E402
 
@@ -33,7 +33,7 @@ def _train(tmp: Path, moment: str, signum: int, target: str, n_workers: int, lau
     study = sample(tmp, n=2)
     args = [*launcher, *train_args(study, n_workers)]
     ready = {"imports": handlers_ready, "worker start-up": lambda pid: workers_starting(pid, study),
-             "mid-run": lambda pid: mid_run(study)}[moment]
+             "worker initialiser": workers_initialising, "mid-run": lambda pid: mid_run(study)}[moment]
     victim = None
     if target == "a worker":
         victim = lambda pid: workers(pid)[:1]  # noqa: E731

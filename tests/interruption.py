@@ -112,6 +112,12 @@ def handlers_ready(pid: int) -> bool:
     return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
 
 
+def workers_initialising(pid: int) -> bool:
+    """Whether a worker runs its initialiser (its SIGTERM handler set, the dataset loading): the moment a
+    terminated worker used to print concurrent.futures' "Exception in initializer" traceback."""
+    return any(handlers_ready(w) for w in workers(pid))
+
+
 def workers_starting(pid: int, study: Path) -> bool:
     """Whether the command's worker processes exist and none has claimed a run yet."""
     spawned = any(b"spawn_main" in cmdline(p) for p in descendants(pid))

@@ -17,7 +17,7 @@ import pytest
 
 from study.store.cells import read_cells
 from tests.interruption import (NOISE, TRAIN, Outcome, handlers_ready, interrupt, job_logs, job_task, mid_run,
-                                rerun, workers, workers_starting)
+                                rerun, workers, workers_initialising, workers_starting)
 from tests.test_faults import sample
 
 pytestmark = pytest.mark.slow
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 MOMENTS = {
     "imports": lambda study: handlers_ready,
     "worker start-up": lambda study: lambda pid: workers_starting(pid, study),
+    "worker initialiser": lambda study: workers_initialising,
     "mid-run": lambda study: lambda pid: mid_run(study),
 }
 CASES = [  # (moment, signal, sent to, workers)
@@ -33,6 +34,8 @@ CASES = [  # (moment, signal, sent to, workers)
     ("worker start-up", signal.SIGINT, "group", 2),
     ("worker start-up", signal.SIGTERM, "command", 2),
     ("worker start-up", signal.SIGUSR2, "command", 2),
+    ("worker initialiser", signal.SIGINT, "group", 2),
+    ("worker initialiser", signal.SIGTERM, "command", 2),
     ("mid-run", signal.SIGINT, "group", 1),
     ("mid-run", signal.SIGINT, "group", 2),
     ("mid-run", signal.SIGTERM, "command", 1),

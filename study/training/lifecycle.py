@@ -103,6 +103,18 @@ def deaf_children() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
+def quiet_resource_tracker() -> None:
+    """Keep multiprocessing's resource tracker from warning about "leaked semaphore objects" when this
+    process is killed outright (SIGKILL): it cleans them up all the same, and nobody can act on the warning.
+
+    The tracker starts with the first worker and reads the filter from the environment it inherits.
+    """
+    quiet = "ignore:resource_tracker:UserWarning"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in current.split(","):
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
+
+
 def stop_workers(pool: ProcessPoolExecutor, grace_s: float = 30.0) -> dict[int, int | None]:
     """Start nothing more and stop the running runs now instead of waiting for them to finish; returns
     each worker's pid and exit code (negative: the signal that ended it).

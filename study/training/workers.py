@@ -24,7 +24,8 @@ from study.errors import Stopped
 from study.store.claims import claimed, drop_dead
 from study.store.records import NotOwner, WriteError, clean_temporaries, identity_hash, read_record, write_guard
 from study.training.devices import configure_device, configure_threads
-from study.training.lifecycle import WorkerDied, deaf_children, die_with_parent, how_it_died, running, stop_workers
+from study.training.lifecycle import (WorkerDied, deaf_children, die_with_parent, how_it_died, quiet_resource_tracker,
+                                      running, stop_workers)
 from study.training.run import RunSpec, Setup
 from study.training.runner import execute_group, failed_record
 
@@ -211,6 +212,7 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Pro
         return progress
     # spawn, not fork: a forked child of a process that already ran torch's thread pools can deadlock.
     ctx = multiprocessing.get_context("spawn")
+    quiet_resource_tracker()
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup, os.getpid()))
     pending: set[Future] = set()
     try:
