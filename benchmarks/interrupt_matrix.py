@@ -115,7 +115,8 @@ def main() -> None:
              "moment; the stop time runs from the signal until the command and every process it started are "
              "gone (wall-clock seconds on a shared 2-core machine under load, not a speed figure). Records are "
              "counted before and after the same command is run again (2 cells: 2 records when complete).", "",
-             "| command \\| moment \\| signal | exit | stop s | traceback | stderr lines | left | records | rerun exit |",
+             "| command \\| moment \\| signal | exit | stop s | traceback | stderr lines | left | records "
+             "| rerun exit |",
              "|---|---|---|---|---|---|---|---|"]
     for label, run in cases():
         if opts.only not in label:

@@ -377,7 +377,8 @@ def _pasted(line: str) -> list[str]:
     return shlex.split(line.split("`")[1])
 
 
-DAMAGED_STUDY_JSON = {"garbled": b"\xff\xfe\x00 not text", "a list": b"[1, 2]", "sample not an object": b'{"sample": 3}'}
+DAMAGED_STUDY_JSON = {"garbled": b"\xff\xfe\x00 not text", "a list": b"[1, 2]",
+                      "sample not an object": b'{"sample": 3}'}
 
 
 @pytest.mark.parametrize("damage", list(DAMAGED_STUDY_JSON))

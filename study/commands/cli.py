@@ -118,7 +118,8 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
             try:
                 cfg = compose(config_name, overrides=overrides_now)
             except (HydraException, OmegaConfBaseException) as e:
-                fail(_unknown_key(config_name, overrides_now, e) or f"{composition_error(e)} (see `python -m {module} --help`)")
+                fail(_unknown_key(config_name, overrides_now, e)
+                     or f"{composition_error(e)} (see `python -m {module} --help`)")
             try:
                 check(parse(cfg))
             except StudyError as e:
