@@ -10,6 +10,13 @@ when comparing studies, or `out=PATH`).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
+    # start() runs the importable copy of this module: jobs sent through submitit pickle the task by
+    # reference, and functions of `__main__` cannot be found in the job's process.
+    from study.commands.entry import start
+
+    start("analysis.correlate", "every file of the analysis is whole (written atomically), from this run or the last")
+
 import logging
 import math
 import re
@@ -32,7 +39,9 @@ from analysis.tables import BASELINES, RANDOM, correlations  # noqa: F401  (publ
 from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.store.records import read_cells, read_record, writable
+from study.store.cells import read_cells
+from study.objectives.base import list_objectives
+from study.store.records import read_record, room_to_write, write_error
 
 log = logging.getLogger("analysis.correlate")
 
@@ -133,10 +142,11 @@ def check(req: Request) -> None:
     for spec in parse_compare(req.compare, primary_spec(req)):
         read_cells(spec.study_dir)
     out = output_dir(req)
-    if not writable(out) or (req.out is None and not writable(req.study_dir)):
-        where = "study_dir " + str(req.study_dir) if req.out is None else f"out={out}"
-        raise UserError(f"{where} is read-only; write the analysis (and this command's logs) to a folder of "
-                        "your own with out=PATH, e.g. out=$HOME/analysis")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"out={out} is a file; point out= at a folder (created when missing), e.g. out=$HOME/analysis")
+    for folder, what in ([(out, "out=")] if req.out is not None else [(req.study_dir, "study_dir"), (out, "folder")]):
+        room_to_write(folder, what, "write the analysis (and this command's logs) to a folder of your own with "
+                      "out=PATH, e.g. out=$HOME/analysis")
     logging.disable(logging.WARNING)  # corrupted records are reported once, by the task
     try:
         done = select_runs(load_runs(req.study_dir), req)
@@ -148,6 +158,10 @@ def check(req: Request) -> None:
     if "/" not in req.reference and req.reference not in set(done["objective"]) and (
             truth is None or req.reference not in truth.columns):
         known = f" or a truth column ({', '.join(truth.columns)})" if truth is not None else ""
+        if req.reference not in list_objectives():  # a typo: training an objective of that name cannot help
+            have = sorted(set(done["objective"])) + (list(truth.columns) if truth is not None else [])
+            raise UserError(f"reference={req.reference} is no objective; set reference= to one this study has: "
+                            f"{', '.join(have) or 'none yet'}")
         raise UserError(f"no complete {req.reference!r} runs to compare against; train them "
                         f"({train_hint(req.study_dir, req.reference, done)}) or set reference=<objective>{known}")
 
@@ -160,14 +174,14 @@ def study_truth(req: Request) -> truths.Truth | None:
 
 def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
     """The train command for `objective` in this study, with the dataset and budget its other runs used."""
-    import shlex
+    from study.shell import command, hydra_value
 
-    args = ["python", "-m", "study.train", f"study_dir={study_dir}", f"objective={objective}"]
+    words = [f"study_dir={hydra_value(study_dir)}", f"objective={objective}"]
     for key in ("dataset", "budget"):
         values = done[key].dropna().unique() if key in done.columns else []
         if len(values) == 1 and values[0] != "default" and not (key == "dataset" and values[0] == "digits"):
-            args.append(f"{key}={values[0]}")
-    return shlex.join(args)
+            words.append(f"{key}={values[0]}")
+    return command("study.train", *words)
 
 
 def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], n_cells: int) -> dict[str, str]:
@@ -306,7 +320,10 @@ def task(req: Request) -> None:
             f"{n} x {reason}" for reason, n in failed["reason"].fillna("?").value_counts().items()))
     results.setup["command"] = "`python -m analysis.correlate " + " ".join(sys.argv[1:]) + "`"
     out = output_dir(req)
-    report.write(out, results, runs, cells)
+    try:
+        report.write(out, results, runs, cells)
+    except OSError as e:  # a full disk or a folder gone read-only: each file is whole, old or new
+        raise write_error(Path(getattr(e, "filename", None) or out), e) from None
     shown = results.correlations[["objective", "n_cells", "spearman", "spearman_low", "spearman_high",
                                   "p_value", "partial", "combined", "ceiling"]]
     log.info("completeness:\n%s", results.completeness.to_string(index=False))
@@ -327,10 +344,3 @@ def task(req: Request) -> None:
 if not OmegaConf.has_resolver("log_root"):
     OmegaConf.register_new_resolver("log_root", _log_root)
 main = hydra_entry("correlate", parse, check, task)
-
-if __name__ == "__main__":
-    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,
-    # and functions of `__main__` cannot be found in the job's process.
-    from analysis.correlate import main as _entry
-
-    _entry()

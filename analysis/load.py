@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.store.records import iter_records, read_cells
+from study.store.cells import read_cells
+from study.store.records import iter_records
 
 log = logging.getLogger(__name__)
 

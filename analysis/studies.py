@@ -8,7 +8,6 @@ compared study are named `<label>/<objective>` (`cifar10/rotation`).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ import pandas as pd
 from analysis import caveats, metrics
 from analysis.load import load_cells, load_runs
 from study.errors import UserError
-from study.store.records import STUDY_FILE, read_record
+from study.store import cells as cells_store
+from study.store.records import read_record
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +136,8 @@ def scope_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
 
 
 def read_info(study_dir: Path) -> dict[str, Any]:
-    """study.json, or {} when it is missing or unreadable (older or hand-made studies)."""
-    try:
-        return json.loads((Path(study_dir) / STUDY_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+    """study.json, or {} when it is missing (older or hand-made studies); StudyError naming the fix when damaged."""
+    return cells_store.read_info(study_dir)
 
 
 def load_study(spec: StudySpec) -> StudyData:

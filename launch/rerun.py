@@ -3,17 +3,19 @@
 A record holds the resolved config of its run. The command names the config-group choices (objective,
 budget, dataset, space) and adds an override for every value that differs from those presets, then is
 checked: composing it must give the same run identity as the record, or no command is offered.
+`python -m launch.status` prints these commands; this module is not a command itself.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
+import sys
 from typing import Any
 
 from study.commands.cli import CONF_DIR
 from study.errors import UserError
+from study.shell import hydra_value
 
 SECTIONS = ("objective", "budget", "dataset", "space")
 
@@ -39,10 +41,7 @@ def value_text(value: Any) -> str:
         return "[" + ",".join(value_text(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ",".join(f"{k}:{value_text(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if re.fullmatch(r"[A-Za-z_/][\w./-]*", text) and text.lower() not in ("true", "false", "null", "inf", "nan"):
-        return text
-    return json.dumps(text)
+    return hydra_value(value)  # the real characters, quoted for Hydra when they need it
 
 
 def overrides_for(config: dict[str, Any]) -> list[str] | None:
@@ -114,3 +113,14 @@ def command(overrides: list[str], seeds: list[int], missing: list[str], all_miss
     if not all_missing:
         args.append(cell_list(missing))
     return shlex.join(args)
+
+
+def main() -> None:
+    """`python -m launch.rerun` is not a command: say which one prints the rerun commands, exit 2."""
+    print("error: launch.rerun is not a command; `python -m launch.status study_dir=PATH` prints the command "
+          "that trains what a study is missing", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,11 @@ recorded `failed` even when SLURM reports its job COMPLETED, so it shows here. R
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
+    from study.commands.entry import start
+
+    start("launch.status", "it only reads the study")
+
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,9 +21,12 @@ from typing import Any
 
 from launch import rerun
 from study.training.checkpoint import SUFFIX, peek
+from study.commands.argv import CommandLine
 from study.commands.cli import CONF_DIR, fail
 from study.errors import UserError
-from study.store.records import RUNS_DIR, read_cells, read_record
+from study.shell import command
+from study.store.cells import read_cells
+from study.store.records import RUNS_DIR, read_record
 
 
 @dataclass
@@ -73,8 +81,8 @@ def report(study_dir: Path) -> str:
     groups = scan(study_dir, ids)
     lines = [f"study {study_dir}: {len(ids)} cells"]
     if not groups:
-        lines.append(f"no runs yet; start them with `python -m study.train -m study_dir={study_dir} "
-                     "objective=rotation,supervised` (add the budget=/dataset= you sampled for)")
+        start = command("study.train", "-m", "objective=rotation,supervised", study_dir=study_dir)
+        lines.append(f"no runs yet; start them with `{start}` (add the budget=/dataset= you sampled for)")
         return "\n".join(lines)
     header = ("objective", "seed", "runs", "done", "failed", "started", "pending")
     rows = []
@@ -129,19 +137,21 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     study_dir = Path(str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir))
+    usage = "usage: python -m launch.status [study_dir=PATH]"
     if any(a in ("-h", "--help") for a in args):
-        print("usage: python -m launch.status [study_dir=PATH]\n" + (__doc__ or "").split("\n\n", 1)[-1].strip())
+        print(usage + "\n" + (__doc__ or "").split("\n\n", 1)[-1].strip())
         return
-    for arg in args:
-        key, _, value = arg.partition("=")
-        if key != "study_dir" or not value:
-            fail(f"unknown argument {arg!r}; usage: python -m launch.status [study_dir=PATH]")
+    try:  # the same grammar as the other commands: a path with spaces is quoted the same way everywhere
+        line = CommandLine.parse(args)
+    except UserError as e:
+        fail(str(e))
+    for item in line.items:
+        key = item if isinstance(item, str) else item.key_or_group
+        value = None if isinstance(item, str) or item.is_delete() else str(item.value())
+        if key != "study_dir" or item.is_sweep_override() or not value:
+            fail(f"unknown argument {item if isinstance(item, str) else item.input_line!r}; {usage}")
         study_dir = Path(value).expanduser()
     try:
         print(report(study_dir))
     except UserError as e:
         fail(str(e))
-
-
-if __name__ == "__main__":
-    main()

@@ -6,6 +6,13 @@ instead of drawing them (study/spaces/lists.py); `n` then keeps the list's first
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
+    # start() runs the importable copy of this module: jobs sent through submitit pickle the task by
+    # reference, and functions of `__main__` cannot be found in the job's process.
+    from study.commands.entry import start
+
+    start("study.sample", "cells.jsonl and study.json are each whole (written atomically)")
+
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -16,7 +23,9 @@ from omegaconf import DictConfig
 from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.store.records import CELLS_FILE, STUDY_FILE, has_runs, write_atomic, write_json_atomic
+from study.store.cells import read_info
+from study.store.records import CELLS_FILE, STUDY_FILE, StudyError, has_runs, room_to_write, write_atomic, \
+    write_json_atomic
 from study.spaces import Cell, NetShape, describe, get_space
 from study.spaces.lists import Listed, digest, read_list, resolve
 
@@ -88,6 +97,10 @@ def check(req: SampleRequest) -> None:
         _, _, meta = chosen(req)  # n too large -> SpaceError naming the limit; a bad list line -> its number
     finally:
         logging.disable(logging.NOTSET)
+    if req.study_dir.exists() and not req.study_dir.is_dir():
+        raise UserError(f"study_dir {req.study_dir} is a file; point study_dir at a folder")
+    # Before Hydra, whose first act is a log folder inside study_dir.
+    room_to_write(req.study_dir, "study_dir", "choose a writable study_dir= (the sample and its logs go there)")
     old = _read_meta(req.study_dir)
     cells_file = req.study_dir / CELLS_FILE
     if old == meta or req.force or not (cells_file.exists() or has_runs(req.study_dir)):
@@ -96,7 +109,8 @@ def check(req: SampleRequest) -> None:
     # another sample (with runs or not), is the user's work. An unreadable study.json counts as different.
     differ = ", ".join(k for k in {**old, **meta} if old.get(k) != meta.get(k)) if old else "study.json unreadable"
     if not cells_file.exists() or old is not None or has_runs(req.study_dir):
-        runs = " with trained runs" if has_runs(req.study_dir) else ""
+        # Runs in training (claims, checkpoints, no record yet) count too: their records would fall out of the sample.
+        runs = " with runs trained or in training" if has_runs(req.study_dir) else ""
         raise UserError(
             f"{req.study_dir} already has a different sample ({differ}){runs}; add force=true to replace it "
             "(runs are kept and still match by cell id) or choose another study_dir"
@@ -108,12 +122,10 @@ def check(req: SampleRequest) -> None:
 
 
 def _read_meta(study_dir: Path) -> dict | None:
-    path = study_dir / STUDY_FILE
-    if not path.exists():
-        return None
+    """How the current sample was drawn; None when there is no study.json or it is damaged."""
     try:
-        return json.loads(path.read_text()).get("sample")
-    except (OSError, json.JSONDecodeError, AttributeError):
+        return read_info(study_dir).get("sample")
+    except StudyError:
         return None
 
 
@@ -161,10 +173,3 @@ def _row(described: dict, extra: dict) -> dict:
 
 
 main = hydra_entry("sample", parse, check, task)
-
-if __name__ == "__main__":
-    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,
-    # and functions of `__main__` cannot be found in the job's process.
-    from study.sample import main as _entry
-
-    _entry()

@@ -8,9 +8,15 @@ runs and resumes interrupted ones from their checkpoints. `shards=N`, `cells=[..
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-C while they load is one line too
+    # start() runs the importable copy of this module: jobs sent through submitit pickle the task by
+    # reference, and functions of `__main__` cannot be found in the job's process.
+    from study.commands.entry import start
+
+    start("study.train", "finished runs and each run's last epoch are kept")
+
 import logging
-import shlex
-import signal
+import os
 import sys
 from dataclasses import replace
 
@@ -20,10 +26,10 @@ from study.commands.argv import CommandLine, chosen_cells, expand
 from study.commands.cli import fail, hydra_entry
 from study.commands.request import TrainRequest, parse
 from study.errors import UserError
-from study.store.records import read_cells
+from study.store.cells import read_cells
 from study.training import devices
 from study.training.runner import parse_cells, plan
-from study.training.workers import Interrupted, groups, run_all
+from study.training.workers import groups, run_all
 
 log = logging.getLogger("study.train")
 
@@ -90,7 +96,8 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from study.commands.cli import CONF_DIR
-    from study.commands.cluster import WithoutSbatchErrors, slurm_preflight, sweep_summary
+    from study.commands.cluster import (WithoutSbatchErrors, ended_jobs_without_accounting, job_failure,
+                                        local_jobs_answer_only_to_their_tasks, slurm_preflight, sweep_summary)
 
     argv = list(sys.argv[1:])
     default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
@@ -104,31 +111,27 @@ def main() -> None:
     slurm = slurm_preflight(line)
     if slurm:  # submitit echoes sbatch's refusal itself; the one line below says it and what to change
         sys.stderr = WithoutSbatchErrors(sys.stderr)
+        ended_jobs_without_accounting()
+    submitted = line.multirun and (line.value("hydra/launcher") or "basic") != "basic"
+    if submitted:  # let a job's failure reach the handler below instead of Hydra's traceback
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        local_jobs_answer_only_to_their_tasks()
     try:
         _main(line)
-    except Exception as e:  # only reached for slurm: Hydra passes errors on with HYDRA_FULL_ERROR=1
-        if not slurm or "sbatch: error" not in str(e):
+    except Exception as e:  # only reached for submitit launchers: Hydra passes errors on with HYDRA_FULL_ERROR=1
+        if slurm and "sbatch: error" in str(e):
+            reason = [ln for ln in str(e).splitlines() if "sbatch: error" in ln][0]
+            print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names "
+                  "(the request is in conf/hydra/launcher/slurm.yaml; device=cpu asks for no GPU)", file=sys.stderr)
+            sys.exit(2)
+        failure = job_failure(e) if submitted else None
+        if failure is None:
             raise
-        reason = [ln for ln in str(e).splitlines() if "sbatch: error" in ln][0]
-        print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names "
-              "(the request is in conf/hydra/launcher/slurm.yaml; device=cpu asks for no GPU)", file=sys.stderr)
-        sys.exit(2)
-    except (Interrupted, KeyboardInterrupt) as e:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        done = f"{e.progress.done} run(s) finished, " if isinstance(e, Interrupted) else ""
-        print(f"interrupted: {done}finished runs and each run's last epoch are kept; resume with: "
-              f"{shlex.join(['python', '-m', 'study.train', *argv])}", file=sys.stderr)
-        sys.exit(130)
+        again = "" if "rerun" in failure else "; finished runs are kept: rerun the same command to resume"
+        print(f"error: {failure}{again}", file=sys.stderr)
+        sys.exit(1)
     sweep_summary(given, default_dir)
     if _RUNS["done"] and _RUNS["failed"] == _RUNS["done"]:
         print(f"error: every run failed: {'; '.join(_RUNS['jobs'])}; see the reasons with "
               "`python -m launch.status`", file=sys.stderr)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference,
-    # and functions of `__main__` cannot be found in the job's process.
-    from study.train import main as _entry
-
-    _entry()

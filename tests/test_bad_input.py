@@ -94,11 +94,14 @@ SAMPLE = [
     (["include_degenerate=2"], ["include_degenerate must be true or false"]),
     (["dataset.image_size=abc"], ["dataset.image_size must be a positive integer", "abc"]),
     (["budget.width=0"], ["budget.width must be a positive integer"]),
-    (["nn=3"], ["nn"]),
+    (["nn=3"], ["unknown setting 'nn'", "python -m study.sample --cfg job"]),
     (["+nn=3"], ["unknown setting 'nn'", "drop '+nn=3'"]),
     (["n=3", "n=[bad"], ["parse"]),
     (["n=3,4"], ["n=3,4 is a list of values", "add -m"]),
     (["n3"], ["parse", "key=value"]),
+    # a path with a space, unquoted: the shell made two words of it
+    (["study_dir=/tmp/my", "studies"], ["split at a space", "quote", "\"study_dir='/tmp/my studies'\""]),
+    (["study_dir=/tmp/für"], ["quote", "\"study_dir='/tmp/für'\""]),
     (["study_dir="], ["study_dir must be a folder path"]),
     (["study_dir=null"], ["study_dir must be a folder path"]),
     (["study_dir={file}"], ["is a file", "point study_dir at a folder"]),
@@ -155,6 +158,17 @@ TRAIN = [
     (["study_dir={tmp}/missing"], ["no sample", "study.sample"]),
     (["study_dir={tmp}/file"], ["is a file"]),
     (["study_dir={tmp}/file/sub"], ["which is a file"]),
+    # an unknown key or launcher names the fix and the choices (not Hydra's "Could not override 'foo'")
+    (["foo=1"], ["unknown setting 'foo'", "python -m study.train --cfg job"]),
+    (["budget.epochz=3"], ["unknown setting 'budget.epochz'", "did you mean budget.epochs?"]),
+    (["-m", "hydra/launcher=slrum"], ["unknown hydra/launcher 'slrum'", "local", "slurm"]),
+    # jigsaw on 8-pixel digits: the fix is larger images (the grid already is 2x2)
+    (["objective=jigsaw"], ["2x2 grid", "dataset.image_size=12 or more"]),
+    (["objective=jigsaw", "objective.grid=3", "dataset.image_size=16"], ["dataset.image_size=18 or more",
+                                                                          "objective.grid=2"]),
+    # a batch larger than the data would be one step per epoch: 179 training images here
+    (["budget.batch_size=500", "dataset.test_fraction=0.9"], ["batch size 500", "more than the 179 training images",
+                                                              "budget.batch_size=179 or less"]),
 ]
 
 
@@ -206,7 +220,8 @@ def test_unreadable_cells_file(invoke, study, module):
 CORRELATE = [
     (["metric=worst"], [], ["metric must be best or final"]),
     (["merge=max"], [], ["merge must be mean or median"]),
-    (["reference=nope"], [{}], ["no complete 'nope' runs", "reference=<objective>"]),
+    (["reference=nope"], [{}], ["reference=nope is no objective", "supervised"]),
+    (["reference=rotation"], [{}], ["no complete 'rotation' runs", "objective=rotation", "reference=<objective>"]),
     (["dataset=mnist"], [{}], ["unknown dataset", "digits"]),
     (["budget=huge"], [{}], ["unknown budget"]),
     (["space=nb999"], [{}], ["unknown space"]),
@@ -218,6 +233,7 @@ CORRELATE = [
     ([], [{}, {"identity": "other"}], ["different settings of the same budget name"]),
     (["study_dir={tmp}/missing"], [], ["no sample", "study.sample"]),
     (["study_dir={tmp}/file"], [], ["is a file"]),
+    (["out={tmp}/file"], [{}], ["out=", "is a file", "point out= at a folder"]),
 ]
 
 
@@ -250,7 +266,7 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
 
     from study import sample as app
     from study.commands.cli import CONF_DIR
-    from study.store.records import read_cells
+    from study.store.cells import read_cells
     from study.training.runner import plan
     from study.training.run import Setup
     from study.spaces import NetShape
@@ -335,3 +351,94 @@ def test_force_rewrites_a_damaged_or_edited_sample_and_keeps_runs(invoke, tmp_pa
         assert (study / "cells.jsonl").read_text() == good and files_under(study / "runs") == runs
     sample()  # intact: nothing to do, nothing rewritten
     assert (study / "cells.jsonl").read_text() == good
+
+
+# ---- damaged study files: one line naming the repair, for every command that reads them ---------------
+
+
+def _sample_in_process(study, *overrides: str) -> None:
+    """`python -m study.sample` through its check and task (the invoke fixture stops at Hydra)."""
+    from hydra import compose, initialize_config_dir
+
+    from study import sample as app
+    from study.commands.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("sample", overrides=[f"study_dir={study}", *overrides])
+    app.check(app.parse(cfg))
+    app.task(app.parse(cfg))
+
+
+def _pasted(line: str) -> list[str]:
+    """The command between backticks in a message, split as a shell would."""
+    import shlex
+
+    return shlex.split(line.split("`")[1])
+
+
+DAMAGED_STUDY_JSON = {"garbled": b"\xff\xfe\x00 not text", "a list": b"[1, 2]",
+                      "sample not an object": b'{"sample": 3}'}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_STUDY_JSON))
+def test_a_damaged_study_json_is_one_line_and_force_rewrites_it(invoke, tmp_path, damage):
+    study = tmp_path / "s"
+    _sample_in_process(study, "n=2")
+    fake_records(study, {})
+    cells = (study / "cells.jsonl").read_bytes()
+    (study / "study.json").write_bytes(DAMAGED_STUDY_JSON[damage])
+    code, err = invoke("analysis.correlate", f"study_dir={study}")
+    assert_refused((code, err), ["study.json is damaged", "force=true"])
+    assert _pasted(err)[3:] == ["n=2", "force=true", f"study_dir={study}"]  # this study, its size
+    assert_refused(invoke("study.sample", "n=2", f"study_dir={study}"), ["study.json unreadable", "force=true"])
+    _sample_in_process(study, "n=2", "force=true")  # the repair the message names
+    assert json.loads((study / "study.json").read_text())["sample"]["n"] == 2
+    assert (study / "cells.jsonl").read_bytes() == cells  # the same sample, rewritten as it was
+
+
+CELLS_DAMAGE = {
+    "a repeated line": (lambda lines: lines + [lines[0]], [":3:", "repeats line 1"]),
+    "a number as id": (lambda lines: [lines[0].replace('"id": "', '"id": 7, "x": "', 1)] + lines[1:],
+                       [":1:", "'id' must be a string"]),
+}
+
+
+@pytest.mark.parametrize("damage", list(CELLS_DAMAGE))
+@pytest.mark.parametrize("module", ["study.train", "analysis.correlate", "launch.status"])
+def test_a_damaged_cells_file_is_one_line_with_a_repair_that_names_the_study(invoke, study, module, damage):
+    change, words = CELLS_DAMAGE[damage]
+    path = study / "cells.jsonl"
+    path.write_text("\n".join(change(path.read_text().splitlines())) + "\n")
+    code, err = invoke(module, f"study_dir={study}")
+    assert_refused((code, err), ["cells.jsonl", *words, "force=true"])
+    # pasted as printed it rewrites this study's sample, at its size, not 500 cells into studies/default
+    assert _pasted(err)[:3] == ["python", "-m", "study.sample"] and f"study_dir={study}" in _pasted(err)
+    assert "n=2" in _pasted(err)
+
+
+def test_sample_refuses_to_replace_a_sample_that_runs_are_training_from(invoke, tmp_path):
+    from study.store.cells import read_cells
+
+    study = tmp_path / "s"
+    _sample_in_process(study, "n=3")
+    cells = (study / "cells.jsonl").read_bytes()
+    folder = study / "runs" / "supervised" / "digits-tiny-abc" / "seed0"
+    folder.mkdir(parents=True)
+    first = read_cells(study)[0]["id"]
+    (folder / f"{first}.json.claim").write_text('{"host": "h", "pid": 1, "token": "t"}')  # in training, no record
+    (folder / f"{first}.ckpt").write_bytes(b"epoch 3")
+    assert_refused(invoke("study.sample", "n=6", "seed=1", f"study_dir={study}"),
+                   ["different sample", "in training", "force=true"])
+    assert (study / "cells.jsonl").read_bytes() == cells
+    _sample_in_process(study, "n=6", "seed=1", "force=true")  # forced: replaced, the runs kept
+    assert (folder / f"{first}.ckpt").exists() and len(read_cells(study)) == 6
+
+
+def test_sample_into_a_read_only_folder_is_one_line(invoke, tmp_path):
+    from tests.test_compare_out import read_only
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    with read_only(folder):
+        assert_refused(invoke("study.sample", "n=2", f"study_dir={folder}/s"), ["is read-only", "study_dir="])
+    assert list(folder.iterdir()) == []

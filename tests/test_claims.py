@@ -182,3 +182,31 @@ def test_run_safely_skips_runs_held_elsewhere_and_stays_silent_after_losing_its_
     rec = run_safely(spec, setup, data)
     assert rec["status"] == "complete" and read_record(spec.path)["claim"]["pid"] == os.getpid()
     assert run_safely(spec, setup, data)["reason"] == "finished elsewhere"
+
+
+def test_an_owner_that_wakes_after_a_takeover_saves_no_checkpoint_beside_the_finished_record(tmp_path):
+    from study.store.records import identity_hash
+    from study.training.checkpoint import path_for
+    from study.training.workers import run_safely
+
+    specs, setup, data = small_runs(tmp_path, epochs=6)
+    spec = specs[0]
+    ckpt = path_for(spec.path)
+    finished = threading.Event()
+
+    def take_over_and_finish():
+        # Another worker judged this owner stale (it was paused, say), took the run over and finished it.
+        if _poll(ckpt.exists, timeout=120):
+            _foreign_claim(spec.path)
+            write_record(spec.path, {"status": "complete", "cell_id": spec.cell_id, "test_acc_best": 0.5,
+                                     "identity": identity_hash(setup.identity())})
+            ckpt.unlink()
+            finished.set()
+
+    other = threading.Thread(target=take_over_and_finish)
+    other.start()
+    result = run_safely(spec, setup, data)  # the old owner goes on with its epochs
+    other.join()
+    assert finished.is_set() and result["reason"] == "claim taken over"
+    assert not ckpt.exists(), "the old owner wrote a checkpoint of a run that is finished"
+    assert read_record(spec.path)["test_acc_best"] == 0.5

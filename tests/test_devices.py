@@ -323,3 +323,32 @@ def test_rerun_commands_keep_device_and_precision(tmp_path):
         cfg = compose("train", overrides=["device=cuda", "precision=bf16", f"study_dir={tmp_path}"])
     overrides = overrides_for(OmegaConf.to_container(cfg, resolve=True))
     assert overrides is not None and "device=cuda" in overrides and "precision=bf16" in overrides
+
+
+def test_workers_auto_never_oversubscribes_a_slurm_allocation_or_a_cgroup_quota(tmp_path):
+    import os
+
+    mine = len(os.sched_getaffinity(0))
+    job = {"SLURM_JOB_ID": "7", "SLURM_CPUS_PER_TASK": "1"}  # SLURM set no affinity mask: all cores visible
+    assert devices.cpu_count({}, tmp_path) == mine
+    assert devices.cpu_count(job, tmp_path) == 1
+    assert devices.cpu_count({"SLURM_CPUS_PER_TASK": "1"}, tmp_path) == mine  # a leftover outside any job
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # cgroup v2: 1.5 CPUs are 1 whole one
+    assert devices.cpu_count({}, tmp_path) == 1
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert devices.cpu_count({}, tmp_path) == mine
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()  # cgroup v1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert devices.cpu_count({}, tmp_path) == 1
+
+
+def test_a_slurm_job_of_one_cpu_runs_one_worker(monkeypatch):
+    from study.commands.request import parse
+
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        req = parse(compose("train", overrides=["device=cpu"]))
+    assert req.workers == 1 and req.setup.threads == 1

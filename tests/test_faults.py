@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from study.store.records import content_checksum, identity_hash, read_cells, run_dir, write_record
+from study.store.cells import read_cells
+from study.store.records import content_checksum, identity_hash, run_dir, write_record
 from tests.conftest import ROOT, run_cli
 from tests.test_claims import SMALL_DATA, _poll, small_runs
 
@@ -247,3 +248,68 @@ def test_a_full_disk_and_a_read_only_folder_are_clear_errors_that_lose_nothing(s
     fixed = run_cli("study.train", *args)
     assert fixed.returncode == 0, fixed.stderr
     assert previous.read_bytes() == kept and json.loads((folder / f"{second['id']}.json").read_text())["status"] == "complete"
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A real 2 MiB tmpfs at tmp_path/disk (needs root and mount; skipped elsewhere)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk, leave: int) -> None:
+    """Fill `disk` until `leave` bytes are free (0: completely)."""
+    with open(disk / "filler", "wb") as f:
+        try:
+            f.write(b"\0" * max(0, _free_bytes(disk) - leave))
+            f.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_before_sample_or_train_starts_is_one_line_and_writes_nothing(tmpfs):
+    """An empty probe file still fits on a full disk; Hydra's config files do not (they used to be a traceback)."""
+    study = sample(tmpfs, n=2)
+    fill(tmpfs, leave=0)
+    before = sorted(p.name for p in study.rglob("*"))
+    for module, args in (("study.train", TRAIN), ("study.sample", ["n=2", "force=true"])):
+        done = run_cli(module, *args, f"study_dir={study}")
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith(f"error: no space left on the disk of study_dir {study}")
+        assert "free disk space" in done.stderr and "Traceback" not in done.stdout + done.stderr
+    fresh = run_cli("study.sample", "n=2", f"study_dir={tmpfs}/new")
+    assert fresh.returncode == 2 and "no space left" in fresh.stderr and "Traceback" not in fresh.stderr
+    assert sorted(p.name for p in study.rglob("*")) == before and not (tmpfs / "new").exists()
+
+
+def test_a_full_disk_during_the_analysis_is_one_line_and_a_rerun_writes_it(tmpfs, tmp_path):
+    """Room to start (Hydra's files), not for the tables and figures: the write that fails names its file."""
+    import numpy as np
+
+    from tests.test_analysis_correlate import write_study
+
+    rng = np.random.default_rng(0)
+    cells = [f"c{i:02d}" for i in range(40)]
+    acc = {(o, s): {c: float(v) for c, v in zip(cells, rng.uniform(0.2, 0.9, 40))}
+           for o in ("supervised", "rotation") for s in (0, 1)}
+    study = write_study(tmp_path / "s", cells, acc)
+    out = tmpfs / "analysis"
+    fill(tmpfs, leave=300 << 10)  # above the 256 kB a command needs to start, below the ~440 kB it writes
+    args = [f"study_dir={study}", f"out={out}", "bootstrap=100", "permutations=100", "trials=100"]
+    full = run_cli("analysis.correlate", *args)
+    assert full.returncode == 2 and full.stderr.count("\n") == 1, full.stdout[-2000:] + full.stderr
+    assert full.stderr.startswith(f"error: cannot write {out}") and "No space left on device" in full.stderr
+    assert "Traceback" not in full.stdout + full.stderr
+    assert not [p.name for p in out.rglob(".*.tmp")]  # no half-written file left behind
+    (tmpfs / "filler").unlink()
+    again = run_cli("analysis.correlate", *args)
+    assert again.returncode == 0, again.stderr
+    assert (out / "report.md").exists()

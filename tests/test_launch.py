@@ -49,6 +49,9 @@ def test_argv_expansion():
     assert expand_argv(["cell=3,17"]) == ["cells=['3','17']"]
     assert expand_argv(["-m", "hydra/launcher=slurm", "dry_run=true"]) == ["-m", "dry_run=true",
                                                                            "hydra/launcher=basic"]
+    # the launcher's own settings go with it: the basic launcher has no partition
+    assert expand_argv(["-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "+hydra.launcher.qos=x",
+                        "dry_run=true"]) == ["-m", "dry_run=true", "hydra/launcher=basic"]
 
 
 @pytest.mark.parametrize("launcher", ["slurm", "local", "gpus"])
@@ -65,8 +68,8 @@ def test_launcher_presets_compose(launcher):
 def test_dry_run_prints_the_plan_and_trains_nothing(cli, tmp_path):
     study = tmp_path / "s"
     assert cli("study.sample", "n=5", f"study_dir={study}").returncode == 0
-    done = cli("study.train", "-m", "hydra/launcher=slurm", "objective=rotation,supervised", "shards=2",
-               "dry_run=true", f"study_dir={study}", *FAST)
+    done = cli("study.train", "-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",  # as the README shows
+               "objective=rotation,supervised", "shards=2", "dry_run=true", f"study_dir={study}", *FAST)
     assert done.returncode == 0, done.stderr
     ids = [json.loads(line)["id"] for line in (study / "cells.jsonl").read_text().splitlines()]
     for objective in ("rotation", "supervised"):
@@ -133,3 +136,72 @@ def test_a_request_no_node_can_run_names_the_setting_to_change():
         with pytest.raises(UserError) as err:
             check_request(request, cpus_only)
         assert all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_launch_rerun_is_not_a_command(cli):
+    done = cli("launch.rerun", "study_dir=x")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "python -m launch.status" in done.stderr
+
+
+def test_a_path_with_spaces_and_umlauts_is_quoted_alike_everywhere_and_printed_as_written(cli, tmp_path):
+    from study import shell
+    from launch import rerun
+    from study.commands import settings
+    from study.commands.argv import CommandLine
+
+    study = tmp_path / "my studies" / "für"
+    quoted = f"study_dir='{study}'"
+    assert cli("study.sample", "n=2", quoted).returncode == 0
+    bare = cli("launch.status", f"study_dir={study}")  # unquoted: the same hint as every other command gives
+    assert bare.returncode == 2 and bare.stderr.count("\n") == 1 and f"\"{quoted}\"" in bare.stderr, bare.stderr
+    status = cli("launch.status", quoted)
+    assert status.returncode == 0 and "\\u" not in status.stdout, status.stdout
+    start = status.stdout.split("`")[1]
+    assert CommandLine.parse(shlex.split(start)[3:]).override("study_dir").value() == str(study)
+    # the command that trains what is missing, rebuilt from a run's config: real characters, pasted as printed
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[quoted, "budget=tiny"])
+    printed = rerun.command(rerun.overrides_for(settings.plain(cfg)), [0], ["c1"], False)
+    assert "für" in printed and "\\u" not in printed
+    line = CommandLine.parse(shlex.split(printed)[3:])
+    assert line.override("study_dir").value() == str(study) and line.value("budget") == "tiny"
+    assert shell.command("launch.status", study_dir=study) == f"python -m launch.status 'study_dir=\"{study}\"'"
+
+
+def test_without_accounting_a_job_gone_from_the_queue_ends_the_wait(tmp_path, monkeypatch):
+    """sacct disabled: submitit would wait forever for a cancelled job; squeue's word ends the wait."""
+    import os
+
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    from study.commands.cluster import ENDED, ended_jobs_without_accounting
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n")
+    (bin_dir / "squeue").write_text("#!/bin/sh\necho 124\necho 125_[3-9]\n")  # 123 is gone, 124 runs, 125 pends
+    for tool in ("sacct", "squeue"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(SlurmInfoWatcher, "update", SlurmInfoWatcher.update)  # both undone after the test
+    monkeypatch.setattr(SlurmInfoWatcher, "ends_from_squeue", False, raising=False)
+    ended_jobs_without_accounting()
+    watcher = SlurmInfoWatcher(delay_s=0)
+    for job in ("123_0", "124", "125_4"):
+        watcher.register_job(job)
+    watcher.update()
+    assert watcher.is_done("123_0", mode="cache") and watcher.get_state("123_0", mode="cache") == ENDED
+    assert not watcher.is_done("124", mode="cache") and not watcher.is_done("125_4", mode="cache")
+
+
+def test_a_failed_job_of_a_sweep_is_one_line_naming_its_error_and_log():
+    from submitit.core.utils import UncompletedJobError
+
+    from study.commands.cluster import job_failure
+
+    e = UncompletedJobError("Job 7_0 (task: 0) with path /s/logs/.submitit/7_0/7_0_0_result.pkl\nhas not produced "
+                            "any output (state: FAILED)\nError stream produced:\n----------------------------------\n"
+                            "[12:00:00] training\nerror: a worker process was killed by SIGKILL\n")
+    assert job_failure(e) == ("a job of the sweep failed: a worker process was killed by SIGKILL; its log: "
+                              "/s/logs/.submitit/7_0/7_0_0_log.err")
+    assert job_failure(ValueError("x")) is None

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 FLOORS = {"base": 0, "spaces": 1, "data": 1, "store": 1, "objectives": 2, "training": 3, "commands": 4,
           "launch": 5, "analysis": 5}
 ENTRY = {"study.train", "study.sample"}  # the command modules users run stay at the top of study/
-BASE = {"study", "study.errors", "study.registry", "study.files"}
+BASE = {"study", "study.errors", "study.registry", "study.files", "study.shell"}
 
 
 def _modules() -> dict[str, ast.Module]:

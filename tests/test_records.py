@@ -9,8 +9,9 @@ import stat
 import pytest
 
 from study.errors import UserError
-from study.store.records import (StudyError, WriteError, content_checksum, identity_hash, quarantine, read_cells,
-                           read_record, write_json_atomic, write_record)
+from study.store.cells import read_cells
+from study.store.records import (StudyError, WriteError, content_checksum, identity_hash, quarantine, read_record,
+                                 write_json_atomic, write_record)
 from study.training.runner import plan
 from study.training.run import Setup
 from study.spaces import NetShape
@@ -86,7 +87,7 @@ def test_hand_edited_cells_file_is_refused(tmp_path, cells):
 def test_read_cells_errors_name_the_fix(tmp_path):
     with pytest.raises(StudyError, match="study.sample"):
         read_cells(tmp_path)
-    (tmp_path / "cells.jsonl").write_text('{"id": 1, "arch": "x"}\nnot json\n')
+    (tmp_path / "cells.jsonl").write_text('{"id": "a", "arch": "x"}\nnot json\n')
     with pytest.raises(StudyError, match=":2:"):
         read_cells(tmp_path)
 

@@ -11,7 +11,8 @@ import pytest
 from study import sample as sample_app
 from study import train as train_app
 from study.commands.settings import budget_for
-from study.store.records import iter_records, read_cells
+from study.store.cells import read_cells
+from study.store.records import iter_records
 from study.spaces import NetShape, get_space
 from study.training.run import Budget
 from tests.test_config import compose_cfg

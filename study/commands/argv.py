@@ -12,7 +12,7 @@ works on that value. The conveniences of `study.train`, applied before Hydra see
 - `seed=0,1,2` with `-m`: becomes `seed=[0,1,2]`, one job training the seeds side by side (`fuse`), unless
   `fuse=1` asks for one job per seed.
 - `dry_run=true` with `-m`: runs the sweep with Hydra's basic launcher in this process, so the plan is
-  printed here and nothing is submitted.
+  printed here and nothing is submitted (settings of the launcher given, `hydra.launcher.*`, are dropped).
 - a GPU launcher preset (`hydra/launcher=gpus`) without `device=`: adds `device=cuda`.
 """
 
@@ -68,6 +68,12 @@ class CommandLine:
                 if "=" in arg and (any(c.isspace() for c in arg) or not arg.isascii()):
                     raise UserError(f"cannot parse {arg!r} ({reason}); quote a value holding spaces or other "
                                     f"characters, e.g. {_quote_hint(arg)}") from None
+                before = items[-1] if items and not isinstance(items[-1], str) else None
+                if "=" not in arg and before is not None:  # the shell split a value at a space
+                    joined = f"{before.input_line} {arg}"
+                    raise UserError(f"cannot parse {arg!r}: it looks like the rest of {before.input_line!r}, split "
+                                    f"at a space by the shell; quote a value holding spaces, e.g. "
+                                    f"{_quote_hint(joined)}") from None
                 raise UserError(f"cannot parse {arg!r} on the command line ({reason}); write overrides as "
                                 "key=value") from None
         return cls(tuple(items))
@@ -131,7 +137,7 @@ def chosen_cells(line: CommandLine, default_study_dir: str) -> int | None:
     """How many cells a train command line chooses (`cells=`/`cell=` or the whole sample); None if unknown."""
     from pathlib import Path
 
-    from study.store.records import read_cells
+    from study.store.cells import read_cells
 
     cell = line.override("cell")
     if cell is not None:
@@ -165,8 +171,8 @@ def expand(line: CommandLine, n_cells: int | None = None) -> CommandLine:
         elif key == "cell":
             values = list(item.value().list) if item.is_sweep_override() else [item.value()]
             out.append("cells=[" + ",".join(_quoted(v) for v in values if str(v).strip()) + "]")
-        elif key == "hydra/launcher" and multirun and dry:
-            continue  # replaced by the basic launcher below
+        elif multirun and dry and key is not None and (key == "hydra/launcher" or key.startswith("hydra.launcher.")):
+            continue  # replaced by the basic launcher below, which has none of the other launcher's settings
         else:
             out.append(item)
     launcher = line.value("hydra/launcher")

@@ -9,6 +9,8 @@ status 2. The same happens for a UserError raised while the app runs.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -17,7 +19,7 @@ from omegaconf import DictConfig
 
 from study.commands import settings  # noqa: F401  (registers the config schemas before anything composes)
 from study.commands.argv import CommandLine
-from study.errors import UserError
+from study.errors import Failed, UserError
 from study.registry import unknown
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -111,11 +113,13 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
         if o.is_sweep_override():
             variants += [base[:k] + [f"{o.get_key_element()}={v}"] + base[k + 1:] for v in _sweep_values(o)[1:]]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        _check_hydra_groups(overrides)
         for overrides_now in variants:
             try:
                 cfg = compose(config_name, overrides=overrides_now)
             except (HydraException, OmegaConfBaseException) as e:
-                fail(f"{composition_error(e)} (see `python -m {module} --help`)")
+                fail(_unknown_key(config_name, overrides_now, e)
+                     or f"{composition_error(e)} (see `python -m {module} --help`)")
             try:
                 check(parse(cfg))
             except StudyError as e:
@@ -123,6 +127,50 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
                     fail(str(e))
             except UserError as e:
                 fail(str(e))
+
+
+def _check_hydra_groups(overrides: list[Any]) -> None:
+    """Hydra's own config groups (hydra/launcher=...): an unknown choice names the choices."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    for o in overrides:
+        if o.key_or_group.startswith("hydra/") and not o.is_delete():
+            options = loader.get_group_options(o.key_or_group)
+            for v in _sweep_values(o):
+                if options and v not in options:
+                    fail(unknown(o.key_or_group, v, options))
+
+
+def _unknown_key(config_name: str, overrides: list[str], e: Exception) -> str | None:
+    """For `key=value` where the config has no `key`: one line naming the nearest keys and how to list them all."""
+    import difflib
+    import re
+
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    found = re.match(r"Could not override '([^']+)'", str(e))
+    if not found:
+        return None
+    key = found.group(1)
+    module = config_name_to_module(config_name)
+    others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+    try:
+        keys = _leaf_keys(OmegaConf.to_container(compose(config_name, overrides=others), resolve=False))
+    except Exception:  # the rest of the line does not compose either: Hydra's own message says why
+        return None
+    close = difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (f"unknown setting {key!r}: {module} has no such key; {hint}see every setting with "
+            f"`python -m {module} --cfg job`")
+
+
+def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return [prefix]
+    return [k for key, value in node.items() for k in _leaf_keys(value, f"{prefix}{key}" if not prefix
+                                                                  else f"{prefix}.{key}")]
 
 
 def config_name_to_module(config_name: str) -> str:
@@ -136,6 +184,10 @@ def hydra_entry(config_name: str, parse: Parse, check: Check, task: Task) -> Cal
     import hydra
 
     def guarded(cfg: DictConfig) -> None:
+        if os.environ.get("SUBMITIT_EXECUTOR") and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # A local job's task inherits Ctrl-C ignored from its controller (study/commands/cluster.py): the
+            # task itself answers it, stopping its workers and keeping what is finished.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             request = parse(cfg)
             check(request)
@@ -143,6 +195,20 @@ def hydra_entry(config_name: str, parse: Parse, check: Check, task: Task) -> Cal
         except UserError as e:
             logging.getLogger(config_name_to_module(config_name)).debug("user error", exc_info=True)
             fail(str(e))
+        except Failed as e:  # not the input's fault: status 1, still one line
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+        except KeyboardInterrupt as e:
+            if not os.environ.get("SUBMITIT_EXECUTOR"):
+                raise  # a plain run: the command's entry says how to go on (study/commands/entry.py)
+            # A job of a submitit launcher, stopped by its launcher (Ctrl-C's SIGINT, forwarded): one line in
+            # its log rather than a traceback through submitit's frames.
+            signum = getattr(e, "signum", signal.SIGINT)
+            progress = getattr(e, "progress", None)
+            done = f"{progress.done} run(s) finished, " if progress is not None else ""
+            print(f"interrupted by {signal.Signals(signum).name}: {done}finished runs and each run's last epoch "
+                  "are kept; rerunning the sweep resumes", file=sys.stderr)
+            sys.exit(128 + signum)
 
     def main(line: CommandLine | None = None) -> None:
         if line is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 from study.commands.argv import CommandLine, first_values
 from study.errors import UserError
+from study.shell import command
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +162,15 @@ def sweep_summary(line: CommandLine, default_dir: str) -> None:
     except UserError:
         return
     print(f"sweep finished ({launcher} launcher); runs in {study_dir}:\n" + "\n".join(lines)
-          + f"\ndetails and the command for what is missing: python -m launch.status study_dir={study_dir}")
+          + f"\ndetails and the command for what is missing: {command('launch.status', study_dir=study_dir)}")
 
 
 def _progress(study_dir: Path) -> list[str]:
     """One line per (objective, seed, run folder): runs done, failed and not done (records only)."""
     from collections import Counter
 
-    from study.store.records import iter_records, read_cells
+    from study.store.cells import read_cells
+    from study.store.records import iter_records
 
     n = len(read_cells(study_dir))
     counts: Counter = Counter()
@@ -179,3 +182,99 @@ def _progress(study_dir: Path) -> list[str]:
         done, failed = counts[(objective, seed, tag, "complete")], counts[(objective, seed, tag, "failed")]
         lines.append(f"  {objective} seed {seed} ({tag}): {done} done, {failed} failed, {n - done - failed} not done")
     return lines
+
+
+def job_failure(e: Exception) -> str | None:
+    """One line for a job of a submitit sweep that ended without its result (None for other errors): the job's
+    own last error line (or its exception's), and where its log is."""
+    import re
+
+    if type(e).__name__ not in ("UncompletedJobError", "FailedJobError"):
+        return None
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not set(ln.strip()) <= {"-"}]
+    said = [ln for ln in lines if ln.startswith("error: ")]
+    reason = said[-1][len("error: "):] if said else (lines[-1] if lines else type(e).__name__)
+    found = re.search(r"with path (\S+)_result\.pkl", str(e))
+    where = f"; its log: {found.group(1)}_log.err" if found else ""
+    return f"a job of the sweep failed: {reason}{where}"
+
+
+def local_jobs_answer_only_to_their_tasks() -> None:
+    """Start submitit's local job controllers with Ctrl-C ignored (their tasks take it back, see cli.py).
+
+    Ctrl-C reaches the whole process group; a controller that gets it prints a KeyboardInterrupt traceback
+    and kills its tasks a second later, before they have stopped their workers. Ignoring it, the controller
+    waits for its tasks, which stop cleanly, and ends quietly.
+    """
+    try:
+        from submitit.local import local
+    except ImportError:
+        return
+    start = local.start_controller
+    if getattr(start, "deaf_to_ctrl_c", False):
+        return
+
+    def start_deaf(*args: Any, **kwargs: Any) -> Any:
+        # Ignored, not blocked: a blocked mask would pass on to the tasks, and submitit's SIGUSR2 handler there
+        # would never run. Only a Ctrl-C in the milliseconds of this call is lost.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return start(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    start_deaf.deaf_to_ctrl_c = True  # type: ignore[attr-defined]
+    local.start_controller = start_deaf
+
+
+ENDED = "ENDED (gone from squeue; no sacct to say how)"
+
+
+def queued_jobs(ids: set[str]) -> set[str] | None:
+    """The entries `squeue` lists for these job ids (`123`, `123_4`, `123_[5-9]`), or None where it does not answer."""
+    if shutil.which("squeue") is None or not ids:
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(sorted(ids))], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {ln.strip() for ln in out.stdout.splitlines() if ln.strip()} if out.returncode == 0 else None
+
+
+def _still_queued(job_id: str, queued: set[str]) -> bool:
+    base = job_id.split("_")[0]
+    return job_id in queued or base in queued or any(q.startswith(f"{base}_[") for q in queued)
+
+
+def ended_jobs_without_accounting() -> None:
+    """Where SLURM keeps no accounting (sacct fails), learn from `squeue` that a job has ended.
+
+    submitit asks sacct for a job's state; without it a job cancelled or killed before writing its result
+    stays UNKNOWN and the submitting command waits forever. A job squeue no longer lists has ended: submitit
+    then reads its result, or reports it failed (a one-line error from study.train).
+    """
+    try:
+        from submitit.slurm.slurm import SlurmInfoWatcher
+    except ImportError:
+        return
+    if getattr(SlurmInfoWatcher, "ends_from_squeue", False):
+        return
+    update = SlurmInfoWatcher.update
+
+    def update_or_ask_squeue(self: Any) -> None:
+        self._output = None  # set by submitit's update only when sacct answered
+        update(self)
+        waiting = self._registered - self._finished
+        if self._output is not None or not waiting:
+            return
+        queued = queued_jobs({job.split("_")[0] for job in waiting})
+        if queued is None:
+            return
+        for job in waiting:
+            if not _still_queued(job, queued):
+                self._info_dict[job] = {"State": ENDED}
+                self._finished.add(job)
+
+    SlurmInfoWatcher.update = update_or_ask_squeue
+    SlurmInfoWatcher.ends_from_squeue = True

@@ -16,7 +16,8 @@ from study.commands import shards as sharding
 from study.commands.request import TrainRequest
 from study.errors import UserError
 from study.spaces import NetShape
-from study.store.records import STUDY_FILE, read_cells, writable
+from study.store.cells import read_cells, read_info
+from study.store.records import StudyError, room_to_write
 from study.training import devices
 from study.training.run import Setup
 from study.training.runner import parse_cells
@@ -27,22 +28,27 @@ log = logging.getLogger(__name__)
 def check(req: TrainRequest) -> None:
     """Refuse a train request before anything runs: no sample, a read-only study, a bad dataset or objective."""
     cells = read_cells(req.study_dir)
-    if not writable(req.study_dir):  # before Hydra, whose first act is a log folder inside study_dir
-        raise UserError(f"study_dir {req.study_dir} is read-only: training writes its records and logs there; "
-                        f"copy the study to a writable folder (cp -r {req.study_dir} NEW) and train with study_dir=NEW")
-    parse_cells(cells, req.setup.space)
+    # Before Hydra, whose first act is a log folder inside study_dir.
+    room_to_write(req.study_dir, "study_dir", f"training writes its records and logs there; copy the study to a "
+                  f"writable folder (cp -r {req.study_dir} NEW) and train with study_dir=NEW")
+    parse_cells(cells, req.setup.space, req.study_dir)
     setup = req.setup
-    check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), setup.shape.n_classes)
+    images = check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), setup.shape.n_classes)
+    if images is not None and setup.budget.batch_size > images:  # one step per epoch, not the recipe's batches
+        raise UserError(f"batch size {setup.budget.batch_size} ({setup.objective}'s budget) is more than the {images} "
+                        f"training images of dataset {setup.dataset}: every epoch would be one step; set "
+                        f"budget.batch_size={images} or less, or train on more images")
     sharding.share(sharding.choose(cells, req.cells), req.shard, req.shards, devices.current_slot())
     check_objective(setup)
 
 
 @functools.lru_cache(maxsize=None)  # once per dataset setting, though every sweep value is checked
-def check_dataset(name: str, options_json: str, n_classes: int) -> None:
-    """The dataset's own cheap checks (study/data), so a bad dataset setting is refused here, not in every worker."""
+def check_dataset(name: str, options_json: str, n_classes: int) -> int | None:
+    """The dataset's own cheap checks (study/data), so a bad dataset setting is refused here, not in every worker;
+    returns its number of training images when that is cheap to know."""
     from study.data import preflight
 
-    preflight(name, json.loads(options_json), n_classes)
+    return preflight(name, json.loads(options_json), n_classes)
 
 
 def check_objective(setup: Setup) -> None:
@@ -73,9 +79,9 @@ def check_objective(setup: Setup) -> None:
 def warn_if_resized(study_dir: Path, shape: NetShape) -> None:
     """Say so when the trained shape is not the one cells.jsonl's params and FLOPs were computed at."""
     try:
-        sampled = json.loads((study_dir / STUDY_FILE).read_text())["sample"]["net"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # no or an old study.json: nothing to compare with
+        sampled = read_info(study_dir)["sample"]["net"]
+    except (StudyError, KeyError, TypeError):
+        return  # no, an old or a damaged study.json: nothing to compare with (analysis names the damage)
     if not isinstance(sampled, dict):
         return
     sampled = {**asdict(NetShape(1, 1, 1, 1, 1)), **sampled}  # keys newer than the sample take their defaults

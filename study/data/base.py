@@ -5,7 +5,9 @@ hand the trainer its batches through one interface, `batches()` (study/data/batc
 
 A dataset is one file in study/data/ that registers a builder with `@register_dataset(name, preflight=...)`.
 The preflight is what the train command runs before accepting a command: cheap checks (no decoding, no
-download) that a setting is usable, so a mistake is one line at the command line, not one per worker.
+download) that a setting is usable, so a mistake is one line at the command line, not one per worker. It
+returns the number of training images when that is cheap to know (None otherwise), so that a batch larger
+than the data is refused too.
 
 Shared parts of the real image datasets live here too: statistics given in the config, fixed subsets.
 `train_subset=k` / `test_subset=k` keep a fixed random k-image subset (seed 0, original order kept), for
@@ -125,7 +127,7 @@ def channel_stats(x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
 
 
-Preflight = Callable[[dict[str, Any], int], None]  # (options, n_classes) -> None or DataError
+Preflight = Callable[[dict[str, Any], int], "int | None"]  # (options, n_classes) -> training images or None; DataError
 
 
 @dataclass(frozen=True)
@@ -164,15 +166,15 @@ def build_dataset(name: str, **options: Any) -> Any:
     return DATASETS.get(name).build(**options)
 
 
-def preflight(name: str, options: dict[str, Any], n_classes: int) -> None:
-    """Refuse unknown options and run the dataset's own cheap checks, before any training."""
+def preflight(name: str, options: dict[str, Any], n_classes: int) -> int | None:
+    """Refuse unknown options and run the dataset's own cheap checks, before any training; returns the number
+    of training images when the dataset knows it cheaply."""
     entry = DATASETS.get(name)
     try:
         inspect.signature(entry.build).bind(**options)
     except TypeError as e:
         raise DataError(f"dataset {name}: {e}; check the dataset.* settings (conf/dataset/{name}.yaml)") from None
-    if entry.preflight is not None:
-        entry.preflight(options, n_classes)
+    return entry.preflight(options, n_classes) if entry.preflight is not None else None
 
 
 _SUBSET_SEED = 0

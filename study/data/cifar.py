@@ -106,12 +106,15 @@ def _download_cifar(root: Path) -> None:
         raise _missing_cifar(root, f"the download failed ({type(e).__name__}: {e})") from None
 
 
-def check(options: dict[str, Any], n_classes: int) -> None:
-    """Without the download allowed, a copy must be in place (checked by file names, nothing read)."""
+def check(options: dict[str, Any], n_classes: int) -> int | None:
+    """Without the download allowed, a copy must be in place (checked by file names, nothing read); returns
+    the number of training images."""
     if not options.get("download", True):
         root = _cifar_root(options.get("data_root"), options.get("cache_dir"))
         if not _has_cifar(root / CIFAR_DIR):
             raise _missing_cifar(root, "dataset.download=false")
+    subset = options.get("train_subset", 0)
+    return min(subset, 50_000) if isinstance(subset, int) and subset > 0 else 50_000
 
 
 @register_dataset("cifar10", preflight=check)

@@ -11,7 +11,7 @@ import torch
 from study.data.base import DataError, ImageData, channel_stats, fingerprint, register_dataset, stratified_split
 
 
-def check(options: dict[str, Any], n_classes: int) -> None:
+def check(options: dict[str, Any], n_classes: int) -> int:
     """Build the set (bundled, a fraction of a second) so a bad split is refused before any training."""
     try:
         with warnings.catch_warnings():  # a degenerate split warns from torch; the error below says it in one line
@@ -24,6 +24,7 @@ def check(options: dict[str, Any], n_classes: int) -> None:
     if len(data.train_y) == 0 or len(data.test_y) == 0:
         raise DataError(f"dataset digits has {len(data.train_y)} training and {len(data.test_y)} test images "
                         "with these settings; check dataset.test_fraction")
+    return len(data.train_y)
 
 
 @register_dataset("digits", preflight=check)

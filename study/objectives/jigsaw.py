@@ -116,8 +116,11 @@ class Jigsaw(Objective):
             raise ObjectiveError(f"jigsaw: objective.grid must be auto, 2 or 3, got {grid!r}")
         self.cell, self.tile = tile_geometry(self.image_size, self.grid)
         if self.tile < 4:
+            smallest = next(n for n in range(self.image_size + 1, 1024) if tile_geometry(n, self.grid)[1] >= 4)
+            smaller_grid = " or objective.grid=2" if self.grid == 3 else ""
             raise ObjectiveError(f"jigsaw: {self.image_size}-pixel images give {self.tile}-pixel tiles on a "
-                                 f"{self.grid}x{self.grid} grid; use larger images or objective.grid=2")
+                                 f"{self.grid}x{self.grid} grid; use dataset.image_size={smallest} or more"
+                                 f"{smaller_grid}")
         if not 0.0 <= grayscale <= 1.0:
             raise ObjectiveError(f"jigsaw: objective.grayscale must be a share in [0, 1], got {grayscale!r}")
         self.grayscale = grayscale

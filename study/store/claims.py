@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from study.store.records import WriteError
+from study.store.records import WriteError, clean_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,8 @@ def _link_new(path: Path, owner: dict[str, Any]) -> bool:
             tmp.unlink()
 
 
-def _take_over(path: Path, stale: dict[str, Any] | None, token: str) -> None:
-    """Remove the stale claim `stale` from `path`, leaving any newer claim in place."""
+def _take_over(path: Path, stale: dict[str, Any] | None, token: str, why: str = "taking over stale claim") -> bool:
+    """Remove the stale claim `stale` from `path`, leaving any newer claim in place; True if it removed it."""
     # Takers serialise on a lock file, and each removes the claim only if it is still the one judged
     # stale: a fresh claim linked in meanwhile is never touched, so at most one owner ever results.
     lock = path.with_name(f".{path.name}.lock")
@@ -165,14 +165,15 @@ def _take_over(path: Path, stale: dict[str, Any] | None, token: str) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if not path.exists():
-            return  # another taker was faster
+            return False  # another taker was faster
         now = read_owner(path)
         if (now is None) != (stale is None) or (now is not None and now.get("token") != stale.get("token")):
-            return  # replaced by a newer claim since we looked
+            return False  # replaced by a newer claim since we looked
         who = f"{stale.get('host')} pid {stale.get('pid')}" if stale else "an unreadable owner"
-        log.warning("taking over stale claim %s (held by %s)", path, who)
+        log.warning("%s %s (held by %s)", why, path, who)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        return True
     except OSError as e:
         raise WriteError(f"cannot take over stale claim {path}: {e.strerror}; remove it by hand") from None
     finally:
@@ -195,6 +196,28 @@ def acquire(record: Path, settings: ClaimSettings, attempts: int = 5) -> Claim |
             continue  # released between our link and our look: try again
         _take_over(path, current, owner["token"])
     return None
+
+
+def drop_dead(records: list[Path], pids: set[int]) -> list[Path]:
+    """Remove the claims that processes `pids` of this host left when they died; returns their records.
+
+    A parent whose worker was killed (SIGKILL, out of memory) cleans up after it at once, rather than
+    leaving the claim for the next command to find stale.
+    """
+    host, dropped = socket.gethostname(), []
+    for record in records:
+        path = claim_path(record)
+        owner = read_owner(path)
+        if owner is None or owner.get("host") != host or owner.get("pid") not in pids or _pid_alive(owner["pid"]):
+            continue
+        # While its dead owner's claim is still there nobody else may write next to the record: the temporary
+        # file a kill left half-written can go.
+        clean_temporaries(Path(record))
+        if _take_over(path, owner, "", why="removing the claim its dead worker left:"):
+            dropped.append(Path(record))
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(f".{path.name}.lock").unlink()
+    return dropped
 
 
 @contextlib.contextmanager

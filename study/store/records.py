@@ -132,6 +132,12 @@ def write_guard(may_write: Callable[[Path], bool],
         _GUARD.reset(token)
 
 
+def may_write(path: Path) -> bool:
+    """Whether the active write guard lets this process write the record `path` (True outside a guard)."""
+    guard = _GUARD.get()
+    return guard is None or guard[0](Path(path))
+
+
 def write_record(path: Path, rec: dict[str, Any]) -> None:
     """Write a run record with its checksum, atomically; NotOwner when the active guard refuses."""
     guard = _GUARD.get()
@@ -221,40 +227,6 @@ def iter_records(study_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield path, rec
 
 
-_RESAMPLE = ("fix the line, or re-sample: the same study.sample settings plus force=true rewrite it "
-             "(runs are kept)")
-
-
-def read_cells(study_dir: Path) -> list[dict[str, Any]]:
-    """The sampled cells, or StudyError telling the user to sample first."""
-    path = Path(study_dir) / CELLS_FILE
-    if Path(study_dir).exists() and not Path(study_dir).is_dir():
-        raise StudyError(f"study_dir {str(study_dir)!r} is a file; point study_dir at a folder")
-    if not path.exists():
-        raise StudyError(
-            f"no sample in {study_dir}: run `python -m study.sample study_dir={study_dir}` first"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        raise StudyError(f"cannot read {path} ({reason}); re-sample with `python -m study.sample force=true`") from None
-    cells = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            cell = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise StudyError(f"{path}:{lineno}: not valid JSON ({e.msg}); {_RESAMPLE}") from None
-        if not isinstance(cell, dict) or not {"id", "arch"} <= cell.keys():
-            raise StudyError(f"{path}:{lineno}: a cell needs 'id' and 'arch'; {_RESAMPLE}")
-        cells.append(cell)
-    if not cells:
-        raise StudyError(f"{path} holds no cells; re-sample with `python -m study.sample`")
-    return cells
-
-
 def writable(folder: Path) -> bool:
     """Whether files can be created in `folder` (or, when it does not exist yet, in its nearest ancestor).
 
@@ -273,6 +245,34 @@ def writable(folder: Path) -> bool:
     return True
 
 
+# Room a command needs before it starts: Hydra writes its config files and a log (about 30 kB), training a
+# claim, a checkpoint and a record. An empty probe file fits on a full disk; these do not.
+MIN_FREE_BYTES = 256 << 10
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free for this user on the disk of `folder` (or its nearest existing ancestor); None if unknown."""
+    folder = Path(folder).expanduser().absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def room_to_write(folder: Path, what: str, read_only_fix: str) -> None:
+    """WriteError when `folder` is read-only (`read_only_fix` says what to do) or its disk is (nearly) full."""
+    if not writable(folder):
+        raise WriteError(f"{what} {folder} is read-only; {read_only_fix}")
+    free = free_bytes(folder)
+    if free is not None and free < MIN_FREE_BYTES:
+        raise WriteError(f"no space left on the disk of {what} {folder} ({free // 1024} kB free); free disk "
+                         "space, then rerun the same command (nothing was written; finished runs are kept)")
+
+
 def has_runs(study_dir: Path) -> bool:
-    """Whether any run record exists in the study."""
-    return any((Path(study_dir) / RUNS_DIR).glob("**/*.json"))
+    """Whether any run of the study exists: a record, a claim (in training now) or a checkpoint."""
+    runs = Path(study_dir) / RUNS_DIR
+    return any(any(runs.glob(f"**/*{suffix}")) for suffix in (".json", ".json.claim", ".ckpt"))

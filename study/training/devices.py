@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, MutableMapping
 
 from study.errors import UserError
@@ -233,9 +234,37 @@ def visible_gpu_count() -> int:
     return torch.cuda.device_count()
 
 
-def cpu_count() -> int:
-    """Cores this process may use (respects affinity masks set by SLURM or taskset)."""
+def cpu_count(env: MutableMapping[str, str] | None = None, cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Cores this process may use: its affinity mask (taskset, or SLURM where it binds tasks to cores),
+    capped by a SLURM allocation (SLURM_CPUS_PER_TASK, set whether or not SLURM binds) and by a cgroup CPU
+    quota (containers), so that `workers=auto` never oversubscribes what the job was given."""
+    env = os.environ if env is None else env
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    for limit in (_slurm_cpus(env), _cgroup_cpus(cgroup)):
+        if limit is not None:
+            cores = min(cores, limit)
+    return max(1, cores)
+
+
+def _slurm_cpus(env: MutableMapping[str, str]) -> int | None:
+    """CPUs per task of the SLURM job this process runs in (None outside one or when not stated)."""
+    value = env.get("SLURM_CPUS_PER_TASK", "") if env.get("SLURM_JOB_ID") else ""
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def _cgroup_cpus(root: Path) -> int | None:
+    """Whole CPUs of a cgroup quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), rounded down; None when unlimited."""
+    try:
+        if (root / "cpu.max").is_file():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+        else:
+            v1 = root / "cpu"
+            quota, period = ((v1 / f"cpu.cfs_{k}_us").read_text().strip() for k in ("quota", "period"))
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return max(1, int(quota) // int(period))
+    except (OSError, ValueError):
+        return None

@@ -11,27 +11,33 @@ from pathlib import Path
 from typing import Any, Callable
 
 from study.errors import UserError
-from study.store.records import NotOwner, identity_hash, read_record, run_dir, write_record
+from study.store.cells import resample_command
+from study.store.records import NotOwner, identity_hash, may_write, read_record, run_dir, write_record
 from study.spaces import cell_id, get_space
 from study.training.run import RunSpec, Setup, network_size, record
 
 log = logging.getLogger(__name__)
 
 
-def parse_cells(cells: list[dict[str, Any]], space_name: str) -> list[Any]:
-    """Each cells-file row as a cell of its space, checked against its id; UserError for an edited row."""
+def parse_cells(cells: list[dict[str, Any]], space_name: str, study_dir: Path | None = None) -> list[Any]:
+    """Each cells-file row as a cell of its space, checked against its id; UserError for an edited row
+    (naming the command that re-samples `study_dir` when it is given)."""
     space = get_space(space_name)
     parsed = []
     for row in cells:
         try:
             cell = space.parse(row["arch"])
         except UserError as e:
-            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; re-sample (the same study.sample settings plus "
-                            "force=true) instead of editing the file") from None
+            raise UserError(f"cells.jsonl: cell {row['id']!r}: {e}; {_resample(study_dir)}") from None
         if cell_id(cell.canonical()) != row["id"]:
-            raise_mismatch(row)
+            raise_mismatch(row, study_dir)
         parsed.append(cell)
     return parsed
+
+
+def _resample(study_dir: Path | None) -> str:
+    how = resample_command(study_dir) if study_dir is not None else "(the same study.sample settings plus force=true)"
+    return f"re-sample {how} instead of editing the file"
 
 
 def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int,
@@ -54,12 +60,9 @@ def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int,
     return todo, done
 
 
-def raise_mismatch(row: dict[str, Any]) -> None:
+def raise_mismatch(row: dict[str, Any], study_dir: Path | None = None) -> None:
     """A cells-file row whose id does not match its architecture (edited by hand)."""
-    raise UserError(
-        f"cells.jsonl: cell {row['id']!r} does not match its arch {row['arch']!r}; "
-        "re-sample (python -m study.sample force=true) instead of editing the file"
-    )
+    raise UserError(f"cells.jsonl: cell {row['id']!r} does not match its arch {row['arch']!r}; {_resample(study_dir)}")
 
 
 # A run whose epochs take this long (or any run at the paper budget, silent for hours otherwise) logs
@@ -182,6 +185,11 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
         recs[i] = rec
 
     def on_state(m: int, state: Any) -> None:
+        spec = specs[members[m]]
+        if not may_write(spec.path):  # its claim was taken over: the run is another worker's now, checkpoint too
+            if k == 1:
+                raise NotOwner(f"not saving {spec.path.stem}'s checkpoint: this worker no longer holds its claim")
+            return  # the seeds beside it go on; its record will be refused the same way
         ckpts[members[m]].save_state(net.state_dict() if k == 1 else net.model_state(m), state)
 
     def on_epoch(m: int, epoch: int, history: Any) -> None:

@@ -11,16 +11,21 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import traceback
 from contextlib import ExitStack
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from study.store.claims import claimed
+from study.errors import Stopped
+from study.store.claims import claimed, drop_dead
 from study.store.records import NotOwner, WriteError, clean_temporaries, identity_hash, read_record, write_guard
 from study.training.devices import configure_device, configure_threads
+from study.training.lifecycle import (WorkerDied, deaf_children, die_with_parent, how_it_died, quiet_resource_tracker,
+                                      running, stop_workers)
 from study.training.run import RunSpec, Setup
 from study.training.runner import execute_group, failed_record
 
@@ -36,31 +41,21 @@ def load_data(setup: Setup) -> Any:
     return build_dataset(setup.dataset, **setup.dataset_options).to(setup.device)
 
 
-_STOPPING: dict[str, bool] = {"term": False}
+class Interrupted(Stopped):
+    """Ctrl-C or a stop signal stopped the training (a KeyboardInterrupt, so Hydra passes it on untouched);
+    finished runs and per-epoch checkpoints are kept; rerun to resume."""
 
-
-def _exit_on_term(signum: int, frame: Any) -> None:
-    _STOPPING["term"] = True
-    raise SystemExit(128 + signum)  # unwinds: the claim is released, a half-written checkpoint removed
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the training (a KeyboardInterrupt, so Hydra passes it on untouched); finished runs
-    and per-epoch checkpoints are kept; rerun to resume."""
-
-    def __init__(self, progress: "Progress") -> None:
-        super().__init__(f"{progress.done} run(s) finished before the interrupt")
+    def __init__(self, progress: "Progress", signum: int = signal.SIGINT) -> None:
+        super().__init__(signum)
         self.progress = progress
 
 
-def _init(setup: Setup) -> None:
+def _init(setup: Setup, parent: int) -> None:
     # Ctrl-C reaches the whole process group: the parent alone decides to stop and ends the workers, so
     # that none prints its own traceback or takes another run. Likewise a preemption: the task process
     # decides what it means (submitit checkpoints and requeues it there); a worker only stops when that
-    # process terminates it, cleanly, from its last per-epoch checkpoint.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_on_term)
+    # process terminates it, cleanly, from its last per-epoch checkpoint, or when that process is gone.
+    die_with_parent(parent)
     if not logging.getLogger().handlers:  # a spawned worker starts unconfigured: its INFO lines (per-epoch
         # heartbeats, resumes, claims taken over) would be lost
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
@@ -149,11 +144,8 @@ def groups(specs: list[RunSpec], fuse: int) -> list[list[RunSpec]]:
 
 
 def _work(group: list[RunSpec], since: float | None = None) -> list[dict[str, Any]]:
-    if _STOPPING["term"]:
-        # The pool's worker loop catches the SystemExit of a terminated run and hands this process the next
-        # queued run: leave at once, before that run takes a claim or trains anything.
-        os._exit(128 + signal.SIGTERM)
-    return run_group_safely(group, _WORKER["setup"], _WORKER["data"], since)
+    with running():
+        return run_group_safely(group, _WORKER["setup"], _WORKER["data"], since)
 
 
 def _fmt_s(seconds: float) -> str:
@@ -216,49 +208,50 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Pro
             for group in work:
                 for rec in run_group_safely(group, setup, data, since):
                     progress.update(rec)
-        except KeyboardInterrupt:  # the run in training keeps its last epoch's checkpoint
-            raise Interrupted(progress) from None
+        except KeyboardInterrupt as e:  # the run in training keeps its last epoch's checkpoint
+            raise Interrupted(progress, getattr(e, "signum", signal.SIGINT)) from None
         return progress
     # spawn, not fork: a forked child of a process that already ran torch's thread pools can deadlock.
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup,))
+    quiet_resource_tracker()
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup, os.getpid()))
     pending: set[Future] = set()
     try:
-        pending = {pool.submit(_work, group, since) for group in work}
+        with deaf_children():  # the workers start here, one per submit
+            pending = {pool.submit(_work, group, since) for group in work}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 for rec in fut.result():
                     progress.update(rec)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
-        stop_workers(pool)
-        raise Interrupted(progress) from None
+    except KeyboardInterrupt as e:  # Ctrl-C, or a stop signal turned into Stopped by the command
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
+        _stop(pool, specs)
+        raise Interrupted(progress, getattr(e, "signum", signal.SIGINT)) from None
+    except BrokenProcessPool:  # a worker died on its own: SIGKILL, the out-of-memory killer, a crash
+        codes, lost = _stop(pool, specs)
+        raise WorkerDied(_died(codes, lost, progress)) from None
     except BaseException:  # preemption (submitit's SIGUSR2 handler exits), a write error
-        stop_workers(pool)
+        _stop(pool, specs)
         raise
     pool.shutdown()
     return progress
 
 
-def stop_workers(pool: ProcessPoolExecutor, grace_s: float = 30.0) -> None:
-    """Start nothing more and stop the running runs now instead of waiting for them to finish.
+def _stop(pool: ProcessPoolExecutor, specs: list[RunSpec]) -> tuple[dict[int, int | None], list[RunSpec]]:
+    """Stop the workers; drop the claims any of them left by dying. Returns exit codes and the runs it held."""
+    codes = stop_workers(pool)
+    dropped = set(drop_dead([spec.path for spec in specs], set(codes)))
+    return codes, [spec for spec in specs if spec.path in dropped]
 
-    Waiting would outlast a preemption's signal delay (a paper-budget run takes hours) and keep Ctrl-C
-    waiting; a stopped run loses at most the epoch in progress and resumes from its checkpoint. The
-    futures are not cancelled one by one: once the workers are gone the pool marks every future broken
-    itself, and a future cancelled meanwhile makes its manager thread crash with a traceback.
-    """
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # private, but the only handle
-    pool.shutdown(wait=False)  # no replacement workers, nothing new handed out
-    for proc in processes:
-        if proc.is_alive():
-            proc.terminate()  # SIGTERM: the worker unwinds (see _exit_on_term)
-    deadline = time.monotonic() + grace_s
-    for proc in processes:
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-    if processes:
-        log.debug("stopped %d worker(s); their runs resume from their last checkpoint", len(processes))
+
+def _died(codes: dict[int, int | None], lost: list[RunSpec], progress: Progress) -> str:
+    """The one line saying which worker died how, in which run, and what is kept."""
+    stopped = (128 + signal.SIGTERM, -signal.SIGTERM)  # the pool terminates the others once one dies
+    culprits = [code for code in codes.values() if code not in stopped] or list(codes.values())
+    runs = ", ".join(f"{s.objective} seed {s.seed} cell {s.cell_id}" for s in lost)
+    hint = "; if memory ran out, train with fewer workers=" if culprits[0] == -signal.SIGKILL else ""
+    return (f"a worker process was {how_it_died(culprits[0])}{' while training ' + runs if runs else ''}; "
+            f"the training stopped: {progress.done} run(s) finished and are kept, runs in training keep their "
+            f"last epoch; rerun the same command to resume{hint}")
