@@ -218,7 +218,7 @@ def test_unreadable_cells_file(invoke, study, module):
 
 
 CORRELATE = [
-    (["metric=worst"], [], ["metric must be best or final"]),
+    (["metric=worst"], [], ["unknown metric 'worst'", "train_loss"]),
     (["merge=max"], [], ["merge must be mean or median"]),
     (["reference=nope"], [{}], ["reference=nope is no objective", "supervised"]),
     (["reference=rotation"], [{}], ["no complete 'rotation' runs", "objective=rotation", "reference=<objective>"]),

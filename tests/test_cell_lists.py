@@ -16,7 +16,7 @@ from study.spaces.darts.cell import DartsCell
 from study.spaces.lists import named_lists, read_list, resolve
 from study.spaces.nb101.cell import NB101Cell
 from study.spaces.unnas import OUT, encode, read_checkout, rebuild
-from study.store.records import read_cells
+from study.store.cells import read_cells
 from study.errors import UserError
 from tests.test_bad_input import assert_refused
 

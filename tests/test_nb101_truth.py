@@ -15,7 +15,8 @@ from analysis import nb101_truth as nb
 from analysis.correlate import Request, analyse
 from analysis.truth import TruthError
 from study.spaces.nb101.cell import NB101Cell
-from study.store.records import read_cells, run_dir, write_atomic
+from study.store.cells import read_cells
+from study.store.records import run_dir, write_atomic
 from tests.test_cell_lists import INCEPTION, sample
 from tests.unnas_fixtures import crc32c_bitwise, nasbench_row, tfrecord
 

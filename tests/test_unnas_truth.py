@@ -17,7 +17,8 @@ from analysis.truth import TruthError
 from tests.test_bad_input import assert_refused
 from tests.test_cell_lists import sample
 from tests.unnas_fixtures import paper_cells, write_summaries, zip_folder
-from study.store.records import read_cells, run_dir, write_atomic
+from study.store.cells import read_cells
+from study.store.records import run_dir, write_atomic
 
 
 @pytest.fixture(scope="module")

@@ -160,7 +160,10 @@ def _unknown_key(config_name: str, overrides: list[str], e: Exception) -> str | 
         keys = _leaf_keys(OmegaConf.to_container(compose(config_name, overrides=others), resolve=False))
     except Exception:  # the rest of the line does not compose either: Hydra's own message says why
         return None
-    close = difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
+    # Compare the last part among the keys of the same parent: `budget.` alone would make every budget key close.
+    parent, _, leaf = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
+    close = [siblings[m] for m in difflib.get_close_matches(leaf, list(siblings), n=2, cutoff=0.75)]
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     return (f"unknown setting {key!r}: {module} has no such key; {hint}see every setting with "
             f"`python -m {module} --cfg job`")
