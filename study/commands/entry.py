@@ -30,8 +30,19 @@ def quiet() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
+_STATE: dict[str, Any] = {"importing": None}  # (module, argv, kept) while the command's modules load
+
+
 def _stop(signum: int, frame: Any) -> None:
     quiet()
+    if _STATE["importing"] is not None:
+        # Nothing is written or started while modules load, and an exception raised now could be caught and
+        # turned into an ImportError by the module being imported (numpy does): say it and leave at once.
+        module, argv, kept = _STATE["importing"]
+        try:
+            print(stopped_line(module, argv, Stopped(signum), kept), file=sys.stderr, flush=True)
+        finally:
+            os._exit(128 + signum)
     raise Stopped(signum)
 
 
@@ -117,10 +128,13 @@ def stop_children(grace_s: float = 10.0) -> None:
 
 def start(module: str, kept: str) -> NoReturn:
     """Run `module`'s main() with the stop signals handled; exit 128 + the signal's number when stopped."""
-    install()
     argv = sys.argv[1:]
+    _STATE["importing"] = (module, argv, kept)
+    install()
     try:
-        importlib.import_module(module).main()
+        command = importlib.import_module(module)
+        _STATE["importing"] = None
+        command.main()
     except KeyboardInterrupt as e:  # Ctrl-C, or a Stopped raised by a stop signal
         quiet()
         signum = getattr(e, "signum", signal.SIGINT)
