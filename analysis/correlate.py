@@ -184,7 +184,8 @@ def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
     return command("study.train", *words)
 
 
-def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], n_cells: int) -> dict[str, str]:
+def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], n_cells: int,
+           chosen: dict[str, str]) -> dict[str, str]:
     """The rows of report.md's setup table."""
     primary = studies[0]
     sample = primary.info.get("sample", {})
@@ -199,9 +200,11 @@ def _setup(req: Request, studies: list[StudyData], seeds: dict[str, list[int]], 
         rows[f"budget{where}"] = budget_settings(s)
     rows["objectives (seeds)"] = ", ".join(f"{k} ({','.join(map(str, v))})" for k, v in seeds.items())
     rows["reference"] = req.reference
-    rows["metric"] = (metrics.describe(req.metrics[metrics.DEFAULT]) + "".join(
-        f"; {o}: {metrics.describe(m)}" for o, m in req.metrics.items() if o != metrics.DEFAULT)
-        + f"; seeds merged by {req.merge}")
+    shown = {o: m for o, m in chosen.items() if o in seeds}
+    rows["metric"] = ("; ".join(f"{o}: {metrics.describe(m)}" for o, m in shown.items())
+                      or metrics.describe(chosen[metrics.DEFAULT])) + f"; seeds merged by {req.merge}"
+    if req.metrics.get(metrics.DEFAULT) == metrics.AUTO:
+        rows["metric"] += " (metric=auto: each budget's measured summary, docs/ladder.md)"
     rows["cells analysed"] = f"{n_cells} (complete for every objective)"
     rows["statistics"] = (f"{req.bootstrap} bootstrap resamples, {req.permutations} permutations, "
                           f"{req.trials} random-experiment draws, seed {req.seed}")
@@ -230,8 +233,11 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
               for c in studies[0].cells.index if c not in set(ids)}
     status, values, per_seed, seeds = [], [], {}, {}
     why, seed_gaps = {}, []
+    chosen: dict[str, str] = {}
     for s in studies:
-        summarise_runs(s, req.metrics)
+        resolved = summarise_runs(s, req.metrics)
+        chosen.update({s.spec.column(o): m for o, m in resolved.items() if o != metrics.DEFAULT})
+        chosen.setdefault(metrics.DEFAULT, resolved[metrics.DEFAULT])
         st = cell_status(s.scoped, ids, req.require_all_seeds, known=list(s.cells.index))
         if req.require_all_seeds:  # name the seed a dropped cell lacks, not a bare "missing"
             why.update({(c, s.spec.column(o)): r for (c, o), r in seed_reasons(s.scoped, ids).items()})
@@ -281,9 +287,9 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     columns = [*objectives, *BASELINES, *truth_cols, RANDOM]
     # Chance is an accuracy: it says nothing about an objective read by a loss.
     chance = {s.spec.column(o): chance_of(s, o) for s in studies for o in s.scoped["objective"].unique()
-              if metrics.for_objective(req.metrics, o) in ("best", "final")}
+              if metrics.for_objective(chosen, s.spec.column(o)) in ("best", "final")}
     warnings = caveats.caveats(cells, objectives, corr, chance)
-    setup = _setup(req, studies, seeds, len(cells))
+    setup = _setup(req, studies, seeds, len(cells), chosen)
     if baseline_shape:
         setup["params, FLOPs"] = f"of {baseline_shape}"
     if truth_cols:

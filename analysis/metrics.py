@@ -12,21 +12,24 @@ Summaries (the value of one run; its seeds are merged afterwards):
 - `test_loss`: minus the last epoch's test loss;
 - `train_loss`: minus the last epoch's mean training loss;
 - `tse`: minus the sum of every epoch's mean training loss (TSE);
-- `tse-E`: minus the sum over the last E epochs (TSE-E), e.g. `tse-2`.
+- `tse-E`: minus the sum over the last E epochs (TSE-E), e.g. `tse-2`;
+- `auto` (the default): the summary the runs' budget names (`summary:` in conf/budget/<name>.yaml, chosen
+  by the ladder's measurement, docs/ladder.md), else `best`.
 A training-free objective's value is its score, whatever the summary.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Mapping
 
 import pandas as pd
 
 from study.errors import UserError
+from study.training.run import SUMMARIES, is_summary
 
-NAMES = ("best", "final", "test_loss", "train_loss", "tse")
+NAMES = SUMMARIES
+AUTO = "auto"  # the summary the budget the runs were trained with names (its `summary`), else `best`
 DEFAULT = "*"  # the key of a metric map that applies to objectives it does not name
 _DESCRIPTIONS = {
     "best": "best test accuracy", "final": "final test accuracy", "test_loss": "minus the final test loss",
@@ -37,9 +40,9 @@ _DESCRIPTIONS = {
 def check(name: Any) -> str:
     """`name` if it is a summary (`tse-E` with E >= 1 included); UserError naming the choices otherwise."""
     text = str(name).strip()
-    if text in NAMES or re.fullmatch(r"tse-[1-9]\d*", text):
+    if text == AUTO or is_summary(text):
         return text
-    raise UserError(f"unknown metric {name!r}; choose one of: {', '.join(NAMES)}, tse-E (the last E epochs, "
+    raise UserError(f"unknown metric {name!r}; choose one of: auto, {', '.join(NAMES)}, tse-E (the last E epochs, "
                     "e.g. tse-2), or a map per objective, e.g. metric={rotation: train_loss, supervised: best}")
 
 

@@ -168,8 +168,39 @@ def seed_table(study: StudyData, objective: str, ids: list[str], column: str = "
     return done.pivot_table(index="cell_id", columns="seed", values=column, aggfunc="first").reindex(ids)
 
 
-def summarise_runs(study: StudyData, chosen: dict[str, str]) -> None:
-    """Each run's summary in `value`; a complete record without a finite one counts as failed, saying why."""
+def budget_summary(study: StudyData, objective: str) -> str:
+    """The summary the budget of an objective's runs names (its `summary`, from a record's config, else from
+    conf/budget/<name>.yaml as it stands), else `best`: what `metric=auto` reads."""
+    done = study.scoped[(study.scoped["objective"] == objective) & (study.scoped["status"] == "complete")]
+    if done.empty:
+        return "best"
+    budget = ((read_record(Path(done["path"].iloc[0])) or {}).get("config") or {}).get("budget") or {}
+    named = budget.get("summary")
+    if named is None:  # runs trained before budgets named their summary
+        from omegaconf import OmegaConf
+
+        from study.commands.cli import CONF_DIR
+
+        path = CONF_DIR / "budget" / f"{done['budget'].iloc[0]}.yaml"
+        named = OmegaConf.load(path).get("summary") if path.is_file() else None
+    return str(named) if named is not None and metrics.check(named) != metrics.AUTO else "best"
+
+
+def resolve(study: StudyData, chosen: dict[str, str]) -> dict[str, str]:
+    """The metric map with `auto` replaced by each objective's budget summary (one entry per objective)."""
+    resolved = dict(chosen)
+    for objective in study.scoped["objective"].unique():
+        if metrics.for_objective(chosen, objective) == metrics.AUTO:
+            resolved[objective] = budget_summary(study, objective)
+    if resolved[metrics.DEFAULT] == metrics.AUTO:
+        resolved[metrics.DEFAULT] = "best"
+    return resolved
+
+
+def summarise_runs(study: StudyData, chosen: dict[str, str]) -> dict[str, str]:
+    """Each run's summary in `value` (`auto` resolved per objective; the resolved map is returned); a complete
+    record without a finite one counts as failed, saying why."""
+    chosen = resolve(study, chosen)
     scoped = study.scoped.copy()
     scoped["value"] = metrics.values(scoped, chosen)
     bad = (scoped["status"] == "complete") & ~np.isfinite(scoped["value"].to_numpy(float))
@@ -181,6 +212,7 @@ def summarise_runs(study: StudyData, chosen: dict[str, str]) -> None:
         log.warning("%d complete record(s) of %s have no finite value for the chosen summary; counted as failed: "
                     "%s", int(bad.sum()), study.spec.label, "; ".join(scoped.loc[bad, "reason"].head(3)))
     study.scoped = scoped
+    return chosen
 
 
 def budget_settings(study: StudyData) -> str:

@@ -85,3 +85,33 @@ def test_a_complete_record_without_a_finite_value_is_counted_failed_and_named(tm
     assert res.dropped.set_index("cell_id").loc["c03", "reason"].startswith("rotation failed")
     assert (res.correlations["n_cells"] == 11).all()
     assert pd.isna(table.loc["c03", "rotation"])
+
+
+def test_metric_auto_reads_each_runs_budget_summary_from_the_records_or_the_budget_file(tmp_path):
+    rng = np.random.default_rng(2)
+    cells = [f"c{i:02d}" for i in range(20)]
+    acc = {(o, 0): {c: float(rng.uniform(0.3, 0.9)) for c in cells} for o in ("rotation", "supervised")}
+    study = write_study(tmp_path / "s", cells, acc)
+    _with_histories(study, rng)
+    for path in (study / "runs" / "rotation").rglob("*.json"):  # rotation's budget named its summary
+        rec = json.loads(path.read_text())
+        rec["config"]["budget"]["summary"] = "train_loss"
+        write_json_atomic(path, rec)
+    res, runs, table = analyse(request(study, metric="auto"))
+    rotation = runs[runs["objective"] == "rotation"].set_index("cell_id")["train_losses"]
+    assert table["rotation"].to_dict() == pytest.approx({c: -h[-1] for c, h in rotation.items()})
+    # supervised's records name none: the study's budget ("default") names none either, so best accuracy.
+    assert "supervised: best test accuracy" in res.setup["metric"] and "metric=auto" in res.setup["metric"]
+    assert "rotation: minus the final training loss" in res.setup["metric"]
+
+
+def test_the_short_budget_names_its_measured_summary_and_a_bad_one_is_refused():
+    from hydra import compose, initialize_config_dir
+
+    from study.commands.cli import CONF_DIR
+    from study.commands.settings import budget_for
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        assert compose("train", ["budget=short"]).budget.summary == "train_loss"
+        with pytest.raises(UserError, match="budget.summary 'worst'"):
+            budget_for(compose("train", ["budget.summary=worst"]), "rotation")

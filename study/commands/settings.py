@@ -154,6 +154,9 @@ def _budget_schema() -> type:
     # Per-objective overrides stay an open map in the schema (Hydra's `+budget.objectives.rotation.lr=...`
     # adds an empty node first, which a typed value would refuse); budget_for checks each against this.
     fields_.append(("objectives", typing.Dict[str, typing.Any], dataclasses.field(default_factory=dict)))
+    # The summary of a run the analysis reads by default (metric=auto): measured per budget, not a training
+    # setting, so it is not part of the Budget (nor of a run's identity).
+    fields_.append(("summary", str, dataclasses.field(default="best")))
     return dataclasses.make_dataclass("BudgetSchema", fields_), dataclasses.make_dataclass("BudgetOverride", overrides)
 
 
@@ -164,11 +167,14 @@ _OVERRIDE_KEYS = [f.name for f in dataclasses.fields(_BUDGET_OVERRIDE)]
 
 def budget_for(cfg: DictConfig, objective: str) -> tuple["Budget", "NetShape"]:
     """The optimiser recipe and network shape trained for `objective`: the budget with its overrides applied."""
-    from study.training.run import Budget
-
     from omegaconf.errors import OmegaConfBaseException
 
+    from study.training.run import SUMMARIES, Budget, is_summary
+
     values = OmegaConf.to_container(cfg.budget, resolve=True)
+    summary = values.pop("summary", "best")
+    if not is_summary(summary):
+        raise UserError(f"budget.summary {summary!r} is not a run summary; use one of: {', '.join(SUMMARIES)}, tse-E")
     per_objective = values.pop("objectives") or {}
     if not isinstance(per_objective, dict):
         raise UserError("budget.objectives must map objective names to settings, e.g. budget.objectives.rotation.lr=0.025")

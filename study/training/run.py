@@ -20,6 +20,16 @@ from study.store.records import identity_hash
 from study.spaces import NetShape, get_space
 
 
+# How a run is summarised by one number (analysis/metrics.py reads them); `tse-E` for E >= 1 too.
+SUMMARIES = ("best", "final", "test_loss", "train_loss", "tse")
+
+
+def is_summary(name: object) -> bool:
+    """Whether `name` names a run summary (`tse-2` included)."""
+    text = str(name)
+    return text in SUMMARIES or (text.startswith("tse-") and text[4:].isdigit() and int(text[4:]) >= 1)
+
+
 @dataclass(frozen=True)
 class Budget:
     """How long to train and with what optimiser recipe (the network's size is a NetShape, not this)."""
