@@ -1,0 +1,97 @@
+"""`python -m study.search -m method=darts,gdas objective=rotation,supervised seed=0,1,2`: architecture search
+driven by an objective's loss.
+
+Each Hydra job is one (method, objective, seeds): a differentiable search over the space's supernet
+(study/training/search.py) whose loss is the objective's, with labels or without; the cell it derives is
+judged after every epoch by the space's own truth where it has one (NAS-Bench-201), and every found cell
+joins `<study_dir>/found/<space>/`, a study that `study.train` trains with labels. Rerunning the same
+command skips finished searches and resumes interrupted ones from their last epoch. Layout and record
+fields: docs/outputs.md; the method and its budgets: docs/search.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import signal
+import sys
+
+from study.commands.cli import fail, hydra_entry
+from study.commands.search_request import SearchRequest, check, parse
+from study.errors import UserError
+from study.training import devices
+from study.training.searches import plan, run_searches
+
+log = logging.getLogger("study.search")
+
+# Searches this process ran, over every job of its sweep: when all of them failed, the command exits 1.
+_SEARCHES: dict = {"done": 0, "failed": 0, "jobs": []}
+
+
+def task(req: SearchRequest) -> None:
+    """Run every search of this job's seeds that has no complete record yet."""
+    setup = req.setup
+    todo, done = plan(req.study_dir, setup, req.seeds)
+    label = f"search {setup.method}/{setup.objective}"
+    if done:
+        log.info("%s: skipping %d of %d searches with a complete record", label, done, len(req.seeds))
+    if not todo:
+        log.info("%s: all %d searches are complete; nothing to do", label, len(req.seeds))
+        return
+    workers = min(req.workers, len(todo))
+    log.info("%s: %d search(es) of %d epochs on %s (%s budget, %s supernet C=%d N=%d, %d worker(s) x %d thread(s) "
+             "on %s)", label, len(todo), setup.budget.epochs, setup.dataset, setup.budget.name, setup.space,
+             setup.shape.width, setup.shape.cells_per_stage, workers, setup.threads, setup.device)
+    progress = run_searches(todo, setup, workers, label)
+    _SEARCHES["done"] += progress.done
+    if progress.failed:
+        _SEARCHES["failed"] += progress.failed
+        _SEARCHES["jobs"].append(f"{label}: {progress.failed} search(es) failed ({progress.first_failure})")
+    log.info("%s: %d finished, %d failed; records in %s/searches, found cells in %s/found/%s", label,
+             progress.done - progress.failed, progress.failed, req.study_dir, req.study_dir, setup.space)
+
+
+_main = hydra_entry("search", parse, check, task)
+
+
+def main() -> None:
+    """`python -m study.search`: validate the command line once, then run the Hydra app."""
+    from study.commands import shards as sharding
+    from study.commands.argv import CommandLine
+    from study.commands.cluster import WithoutSbatchErrors, slurm_preflight
+
+    argv = list(sys.argv[1:])
+    try:
+        line = CommandLine.parse(argv)
+    except UserError as e:
+        fail(str(e))
+    devices.remember_visible_gpus()
+    sharding.register_resolvers()  # the launchers' ${gpu_count:} and ${on_device:...}
+    slurm = slurm_preflight(line, "search")
+    if slurm:
+        sys.stderr = WithoutSbatchErrors(sys.stderr)
+    try:
+        _main(line)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("interrupted: finished searches and each search's last epoch are kept; resume with: "
+              f"{shlex.join(['python', '-m', 'study.search', *argv])}", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # only reached for slurm: Hydra passes errors on with HYDRA_FULL_ERROR=1
+        if not slurm or "sbatch: error" not in str(e):
+            raise
+        reason = [ln for ln in str(e).splitlines() if "sbatch: error" in ln][0]
+        print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names",
+              file=sys.stderr)
+        sys.exit(2)
+    if _SEARCHES["done"] and _SEARCHES["failed"] == _SEARCHES["done"]:
+        print(f"error: every search failed: {'; '.join(_SEARCHES['jobs'])}; see the reasons with "
+              "`python -m launch.status`", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference.
+    from study.search import main as _entry
+
+    _entry()
