@@ -6,6 +6,7 @@ it as PNG and PDF. Accuracies are fractions and shown as percentages.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import matplotlib
@@ -15,8 +16,10 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
+
+from study.files import file_mode  # noqa: E402
 
 STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
          "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False}
@@ -150,10 +153,71 @@ def accuracy_ecdf(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def truth_by_epoch(epochs: pd.DataFrame, column: str, label: str) -> plt.Figure:
+    """One panel per method: `column` of the cell derived after each epoch, one line per objective (mean over
+    seeds, with the seeds' range as a band), the published reference lines where given (`refs`)."""
+    methods = list(dict.fromkeys(epochs["method"]))
+    with plt.rc_context(STYLE):
+        fig, axes = _grid(len(methods), width=3.6)
+        for ax, method in zip(axes, methods):
+            part = epochs[epochs["method"] == method]
+            for objective, runs in part.groupby("objective", sort=True):
+                curve = runs.groupby("epoch")[column].agg(["mean", "min", "max", "count"]).reset_index()
+                line, = ax.plot(curve["epoch"], curve["mean"], "o-", ms=2.5, lw=1.4,
+                                label=f"{objective} ({int(curve['count'].max())} seed(s))")
+                ax.fill_between(curve["epoch"], curve["min"], curve["max"], color=line.get_color(), alpha=0.15, lw=0)
+            ax.set_title(f"method: {method}")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("search epoch")
+            ax.set_ylabel(label)
+            ax.yaxis.set_major_formatter(PERCENT)
+            ax.grid(alpha=0.3, lw=0.5)
+            ax.legend(loc="lower right", frameon=False)
+        fig.tight_layout()
+    return fig
+
+
+def alpha_heatmaps(alphas: list[tuple[str, np.ndarray, list[str], list[str]]]) -> plt.Figure:
+    """One heatmap per (title, softmax(alpha) (edges, ops), edge names, op names), weights annotated."""
+    cols = min(len(alphas), 3)
+    with plt.rc_context(STYLE):
+        first = alphas[0][1]
+        fig, axes = _grid(len(alphas), width=0.55 * first.shape[1] + 1.8, height=0.28 * first.shape[0] + 1.4, cols=cols)
+        for ax, (title, weights, edges, ops) in zip(axes, alphas):
+            # Each panel on its own range: early in a search the weights differ in the third decimal.
+            low, high = float(weights.min()), max(float(weights.max()), float(weights.min()) + 1e-6)
+            ax.imshow(weights, cmap="viridis", vmin=low, vmax=high, aspect="auto")
+            ax.set_xticks(range(len(ops)), ops, rotation=40, ha="right")
+            ax.set_yticks(range(len(edges)), edges)
+            digits = 2 if high - low > 0.05 else 3
+            for (i, j), value in np.ndenumerate(weights):
+                ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=6,
+                        color="black" if value > low + 0.6 * (high - low) else "white")
+            ax.set_title(title)
+            ax.spines[:].set_visible(False)
+        fig.tight_layout()
+    return fig
+
+
 def save(fig: plt.Figure, stem) -> list[str]:
-    """Write `fig` as PNG and PDF next to each other; returns the paths."""
+    """Write `fig` as PNG and PDF next to each other, each atomically (a reader never sees half a file);
+    returns the paths."""
+    import os
+    import tempfile
+
     paths = [f"{stem}.png", f"{stem}.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=200, bbox_inches="tight", pad_inches=0.05)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(p)), prefix=f".{os.path.basename(p)}.",
+                                   suffix=".tmp")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=p.rsplit(".", 1)[1], dpi=200, bbox_inches="tight", pad_inches=0.05)
+            os.chmod(tmp, file_mode())  # mkstemp's file is private; the figure follows the umask
+            os.replace(tmp, p)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     plt.close(fig)
     return paths
+

@@ -114,6 +114,7 @@ def execute(spec: SearchSpec, setup: SearchSetup, data: Any, progress: Any = Non
     ckpt = SearchCheckpointer(path_for(spec.path), {"seed": spec.seed, "identity": identity_hash(setup.identity())},
                               setup.config, device=setup.device)
     start = ckpt.load_search(model)
+    ckpt.extra["command"] = list(setup.command)  # what `launch.status` offers to resume it with
     if "cell_epoch_cpu_s" not in ckpt.extra:
         ckpt.extra["cell_epoch_cpu_s"] = cell_epoch_cpu_s(setup, objective, data)
     ckpt.start_clock()
