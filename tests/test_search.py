@@ -13,7 +13,7 @@ from study.data import ImageData, build_dataset
 from study.objectives import create_objective
 from study.objectives.base import OBJECTIVES
 from study.spaces import NetShape, get_space
-from study.training.search import SearchState, create_method, search
+from study.training.search import SearchState, create_method, halves, search
 from study.training.searches import SearchBudget
 
 BUDGET = SearchBudget("t", epochs=3, batch_size=64, eval_images=128)
@@ -163,3 +163,12 @@ def test_every_trained_objective_searches_through_its_own_head_and_loss(colour, 
     entry = state.history[0]
     assert 0 <= entry["supernet_acc"] <= 1 and entry["arch_loss"] > 0 and entry["weight_loss"] > 0
     assert entry["alpha"]["cell"] != torch.softmax(_build("nb201", obj, 0, shape)[0].alphas["cell"].detach(), -1).tolist()
+
+
+def test_both_parts_hold_every_class_even_when_the_images_come_class_by_class():
+    labels = torch.arange(10).repeat_interleave(100)  # a folder dataset: class 0's images first, then class 1's
+    weights, arch = halves(len(labels), 0.5, torch.device("cpu"))
+    assert len(weights) == len(arch) == 500 and not set(weights.tolist()) & set(arch.tolist())
+    assert set(labels[weights].tolist()) == set(labels[arch].tolist()) == set(range(10))
+    again = halves(len(labels), 0.5, torch.device("cpu"))
+    assert torch.equal(again[0], weights)  # fixed: every search sees the same parts

@@ -1,8 +1,7 @@
 """The search loop beside the trainer: an architecture step, then a weight step, over a supernet.
 
-First-order DARTS as unnas runs it, and GDAS: the training images are cut into two fixed parts (the first
-`portion` for the weights, the rest for the architecture, as DARTS' and unnas' `indices[:split]` /
-`indices[split:]`). Each step takes one Adam step on the architecture weights (alpha) with a batch of the
+First-order DARTS as unnas runs it, and GDAS: the training images are cut into two fixed parts (`portion`
+for the weights, the rest for the architecture; unnas' PORTION 0.5, NAS-Bench-201's 25k/25k; see `halves`). Each step takes one Adam step on the architecture weights (alpha) with a batch of the
 architecture part, then one SGD step on the network's weights with a batch of the weight part (gradient
 norm clipped), the same objective loss in both: the objective's `train_batch`, the head it builds
 (`objective.build(supernet)`) and its `loss`, unchanged, so every trained objective searches alike.
@@ -123,14 +122,22 @@ def create_method(name: str, **options: Any) -> Method:
         raise UserError(f"method {name!r}: {e}; its options are in conf/method/{name}.yaml") from None
 
 
+SPLIT_SEED = 0  # the parts are fixed: the same images in every search, whatever the search's seed
+
+
 def halves(n: int, portion: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed weight and architecture parts of n training images: the first `portion` and the rest."""
+    """The fixed weight and architecture parts of n training images: a fixed shuffle cut at `portion`.
+
+    DARTS and unnas cut CIFAR-10's own (shuffled) order; a folder dataset lists its images class by class,
+    where such a cut would give the two parts different classes. A fixed shuffle, like NAS-Bench-201's
+    fixed random 25k/25k split, gives both parts every class whatever the order.
+    """
     split = int(math.floor(portion * n))
     if split < 1 or split >= n:
         raise UserError(f"search_budget.portion={portion} of {n} training images leaves a part empty; "
                         "use more images or a portion nearer 0.5")
-    idx = torch.arange(n, device=device)
-    return idx[:split], idx[split:]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).to(device)
+    return order[:split], order[split:]
 
 
 @dataclass
