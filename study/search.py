@@ -20,7 +20,8 @@ from study.commands.cli import fail, hydra_entry
 from study.commands.search_request import SearchRequest, check, parse
 from study.errors import UserError
 from study.training import devices
-from study.training.searches import plan, run_searches
+from study.training.search_run import run_searches
+from study.training.searches import plan
 
 log = logging.getLogger("study.search")
 

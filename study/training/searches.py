@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from study.spaces import NetShape
-from study.store.claims import ClaimSettings, claimed
-from study.store.records import (NotOwner, WriteError, clean_temporaries, identity_hash, read_record, write_guard,
-                                 write_record)
+from study.store.claims import ClaimSettings
+from study.store.records import identity_hash, read_record
 from study.training.run import provenance
 
 log = logging.getLogger(__name__)
@@ -172,131 +169,3 @@ def search_record(spec: SearchSpec, setup: SearchSetup, status: str, **fields: A
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": setup.config, "provenance": provenance(), **fields,
     }
-
-
-def run_safely(spec: SearchSpec, setup: SearchSetup, data: Any, progress: Any = None) -> dict[str, Any]:
-    """Claim and run one search; an exception becomes a `failed` record with its reason, not a crash.
-
-    A search claimed by a live process elsewhere, or complete by now, is skipped (nothing is written).
-    A failed write (disk full, read-only) stops the command: it would fail for every search.
-    """
-    from study.training.search_run import execute
-
-    skipped = {"status": "skipped", "seed": spec.seed, "cell_id": None}
-    with claimed(spec.path, setup.claims) as claim:
-        if claim is None:
-            return {**skipped, "reason": "in progress elsewhere"}
-        rec = read_record(spec.path, quarantine_bad=True) if spec.path.exists() else None
-        if rec is not None and rec.get("status") == "complete" and rec.get("identity") == identity_hash(setup.identity()):
-            return {**skipped, "reason": "finished elsewhere"}
-        clean_temporaries(spec.path)
-        with write_guard(lambda path: claim.owns(path), {"claim": claim.owner}):
-            t0 = time.perf_counter()
-            try:
-                return execute(spec, setup, data, progress)
-            except NotOwner as e:
-                log.warning("%s", e)
-                return {**skipped, "reason": "claim taken over"}
-            except WriteError:
-                raise
-            except Exception as e:  # a search's bug must not take the others down; the record keeps the reason
-                log.debug("search %s failed", spec.path, exc_info=True)
-                rec = search_record(spec, setup, "failed", reason=f"{type(e).__name__}: {e}",
-                                    wall_s=time.perf_counter() - t0, traceback=traceback.format_exc(limit=8))
-                write_record(spec.path, rec)
-                return rec
-
-
-def _fmt_s(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
-class SearchProgress:
-    """One log line per epoch and per finished search, with the time left at the current pace."""
-
-    def __init__(self, total: int, epochs: int, label: str) -> None:
-        self.total, self.epochs, self.label = total, epochs, label
-        self.done = self.failed = 0
-        self.skipped: dict[str, int] = {}
-        self.first_failure = ""
-        self.epochs_done, self.t0 = 0, time.perf_counter()
-
-    def epoch(self, spec: SearchSpec, entry: dict[str, Any], resumed_at: int) -> None:
-        """Log one finished epoch of a search (`resumed_at`: the epoch this attempt started from)."""
-        self.epochs_done += 1
-        pace = (time.perf_counter() - self.t0) / self.epochs_done
-        left = (self.epochs - entry["epoch"]) + (self.total - self.done - 1) * self.epochs
-        truth = entry.get("truth") or {}
-        judged = f" [truth CIFAR-10 {100 * truth['nb201-cifar10']:.2f}%]" if "nb201-cifar10" in truth else ""
-        arch_loss = "frozen" if entry["arch_loss"] is None else f"{entry['arch_loss']:.3f}"
-        log.info("%s %s: epoch %d/%d, loss w %.3f a %s, supernet %.1f%%, cell %s%s (%.0fs), %s left", self.label,
-                 spec.label, entry["epoch"], self.epochs, entry["weight_loss"], arch_loss, 100 * entry["supernet_acc"],
-                 entry["cell"], judged, entry["wall_s"], _fmt_s(pace * max(0, left)))
-
-    def update(self, rec: dict[str, Any]) -> None:
-        """Count a finished search and log it."""
-        if rec["status"] == "skipped":
-            self.skipped[rec["reason"]] = self.skipped.get(rec["reason"], 0) + 1
-            self.total -= 1
-            log.info("%s seed %d: %s, skipped", self.label, rec["seed"], rec["reason"])
-            return
-        self.done += 1
-        if rec["status"] == "complete":
-            truth = rec.get("truth") or {}
-            judged = f", truth CIFAR-10 {100 * truth['nb201-cifar10']:.2f}%" if "nb201-cifar10" in truth else ""
-            result = f"found {rec['arch']}{judged}"
-        else:
-            self.failed += 1
-            result = f"FAILED: {rec.get('reason')}"
-            self.first_failure = self.first_failure or str(rec.get("reason"))
-        log.info("[%d/%d] %s seed %d: %s (%.0f CPU s)", self.done, self.total, self.label, rec["seed"], result,
-                 rec.get("cpu_s") or 0.0)
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _work(spec: SearchSpec) -> dict[str, Any]:
-    return run_safely(spec, _WORKER["setup"], _WORKER["data"], SearchProgress(1, _WORKER["setup"].budget.epochs,
-                                                                              _WORKER["label"]))
-
-
-def _init(setup: SearchSetup, label: str) -> None:
-    from study.training import workers
-
-    workers._init(setup)  # signals, logging, threads, device and the dataset, as for training workers
-    _WORKER.update(setup=setup, data=workers._WORKER["data"], label=label)
-
-
-def run_searches(specs: list[SearchSpec], setup: SearchSetup, workers: int, label: str) -> SearchProgress:
-    """Run `specs` with `workers` processes (inline when 1); returns the progress counters."""
-    from study.training import workers as pool_tools
-    from study.training.devices import configure_device, configure_threads
-
-    progress = SearchProgress(len(specs), setup.budget.epochs, label)
-    if not specs:
-        return progress
-    if workers == 1:
-        configure_threads(setup.threads)
-        configure_device(setup.device)
-        data = pool_tools.load_data(setup)
-        for spec in specs:
-            progress.update(run_safely(spec, setup, data, progress))
-        return progress
-    import multiprocessing
-    import signal
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
-                               initargs=(setup, label))
-    try:
-        for fut in as_completed([pool.submit(_work, spec) for spec in specs]):
-            progress.update(fut.result())
-    except BaseException:  # Ctrl-C, preemption, a write error: stop the searches now, each keeps its last epoch
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        pool_tools.stop_workers(pool)
-        raise
-    pool.shutdown()
-    return progress
