@@ -15,6 +15,7 @@ import logging
 import shlex
 import signal
 import sys
+from dataclasses import replace
 
 from study.commands.cli import fail, hydra_entry
 from study.commands.search_request import SearchRequest, check, parse
@@ -32,12 +33,17 @@ _SEARCHES: dict = {"done": 0, "failed": 0, "jobs": []}
 def task(req: SearchRequest) -> None:
     """Run every search of this job's seeds that has no complete record yet."""
     setup = req.setup
-    todo, done = plan(req.study_dir, setup, req.seeds)
-    label = f"search {setup.method}/{setup.objective}"
+    # A job of several tasks (hydra/launcher=gpus or slurm tasks_per_node>1): each task takes its share of
+    # the seeds, on its own GPU.
+    slot = devices.current_slot()
+    gpus = devices.gpu_count() if setup.device.startswith("cuda") else 0
+    setup = replace(setup, device=devices.pinned_device(setup.device, slot, gpus))
+    todo, done = plan(req.study_dir, setup, req.seeds[slot.rank::slot.tasks])
+    label = f"search {setup.method}/{setup.objective}" + (f" task {slot.rank}/{slot.tasks}" if slot.tasks > 1 else "")
     if done:
-        log.info("%s: skipping %d of %d searches with a complete record", label, done, len(req.seeds))
+        log.info("%s: skipping %d of %d searches with a complete record", label, done, len(todo) + done)
     if not todo:
-        log.info("%s: all %d searches are complete; nothing to do", label, len(req.seeds))
+        log.info("%s: all %d searches are complete; nothing to do", label, done)
         return
     workers = min(req.workers, len(todo))
     log.info("%s: %d search(es) of %d epochs on %s (%s budget, %s supernet C=%d N=%d, %d worker(s) x %d thread(s) "

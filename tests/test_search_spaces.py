@@ -140,3 +140,61 @@ def test_a_sampled_none_on_a_reduction_edge_is_a_zero_map_of_the_reduced_size():
     none[:, 0] = 1.0
     out = cell(torch.randn(2, 6, 7, 7), torch.randn(2, 6, 7, 7), Mix(none, [0] * 14))
     assert out.shape == (2, 16, 4, 4) and not out.any()
+
+
+def _xautodl_key(key: str) -> str:
+    """The name of an xautodl TinyNetwork tensor in our supernet (the classifier is our head's)."""
+    import re
+
+    edges = ["1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2"]  # xautodl's sorted edge keys: our edge order
+    key = re.sub(r"^cells\.", "layers.", key.replace("lastact.", "last."))
+    edge = re.match(r"layers\.(\d+)\.edges\.(\d<-\d)\.(\d)\.op\.(.*)", key)
+    if edge:
+        return f"layers.{edge[1]}.edges.{edges.index(edge[2])}.ops.{edge[3]}.{edge[4]}"
+    return re.sub(r"\.conv_([ab])\.op\.", r".conv_\1.", key).replace(".downsample.1.", ".shortcut.1.")
+
+
+@pytest.mark.parametrize("method", ["darts", "gdas"])
+def test_nb201_supernet_computes_xautodls_outputs_and_alpha_gradients(method):
+    search_model = pytest.importorskip("xautodl.models.cell_searchs.search_model_darts")
+    from xautodl.models.cell_operations import NAS_BENCH_201
+    from xautodl.models.cell_searchs.search_cells import NAS201SearchCell
+
+    from study.spaces.nb201.supernet import Supernet
+
+    torch.manual_seed(0)
+    ref = search_model.TinyNetworkDarts(4, 1, 4, 10, NAS_BENCH_201, False, True)
+    ours, head = Supernet(3, 4, 1, channels_last=False), PooledLinear(16, 10)
+    mine = {**dict(ours.named_parameters()), **dict(ours.named_buffers())}
+    with torch.no_grad():
+        for key, value in [*ref.named_parameters(), *ref.named_buffers()]:
+            if key.startswith("classifier."):
+                getattr(head.fc, key.split(".")[1]).copy_(value)
+            elif key.endswith(".bias") and ".op.1." in key:
+                value.zero_()  # xautodl's dead conv bias before a BN without affine
+            elif key != "arch_parameters":
+                mine[_xautodl_key(key)].copy_(value)
+        ours.alphas["cell"].copy_(ref.arch_parameters)
+    x = torch.randn(8, 3, 8, 8)
+    gumbel = -torch.empty(6, 5).exponential_().log()
+
+    def hard(alpha):  # GDAS's straight-through sample, the same noise for both
+        probs = torch.softmax((alpha.log_softmax(1) + gumbel) / 3.0, 1)
+        index = probs.argmax(1)
+        return torch.zeros_like(probs).scatter_(1, index[:, None], 1.0) - probs.detach() + probs, index
+
+    if method == "darts":
+        expected = ref(x)[1]
+    else:
+        weights, index = hard(ref.arch_parameters)
+        f = ref.stem(x)
+        for cell in ref.cells:
+            f = cell.forward_gdas(f, weights, index[:, None]) if isinstance(cell, NAS201SearchCell) else cell(f)
+        expected = ref.classifier(ref.lastact(f).mean((2, 3)))
+        weights, index = hard(ours.alphas["cell"])
+        ours.use({"cell": Mix(weights, index.tolist())})
+    got = head(ours(x))
+    assert torch.allclose(got, expected, atol=1e-5)
+    (expected ** 2).sum().backward()
+    (got ** 2).sum().backward()
+    assert torch.allclose(ours.alphas["cell"].grad, ref.arch_parameters.grad, atol=1e-5, rtol=1e-4)
