@@ -113,3 +113,24 @@ def test_a_search_killed_mid_way_resumes_and_ends_with_the_record_of_one_never_i
     strip = [[{k: v for k, v in e.items() if k not in TIMES} for e in r["history"]] for r in (a, b)]
     assert strip[0] == strip[1]
     assert not list((study / "searches").rglob("*.ckpt"))  # the record holds the result now
+
+
+@pytest.mark.slow
+def test_the_genotypes_found_in_the_darts_space_train_with_labels_as_a_study(tmp_path):
+    study = tmp_path / "d"
+    done = run_cli("study.search", "space=darts", "objective=rotation", "search_budget.epochs=1", *FAST,
+                   f"study_dir={study}")
+    assert done.returncode == 0, done.stderr
+    (rec,) = records(study)
+    cell = get_space("darts").parse(rec["arch"])
+    assert rec["truth"] is None and not cell.is_degenerate()  # DARTS' rule never keeps `none`
+    assert set(rec["alpha"]) == {"normal", "reduce"} and len(rec["alpha_layout"]["normal"][0]) == 14
+    found = study / "found" / "darts"
+    trained = run_cli("study.train", "space=darts", "budget=tiny", "workers=1", "threads=1",
+                      "dataset.test_fraction=0.8", f"study_dir={found}")
+    assert trained.returncode == 0, trained.stderr
+    (run,) = [json.loads(p.read_text()) for p in (found / "runs").rglob("*.json")]
+    assert run["cell_id"] == rec["cell_id"] and run["status"] == "complete"
+    analysed = run_cli("analysis.search", f"study_dir={study}")
+    assert analysed.returncode == 0, analysed.stderr
+    assert "darts/rotation" in (study / "analysis" / "search" / "report.md").read_text()
