@@ -17,6 +17,7 @@ import signal
 import sys
 from dataclasses import replace
 
+from study.commands.argv import CommandLine
 from study.commands.cli import fail, hydra_entry
 from study.commands.search_request import SearchRequest, check, parse
 from study.errors import UserError
@@ -61,15 +62,31 @@ def task(req: SearchRequest) -> None:
 _main = hydra_entry("search", parse, check, task)
 
 
+def seeds_together(line: CommandLine) -> CommandLine:
+    """`-m seed=0,1,2` as one job of three seeds (`seed=[0,1,2]`), run side by side by its workers (one per
+    core, or one per GPU of a `gpus` job), unless SLURM gives each seed its own array task; a GPU preset
+    implies device=cuda."""
+    from study.commands.argv import GPU_PRESETS, _seed_list
+
+    launcher = line.value("hydra/launcher")
+    items = []
+    for item in line.items:
+        seeds = [] if isinstance(item, str) or item.key_or_group != "seed" else _seed_list(item)
+        together = line.multirun and seeds and launcher != "slurm"
+        items.append("seed=[" + ",".join(seeds) + "]" if together else item)
+    if launcher in GPU_PRESETS and line.override("device") is None:
+        items.append("device=cuda")
+    return line.with_items(items)
+
+
 def main() -> None:
     """`python -m study.search`: validate the command line once, then run the Hydra app."""
     from study.commands import shards as sharding
-    from study.commands.argv import CommandLine
     from study.commands.cluster import WithoutSbatchErrors, slurm_preflight
 
     argv = list(sys.argv[1:])
     try:
-        line = CommandLine.parse(argv)
+        line = seeds_together(CommandLine.parse(argv))
     except UserError as e:
         fail(str(e))
     devices.remember_visible_gpus()

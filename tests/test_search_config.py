@@ -42,3 +42,16 @@ def test_gdas_options_reach_the_method_and_change_the_search_identity(tmp_path):
     hotter = parse(compose_cfg("search", ["method=gdas", "method.tau_max=5", f"study_dir={tmp_path}"])).setup
     assert base.method_options == {"tau_max": 10.0, "tau_min": 0.1} and hotter.method_options["tau_max"] == 5
     assert base.tag() != hotter.tag() and base.tag().startswith("digits-cpu-")
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["-m", "seed=0,1,2"], ["seed=[0,1,2]"]),  # one job, its seeds side by side
+    (["-m", "seed=0,1,2", "hydra/launcher=slurm"], ["seed=0,1,2", "hydra/launcher=slurm"]),  # an array task each
+    (["-m", "seed=0,1", "hydra/launcher=gpus"], ["seed=[0,1]", "hydra/launcher=gpus", "device=cuda"]),
+    (["seed=3"], ["seed=3"]),
+])
+def test_a_seed_sweep_is_one_job_unless_slurm_runs_each_seed(argv, expected):
+    from study.commands.argv import CommandLine
+    from study.search import seeds_together
+
+    assert seeds_together(CommandLine.parse(argv)).argv() == [a for a in argv if a == "-m"] + expected
