@@ -132,7 +132,7 @@ def execute(spec: SearchSpec, setup: SearchSetup, data: Any, progress: Any = Non
     def on_epoch(net: nn.Module, state: SearchState) -> None:
         ckpt.save_search(net, state)
         if progress is not None:
-            progress.epoch(spec, state.history[-1], start.epoch if start else 0)
+            progress.epoch(spec, state.history[-1])
 
     state = search(supernet, model, objective, data, setup.budget, method, spec.seed, judge, start, on_epoch,
                    setup.precision)
@@ -203,8 +203,8 @@ class SearchProgress:
         self.first_failure = ""
         self.epochs_done, self.t0 = 0, time.perf_counter()
 
-    def epoch(self, spec: SearchSpec, entry: dict[str, Any], resumed_at: int) -> None:
-        """Log one finished epoch of a search (`resumed_at`: the epoch this attempt started from)."""
+    def epoch(self, spec: SearchSpec, entry: dict[str, Any]) -> None:
+        """Log one finished epoch of a search, with the time left at this command's pace."""
         self.epochs_done += 1
         pace = (time.perf_counter() - self.t0) / self.epochs_done
         left = (self.epochs - entry["epoch"]) + (self.total - self.done - 1) * self.epochs
