@@ -172,3 +172,18 @@ def test_both_parts_hold_every_class_even_when_the_images_come_class_by_class():
     assert set(labels[weights].tolist()) == set(labels[arch].tolist()) == set(range(10))
     again = halves(len(labels), 0.5, torch.device("cpu"))
     assert torch.equal(again[0], weights)  # fixed: every search sees the same parts
+
+
+def test_scoring_the_supernet_changes_no_state(data):
+    from study.training.search import halves, score
+
+    obj = create_objective("supervised", data, crop_padding=1)
+    supernet, model = _build("nb201", obj, 0)
+    model.train()
+    obj_part = halves(data.train_x.shape[0], 0.5, torch.device("cpu"))[1]
+    model(obj.train_batch(data.train_x[:64], data.train_y[:64], torch.Generator().manual_seed(0))[0])  # some stats
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for method in ("darts", "gdas"):
+        acc = score(supernet, model, obj, data, obj_part, BUDGET, create_method(method), 0)
+        assert 0 <= acc <= 1 and model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
