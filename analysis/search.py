@@ -6,7 +6,7 @@ writes, atomically, to `<study_dir>/analysis/search/`:
                  (NAS-Bench-201: CIFAR-10, CIFAR-100, ImageNet16-120 after 200 epochs), its accuracy when
                  trained by `study.train` in `<study_dir>/found/<space>` (any space), CPU seconds
   epochs.csv     one row per search epoch: the cell derived then, its truth, the supernet's accuracy
-  summary.csv    per (space, dataset, budget, method, objective): seeds, distinct cells, truth mean and sd,
+  summary.csv    per (space, dataset, setting, method, objective): seeds, distinct cells, truth mean and sd,
                  and the best of as many random cells as the searches cost (`random_cells`), picked by
                  parameter count and by the truth itself
   report.md      the summary beside the published NAS-Bench-201 rows, and whether the label-free searches
@@ -33,7 +33,14 @@ from study.store.records import iter_records, write_atomic
 from study.training.searches import iter_searches
 
 TRUTH = ["nb201-cifar10", "nb201-cifar100", "nb201-imagenet16-120"]
-KEYS = ["space", "dataset", "budget", "method", "objective"]
+# A search's setting: its budget, epochs and warm-up; searches are grouped by their identity (every setting).
+KEYS = ["space", "dataset", "setting", "method", "objective", "identity"]
+
+
+def setting(rec: dict[str, Any]) -> str:
+    """`cpu, 80 ep` (and `, warm-up 20`): how long and how a search ran, for tables and figure panels."""
+    warmup = ((rec.get("config") or {}).get("search_budget") or {}).get("warmup_epochs") or 0
+    return f"{rec['budget']}, {rec['epochs']} ep" + (f", warm-up {warmup}" if warmup else "")
 # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), table 5, CIFAR-10 test accuracy of the cell each search found.
 PUBLISHED = [("DARTS-V1 (supervised, 50 epochs)", 54.30, 0.00), ("GDAS (supervised, 250 epochs)", 93.51, 0.13),
              ("RSPS (random sampling + parameter sharing)", 87.66, 1.69),
@@ -47,9 +54,9 @@ def searches_table(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[tu
     for _, rec in iter_searches(study_dir):
         if rec.get("status") != "complete":
             continue
-        key = {k: rec[k] for k in KEYS}
+        key = {**{k: rec[k] for k in KEYS if k != "setting"}, "setting": setting(rec)}
         truth = rec.get("truth") or {}
-        row = {**key, "seed": rec["seed"], "identity": rec["identity"], "epochs": rec["epochs"],
+        row = {**key, "seed": rec["seed"], "epochs": rec["epochs"],
                "arch": rec["arch"], "cell_id": rec["cell_id"], **{c: truth.get(c, math.nan) for c in TRUTH},
                "supernet_acc": rec["supernet_acc"], "cell_params": rec.get("cell_params"), "cpu_s": rec["cpu_s"],
                "wall_s": rec["wall_s"], "cell_epoch_cpu_s": rec.get("cell_epoch_cpu_s"),
@@ -60,7 +67,7 @@ def searches_table(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[tu
             epochs.append({**key, "seed": rec["seed"], "epoch": entry["epoch"], "cell": entry["cell"],
                            **{c: t.get(c, math.nan) for c in TRUTH}, "supernet_acc": entry["supernet_acc"],
                            "weight_loss": entry["weight_loss"], "arch_loss": entry["arch_loss"]})
-        alphas[(rec["method"], rec["objective"], rec["seed"])] = (rec["alpha"], rec["alpha_layout"])
+        alphas[(key["setting"], rec["method"], rec["objective"], rec["seed"])] = (rec["alpha"], rec["alpha_layout"])
     return pd.DataFrame(rows), pd.DataFrame(epochs), alphas
 
 
@@ -97,7 +104,7 @@ def random_baseline(space: str, net: dict[str, int], m: int, trials: int, seed: 
 
 def summary(searches: pd.DataFrame, random_cells: str | int, trials: int, seed: int,
             nets: dict[tuple, dict]) -> pd.DataFrame:
-    """Per (space, dataset, budget, method, objective): seeds, distinct cells, truth mean and sd, the random
+    """Per (space, dataset, setting, method, objective): seeds, distinct cells, truth mean and sd, the random
     baseline of equal cost (NAS-Bench-201) and the trained accuracy of the cells found (any space)."""
     out = []
     for key, part in searches.groupby(KEYS, sort=True):
@@ -112,7 +119,7 @@ def summary(searches: pd.DataFrame, random_cells: str | int, trials: int, seed: 
         m = int(random_cells) if random_cells != "auto" else max(1, int(round(float((part["cpu_s"] / per_cell).mean()))))
         row["random_m"] = m
         if row["space"] == "nb201":
-            row.update(random_baseline(row["space"], nets[key], m, trials, seed))
+            row.update(random_baseline(row["space"], nets[row["identity"]], m, trials, seed))
         out.append(row)
     return pd.DataFrame(out)
 
@@ -123,7 +130,7 @@ def verdict(table: pd.DataFrame) -> list[str]:
     "As good" means a mean within the larger of the two seed standard deviations (or 0.1 points with one
     seed) of the supervised search's mean, or above it."""
     lines = []
-    for (space, dataset, budget, method), part in table.groupby(["space", "dataset", "budget", "method"]):
+    for (space, dataset, where, method), part in table.groupby(["space", "dataset", "setting", "method"]):
         part = part.set_index("objective")
         if "supervised" not in part.index or part["nb201-cifar10"].isna().all():
             continue
@@ -138,7 +145,7 @@ def verdict(table: pd.DataFrame) -> list[str]:
             gap = 100 * (row["nb201-cifar10"] - sup["nb201-cifar10"])
             good = row["nb201-cifar10"] >= sup["nb201-cifar10"] - slack
             said.append(f"{o} {_pm(row)} ({'as good' if good else 'worse'}, {gap:+.2f} points)")
-        lines.append(f"{method} on {space} ({dataset}, {budget} budget): the supervised search found "
+        lines.append(f"{method} on {space} ({dataset}, {where}): the supervised search found "
                      f"{_pm(sup)} CIFAR-10 accuracy after 200 epochs (NAS-Bench-201 truth, mean ± sd over "
                      f"{int(sup['seeds'])} seed(s)); the label-free searches: " + "; ".join(said) + ".")
     return lines
@@ -155,16 +162,16 @@ def report(table: pd.DataFrame, failed: int) -> str:
              "search derived at its last epoch; mean ± sd over seeds. `random, by params` / `by truth`: the best of "
              "as many uniformly drawn cells as the search cost (m, in trainings of one cell for the search's "
              "epochs), picked by parameter count or by the truth itself.", "",
-             "| space | data | budget | method | objective | seeds | epochs | CPU s | cells | CIFAR-10 | CIFAR-100 "
+             "| space | data | setting | method | objective | seeds | CPU s | cells | CIFAR-10 | CIFAR-100 "
              "| ImageNet16-120 | supernet acc | m | random, by params | random, by truth |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         nb = not math.isnan(r["nb201-cifar10"])
         cols = [_pm(r, c) if nb else "—" for c in TRUTH]
         rand = ([f"{100 * r['random_best_by_params']:.2f}%", f"{100 * r['random_best_by_truth']:.2f}%"]
                 if "random_best_by_truth" in r and not math.isnan(r.get("random_best_by_truth", math.nan)) else ["—", "—"])
-        lines.append(f"| {r['space']} | {r['dataset']} | {r['budget']} | {r['method']} | {r['objective']} | "
-                     f"{int(r['seeds'])} | {int(r['epochs'])} | {r['cpu_s']:.0f} | {int(r['cells'])} | "
+        lines.append(f"| {r['space']} | {r['dataset']} | {r['setting']} | {r['method']} | {r['objective']} | "
+                     f"{int(r['seeds'])} | {r['cpu_s']:.0f} | {int(r['cells'])} | "
                      + " | ".join(cols) + f" | {_pm(r, 'supernet_acc')} | {int(r['random_m'])} | " + " | ".join(rand) + " |")
     lines += ["", "Published (NAS-Bench-201 paper, CIFAR-10, 250 GPU epochs of search at C=16, N=5 on 25k/25k "
               "images):", "", "| search | CIFAR-10 |", "|---|---|"]
@@ -182,6 +189,26 @@ def report(table: pd.DataFrame, failed: int) -> str:
     return "\n".join(lines)
 
 
+def panelled(epochs: pd.DataFrame) -> pd.DataFrame:
+    """`epochs` with `method` naming its setting too when the searches ran in more than one (a panel each)."""
+    if epochs["setting"].nunique() <= 1:
+        return epochs
+    return epochs.assign(method=epochs["method"] + " (" + epochs["setting"] + ")")
+
+
+def alpha_panels(alphas: dict[tuple, Any]) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
+    """One heatmap per (setting, method, objective) and kind of cell: the first seed's final softmax(alpha)."""
+    panels = []
+    several = len({k[0] for k in alphas}) > 1
+    for (where, method, objective, s), (alpha, layout) in sorted(alphas.items()):
+        if s == min(k[3] for k in alphas if k[:3] == (where, method, objective)):
+            for kind, weights in alpha.items():
+                edges, ops = layout[kind]
+                title = f"{method}/{objective}" + (f" ({where})" if several else "") + f" seed {s}"
+                panels.append((title + ("" if kind == "cell" else f" {kind}"), np.asarray(weights), edges, ops))
+    return panels
+
+
 def analyse(study_dir: Path, out: Path, random_cells: str | int = "auto", trials: int = 2000, seed: int = 0) -> Path:
     """Write every table and figure of the study's searches to `out`; returns it."""
     from analysis import plots
@@ -193,7 +220,7 @@ def analyse(study_dir: Path, out: Path, random_cells: str | int = "auto", trials
     nets = {}
     for _, rec in iter_searches(study_dir):
         if rec.get("status") == "complete":
-            nets.setdefault(tuple(rec[k] for k in KEYS), rec["net"])
+            nets.setdefault(rec["identity"], rec["net"])
     failed = sum(1 for _, rec in iter_searches(study_dir) if rec.get("status") != "complete")
     table = summary(searches, random_cells, trials, seed, nets)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,14 +229,8 @@ def analyse(study_dir: Path, out: Path, random_cells: str | int = "auto", trials
     write_atomic(out / "report.md", report(table, failed))
     column = "nb201-cifar10" if epochs["nb201-cifar10"].notna().any() else "supernet_acc"
     label = "CIFAR-10 truth of the derived cell" if column != "supernet_acc" else "supernet accuracy (arch. part)"
-    plots.save(plots.truth_by_epoch(epochs, column, label), out / "truth_by_epoch")
-    panels = []
-    for (method, objective, s), (alpha, layout) in sorted(alphas.items()):
-        if s == min(k[2] for k in alphas if k[:2] == (method, objective)):
-            for kind, weights in alpha.items():
-                edges, ops = layout[kind]
-                panels.append((f"{method}/{objective} seed {s}" + ("" if kind == "cell" else f" {kind}"),
-                               np.asarray(weights), edges, ops))
+    plots.save(plots.truth_by_epoch(panelled(epochs), column, label), out / "truth_by_epoch")
+    panels = alpha_panels(alphas)
     plots.save(plots.alpha_heatmaps(panels), out / "alpha")
     return out
 

@@ -130,55 +130,34 @@ def report(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from analysis import plots
+    from analysis.search import alpha_panels, panelled, searches_table, summary
     from analysis.search import report as search_report
-    from analysis.search import searches_table, summary
+    from study.training.searches import iter_searches
 
     cost = json.loads(Path(args.cost).read_text())
-    frames, epoch_frames, nets = [], [], {}
+    frames, epoch_frames, alphas, nets = [], [], {}, {}
     for study in args.study:
-        searches, epochs, _ = searches_table(Path(study))
+        searches, epochs, found = searches_table(Path(study))
         frames.append(searches)
         epoch_frames.append(epochs)
-        from study.training.searches import iter_searches
-
-        for _, rec in iter_searches(Path(study)):
-            nets.setdefault(tuple(rec[k] for k in ("space", "dataset", "budget", "method", "objective")), rec["net"])
+        alphas.update(found)
+        nets.update({rec["identity"]: rec["net"] for _, rec in iter_searches(Path(study))})
     searches, epochs = pd.concat(frames, ignore_index=True), pd.concat(epoch_frames, ignore_index=True)
-    # A search's epochs are part of its budget here: rows of different lengths stay apart.
-    searches["budget"] = searches["budget"] + "-" + searches["epochs"].astype(str) + "ep"
-    epochs = epochs.merge(searches[["method", "objective", "seed", "space", "budget"]].rename(
-        columns={"budget": "tagged"}), on=["method", "objective", "seed", "space"], how="left")
-    nets = {(k[0], k[1], b, k[3], k[4]): v for k, v in nets.items()
-            for b in searches.loc[(searches["method"] == k[3]) & (searches["objective"] == k[4]), "budget"]}
     table = summary(searches, "auto", 2000, 0, nets)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    found = search_report(table, 0).split("\n", 2)[2]
+    found = found.replace("(truth_by_epoch.png)", f"({out.name}.png)").replace("(alpha.png)", f"({out.name}_alpha.png)")
     text = ["# Architecture search on a CPU (benchmarks/search.py)", "", "## Cost of a supernet epoch", "",
-            *cost_table(cost), "", "## What the searches found", "",
-            search_report(table, 0).split("\n", 2)[2].replace("![truth by epoch](truth_by_epoch.png)",
-                                                             f"![truth by epoch]({out.name}.png)")
-            .replace("![alpha](alpha.png)", f"![alpha]({out.name}_alpha.png)")]
+            *cost_table(cost), "", "## What the searches found", "", found]
     Path(f"{out}.md").write_text("\n".join(text))
     Path(f"{out}.json").write_text(json.dumps({"cost": cost, "summary": table.to_dict(orient="records"),
                                                "searches": searches.to_dict(orient="records")}, indent=1,
                                               default=str) + "\n")
-    per_budget = epochs.assign(method=epochs["method"] + " (" + epochs["tagged"].str.split("-").str[-1] + ")")
-    fig = plots.truth_by_epoch(per_budget[per_budget["space"] == "nb201"], "nb201-cifar10",
-                               "CIFAR-10 truth of the derived cell")
-    plots.save(fig, out)
-    import numpy as np
-
-    from study.training.searches import iter_searches
-
-    panels = []
-    for study in args.study:
-        recs = [r for _, r in iter_searches(Path(study)) if r.get("status") == "complete" and r["space"] == "nb201"]
-        for rec in sorted(recs, key=lambda r: (r["method"], r["objective"], r["epochs"], r["seed"])):
-            if rec["seed"] == min(r["seed"] for r in recs if (r["method"], r["objective"], r["epochs"]) ==
-                                  (rec["method"], rec["objective"], rec["epochs"])):
-                edges, ops = rec["alpha_layout"]["cell"]
-                panels.append((f"{rec['method']}/{rec['objective']} {rec['epochs']} ep, seed {rec['seed']}",
-                               np.asarray(rec["alpha"]["cell"]), edges, ops))
+    nb201 = epochs[epochs["space"] == "nb201"]
+    if not nb201.empty:
+        plots.save(plots.truth_by_epoch(panelled(nb201), "nb201-cifar10", "CIFAR-10 truth of the derived cell"), out)
+    panels = alpha_panels({k: v for k, v in alphas.items() if "cell" in v[0]})
     if panels:
         plots.save(plots.alpha_heatmaps(panels), f"{out}_alpha")
     print(f"wrote {out}.md, {out}.json, {out}.png, {out}_alpha.png")

@@ -133,6 +133,6 @@ def test_search_benchmark_costs_both_methods_and_reports_the_searches(tmp_path):
     done = bench("search.py", "report", "--study", str(study), "--cost", str(cost), "--out", str(out))
     assert done.returncode == 0, done.stderr
     text = out.with_suffix(".md").read_text()
-    assert "| supervised |" in text and "gdas | supervised | 1 | 2 |" in text and "darts | rotation | 1 | 1 |" in text
+    assert "| supervised |" in text and "cpu, 2 ep | gdas | supervised | 1 |" in text and "cpu, 1 ep | darts | rotation | 1 |" in text
     assert {r["method"] for r in json.loads(out.with_suffix(".json").read_text())["searches"]} == {"darts", "gdas"}
     assert out.with_suffix(".png").stat().st_size > 0 and (tmp_path / "search_alpha.png").stat().st_size > 0
