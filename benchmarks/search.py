@@ -143,7 +143,7 @@ def report(args: argparse.Namespace) -> None:
         alphas.update(found)
         nets.update({rec["identity"]: rec["net"] for _, rec in iter_searches(Path(study))})
     searches, epochs = pd.concat(frames, ignore_index=True), pd.concat(epoch_frames, ignore_index=True)
-    table = summary(searches, "auto", 2000, 0, nets)
+    table = summary(searches, "auto", 20000, 0, nets)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     found = search_report(table, 0).split("\n", 2)[2]
