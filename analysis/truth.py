@@ -1,8 +1,8 @@
 """Ground truth: accuracies of fully trained architectures, joined to a study's cells by architecture.
 
 A study ranks cells by what it trained cheaply; the truth says how good the cells really are. For
-NAS-Bench-201 it ships with the package (`analysis/data/nb201-accuracy.csv.gz`, see NOTICE.md beside
-it): the 200-epoch test accuracies of all 15,625 cells on CIFAR-10, CIFAR-100 and ImageNet16-120.
+NAS-Bench-201 it ships with the space (`study/spaces/nb201/data/nb201-accuracy.csv.gz`, see NOTICE.md
+beside it): the 200-epoch test accuracies of all 15,625 cells on CIFAR-10, CIFAR-100 and ImageNet16-120.
 For any space, `truth=PATH` names a CSV of `arch,<column>,...` written by the user.
 
 Both are joined on the `arch` string of the cell that was trained (cells.jsonl), exactly: members of one
@@ -23,11 +23,11 @@ import pandas as pd
 
 from analysis.tables import BASELINES, correlations
 from study.errors import UserError
+from study.spaces.nb201.truth import TRUTH_FILE
 
 log = logging.getLogger(__name__)
 
-DATA = Path(__file__).resolve().parent / "data"
-NB201_FILE = DATA / "nb201-accuracy.csv.gz"
+NB201_FILE = TRUTH_FILE  # a fact of the space: searches read it too (study/spaces/nb201/truth.py)
 # Source column -> the name an analysis uses (reference=nb201-cifar10, cells.csv, tables).
 NB201_COLUMNS = {"cifar10_test": "nb201-cifar10", "cifar100_test": "nb201-cifar100",
                  "imagenet16_120_test": "nb201-imagenet16-120"}

@@ -3,7 +3,9 @@
 For every (objective, run identity, seed) folder under `<study_dir>/runs`: cells done, failed, started
 (a checkpoint but no record yet: running now, or interrupted and waiting to resume) and pending; each
 failure's reason; and the `study.train` command that trains what is missing. A run that raised is
-recorded `failed` even when SLURM reports its job COMPLETED, so it shows here. Reads only.
+recorded `failed` even when SLURM reports its job COMPLETED, so it shows here. Then the study's searches
+(`<study_dir>/searches`, study.search): per method, objective and budget, the seeds done, failed and
+started (with the epoch reached), and the command that resumes the unfinished ones. Reads only.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from study.commands.cli import CONF_DIR, fail
 from study.errors import UserError
 from study.shell import command
 from study.store.cells import read_cells
-from study.store.records import RUNS_DIR, read_record
+from study.store.records import RUNS_DIR, StudyError, read_record
+from study.training.searches import SEARCHES_DIR
 
 
 @dataclass
@@ -75,6 +78,18 @@ def scan(study_dir: Path, ids: list[str]) -> list[Group]:
 
 def report(study_dir: Path) -> str:
     """The progress report of a study, as printed by `python -m launch.status`."""
+    searches = search_report(study_dir)
+    try:
+        runs = run_report(study_dir)
+    except StudyError:
+        if not searches:
+            raise
+        return "\n".join([f"study {study_dir}: no sample (searches only)", *searches])
+    return "\n".join([runs, *searches])
+
+
+def run_report(study_dir: Path) -> str:
+    """The runs part of the report (StudyError when the study has no sample)."""
     cells = read_cells(study_dir)
     ids = [c["id"] for c in cells]
     row_of = {c: i for i, c in enumerate(ids)}
@@ -129,6 +144,60 @@ def _commands(groups: list[Group], ids: list[str], study_dir: Path) -> list[str]
     for (overrides, missing), seeds in merged.items():
         lines.append("  " + rerun.command(list(overrides), sorted(seeds), list(missing), len(missing) == len(ids)))
     return lines + lost
+
+
+def search_report(study_dir: Path) -> list[str]:
+    """Lines on the study's searches: per method, objective and budget the seeds done, failed and started."""
+    import shlex
+
+    folders = sorted((Path(study_dir) / SEARCHES_DIR).glob("*/*/*"))
+    if not folders:
+        return []
+    lines, resume = ["searches (study.search):"], []
+    for folder in folders:
+        method, objective = folder.parent.parent.name, folder.parent.name
+        done, failed, started = [], [], []
+        for path in sorted(folder.glob("seed*.json")):
+            rec = read_record(path)
+            if rec is None:
+                continue
+            if rec["status"] == "complete":
+                truth = (rec.get("truth") or {}).get("nb201-cifar10")
+                done.append(f"seed {rec['seed']}: {rec['arch']}" + ("" if truth is None else f" (CIFAR-10 {100 * truth:.2f}%)"))
+            else:
+                failed.append(f"seed {rec['seed']}: {rec.get('reason')}")
+                resume.append(rec.get("command") or [])
+        for path in sorted(folder.glob(f"seed*{SUFFIX}")):
+            if _complete(path.with_suffix(".json")):
+                continue  # finished between its last checkpoint and the checkpoint's removal
+            epoch, total, command = _peek_search(path)
+            started.append(f"{path.stem}: epoch {'?' if epoch is None else epoch} of {total or '?'}")
+            resume.append(command or [])
+        lines.append(f"  {method}/{objective} ({folder.name}): {len(done)} done, {len(failed)} failed, "
+                     f"{len(started)} started")
+        lines += [f"    {item}" for item in done + [f"FAILED {f}" for f in failed] + [f"started {s}" for s in started]]
+    commands = sorted({shlex.join(["python", "-m", "study.search", *c]) for c in resume if c})
+    if commands:
+        lines.append("to finish the searches (each resumes from its last epoch):")
+        lines += [f"  {c}" for c in commands]
+    return lines
+
+
+def _complete(path: Path) -> bool:
+    rec = read_record(path) if path.exists() else None
+    return rec is not None and rec["status"] == "complete"
+
+
+def _peek_search(path: Path) -> tuple[int | None, int | None, list[str] | None]:
+    """Epochs done, epochs planned and the resuming overrides according to a search's checkpoint."""
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        epochs = ((saved.get("config") or {}).get("search_budget") or {}).get("epochs")
+        return int(saved["epoch"]), epochs, (saved.get("extra") or {}).get("command")
+    except Exception:  # a status report must not fail on a checkpoint being replaced right now
+        return None, None, None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -140,3 +140,40 @@ def test_inmemory_path_benchmark_times_each_code_tree(tmp_path):
     assert done.returncode == 0, done.stderr
     table = json.loads(out.read_text())["median_cpu_s"][str(ROOT)]
     assert table["supervised"]["train_s"] > 0 and table["rotation"]["test_s"] > 0 and table["loop"]["ms_per_step"] > 0
+
+
+def _tiny_folder(root, per_class: int = 12):
+    """A CIFAR-like folder of random 16 px images: 10 classes, `per_class` training and 2 test images each."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("test", 2)):
+        for c in range(10):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def test_search_benchmark_costs_both_methods_and_reports_the_searches(tmp_path):
+    root = _tiny_folder(tmp_path / "images")
+    common = ("--data-root", str(root), "--cache", str(tmp_path / "cache"), "--images", "120", "--size", "8")
+    cost = tmp_path / "cost.json"
+    done = bench("search.py", "cost", *common, "--objectives", "supervised", "--width", "4", "--json", str(cost))
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(cost.read_text())["rows"]
+    for method in ("darts", "gdas"):
+        assert row[f"{method}_ratio"] == pytest.approx(row[f"{method}_epoch_cpu_s"] / row["cell_epoch_cpu_s"])
+    study = tmp_path / "study"
+    done = bench("search.py", "run", *common, "--study", str(study), "--grid", "gdas:supervised:0:2",
+                 "darts:rotation:0:1", "--extra", "search_budget.width=4", "dataset.test_subset=0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "search"
+    done = bench("search.py", "report", "--study", str(study), "--cost", str(cost), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    text = out.with_suffix(".md").read_text()
+    assert "| supervised |" in text and "cpu, 2 ep | gdas | supervised | 1 |" in text and "cpu, 1 ep | darts | rotation | 1 |" in text
+    assert {r["method"] for r in json.loads(out.with_suffix(".json").read_text())["searches"]} == {"darts", "gdas"}
+    assert out.with_suffix(".png").stat().st_size > 0 and (tmp_path / "search_alpha.png").stat().st_size > 0

@@ -24,10 +24,11 @@ def resolve_budget(cfg, objective):
 
 resolve_run = budget_for
 
+SEARCH_ONLY = ("method", "search_budget")  # groups of study.search alone (tests/test_search_config.py)
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF_DIR.iterdir()
-          if g.is_dir() and not g.name.startswith(("hydra", "local", "experiment"))}
+          if g.is_dir() and not g.name.startswith(("hydra", "local", "experiment", *SEARCH_ONLY))}
 EXPERIMENTS = sorted(p.relative_to(CONF_DIR / "experiment").with_suffix("").as_posix()
-                     for p in (CONF_DIR / "experiment").rglob("*.yaml"))
+                     for p in (CONF_DIR / "experiment").rglob("*.yaml") if not p.parent.name == "search")
 
 
 def compose_cfg(name: str, overrides: list[str]):
@@ -57,7 +58,7 @@ def test_paper_budget_is_the_papers_recipe():
     assert sup.weight_decay == 5e-4 and sup.nesterov and sup.momentum == 0.9 and sup.precise_bn == 1024
 
 
-@pytest.mark.parametrize("name", ["sample", "train", "correlate"])
+@pytest.mark.parametrize("name", ["sample", "train", "correlate", "search"])
 def test_top_level_configs_share_study_dir(name):
     assert compose_cfg(name, [])["study_dir"] == "studies/default"
 

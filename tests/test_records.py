@@ -158,11 +158,11 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
 
 
 def test_checkpoints_follow_the_umask(tmp_path):
-    from study.training.checkpoint import _save_atomic
+    from study.training.checkpoint import save_atomic
 
     old = os.umask(0o002)
     try:
-        _save_atomic(tmp_path / "c.ckpt", {"x": 1})
+        save_atomic(tmp_path / "c.ckpt", {"x": 1})
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "c.ckpt").stat().st_mode) == 0o664

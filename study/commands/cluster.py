@@ -123,7 +123,7 @@ class WithoutSbatchErrors:
         return getattr(self._stream, name)
 
 
-def slurm_preflight(line: CommandLine) -> bool:
+def slurm_preflight(line: CommandLine, config_name: str = "train") -> bool:
     """For hydra/launcher=slurm: check the request against the cluster before anything is submitted."""
     import os
 
@@ -138,7 +138,7 @@ def slurm_preflight(line: CommandLine) -> bool:
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             # The launcher's request is the same for every job of the sweep: the first job's config tells it.
-            cfg = compose("train", overrides=first_values(line), return_hydra_config=True)
+            cfg = compose(config_name, overrides=first_values(line), return_hydra_config=True)
         request = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     except (HydraException, ValueError, KeyError) as e:  # the command line's own validation reports it
         log.debug("no slurm preflight: %s", e)

@@ -36,6 +36,18 @@ class TrainRequest:
     dry_run: bool = False
 
 
+def dataset_build_options(cfg: DictConfig, study_dir: Path) -> dict[str, Any]:
+    """The configured dataset's builder options (a DataError for an unknown dataset name)."""
+    from study.data import DATASETS
+
+    DATASETS.get(cfg.dataset.name)  # unknown name -> DataError listing the choices
+    options = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
+               if k not in _NOT_BUILD_OPTIONS}
+    if "cache_dir" in options and options["cache_dir"] is None:
+        options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
+    return options
+
+
 def parse(cfg: DictConfig) -> TrainRequest:
     """The request of a composed train config; UserError for anything invalid."""
     from study.data import DATASETS
@@ -47,11 +59,7 @@ def parse(cfg: DictConfig) -> TrainRequest:
     objective = OmegaConf.select(cfg, "objective.name")
     objective_class(objective)  # unknown name -> UserError listing the choices
     budget, shape = settings.budget_for(cfg, objective)
-    DATASETS.get(cfg.dataset.name)  # unknown name -> DataError listing the choices
-    dataset_options = {k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items()
-                       if k not in _NOT_BUILD_OPTIONS}
-    if "cache_dir" in dataset_options and dataset_options["cache_dir"] is None:
-        dataset_options["cache_dir"] = str(study_dir / "cache")  # decoded images and downloads live with the study
+    dataset_options = dataset_build_options(cfg, study_dir)
     device = devices.resolve_device(str(OmegaConf.select(cfg, "device")))
     precision = devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
     cores = devices.cpu_count()

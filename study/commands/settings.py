@@ -211,3 +211,33 @@ def plain(cfg: DictConfig) -> dict:
     data = OmegaConf.to_container(cfg, resolve=True)
     data.pop("hydra", None)
     return data
+
+
+def _search_budget_schema() -> type:
+    """The schema every conf/search_budget/*.yaml composes (`defaults: [base]`): SearchBudget's fields with
+    their defaults, plus the supernet's width and depth (a space may set its own per search budget in
+    conf/space/<name>.yaml `search_shapes:`)."""
+    from study.training.searches import SearchBudget
+
+    hints = typing.get_type_hints(SearchBudget)
+    fields_ = [(f.name, hints[f.name], dataclasses.field(default=MISSING if f.default is dataclasses.MISSING else f.default))
+               for f in dataclasses.fields(SearchBudget)]
+    for key, fallback in zip(SHAPE_KEYS, (8, 1)):
+        fields_.append((key, int, dataclasses.field(
+            default=f"${{oc.select:space.search_shapes.${{search_budget.name}}.{key},{fallback}}}")))
+    return dataclasses.make_dataclass("SearchBudgetSchema", fields_)
+
+
+ConfigStore.instance().store(group="search_budget", name="base", node=_search_budget_schema())
+
+
+def search_budget(cfg: DictConfig) -> tuple[Any, "NetShape"]:
+    """The search budget and the supernet's shape of a composed search config."""
+    from study.training.searches import SearchBudget
+
+    values = OmegaConf.to_container(cfg.search_budget, resolve=True)
+    shape = net_shape(cfg, {k: values.pop(k) for k in SHAPE_KEYS})
+    try:
+        return SearchBudget(**values), shape
+    except ValueError as e:
+        raise UserError(str(e)) from None

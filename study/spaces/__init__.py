@@ -14,10 +14,11 @@ from study.spaces.base import (
     describe,
     draw,
     get_space,
+    searchable,
 )
 
 from study.registry import import_members
 
 import_members(__name__, __path__, packages_only=True)  # every space folder registers itself
 
-__all__ = ["SPACES", "Cell", "NetShape", "Space", "SpaceError", "cell_id", "describe", "draw", "get_space"]
+__all__ = ["SPACES", "Cell", "NetShape", "Space", "SpaceError", "cell_id", "describe", "draw", "get_space", "searchable"]

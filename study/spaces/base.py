@@ -115,9 +115,40 @@ class Space(Protocol):
     def complexity(self, cell: Cell, shape: NetShape) -> tuple[int, int]:
         """Parameters and multiply-accumulates per image of backbone + pooled linear head to shape.n_classes."""
 
+    # Optional, for `study.search` (a space without them is refused there in one line):
+    #   supernet(shape) -> nn.Module: the skeleton with every edge a mix of all ops; attributes `c_out`,
+    #       `alphas` (an nn.ParameterDict, one (edges, ops) tensor per kind of cell), `layout` (per kind,
+    #       the row and column names) and `use(mixes)` (how edges mix next: study.spaces.modules.Mix).
+    #   derive(alpha) -> Cell: the cell a {kind: (edges, ops) nested list} of architecture weights derives.
+    #   truth(cell) -> dict | None: the benchmark's own accuracies of the cell, where the space has them.
+
 
 # Registered: a class or factory that takes no arguments and returns a Space.
 SPACES: Registry[Callable[[], Space]] = Registry("space", SpaceError)
+
+
+def searchable(name: str) -> Space:
+    """The space registered as `name`, if it has a supernet and derives cells; SpaceError saying so otherwise."""
+    space = get_space(name)
+    if not (callable(getattr(space, "supernet", None)) and callable(getattr(space, "derive", None))):
+        able = [n for n in SPACES.names() if callable(getattr(SPACES.get(n)(), "supernet", None))]
+        raise SpaceError(f"space {name!r} has no supernet, so it cannot be searched; search one of "
+                         f"{', '.join(able)} (space=nb201), or sample and train its cells with study.sample and study.train")
+    return space
+
+
+def alpha_rows(space: str, alpha: Any, kind: str, n_rows: int, n_cols: int) -> list[list[float]]:
+    """alpha[kind] as n_rows lists of n_cols finite floats; SpaceError naming what does not fit."""
+    import math
+
+    try:
+        rows = [[float(v) for v in row] for row in alpha[kind]]
+    except (KeyError, TypeError, ValueError):
+        raise SpaceError(f"space {space!r} needs architecture weights {{{kind!r}: {n_rows} rows of {n_cols} numbers}}"
+                         ) from None
+    if len(rows) != n_rows or any(len(r) != n_cols for r in rows) or not all(math.isfinite(v) for r in rows for v in r):
+        raise SpaceError(f"space {space!r}: alpha[{kind!r}] must be {n_rows} x {n_cols} finite numbers")
+    return rows
 
 
 def get_space(name: str) -> Space:

@@ -1,10 +1,13 @@
-"""Torch parts every space shares: the pooled linear head that `complexity` counts, and the counters.
+"""Torch parts every space shares: the pooled linear head that `complexity` counts, the counters, and a
+supernet's mixed edge.
 
 Imported lazily (this module imports torch); tests check each space's closed-form complexity against
 `count_params` and `count_flops` of backbone + `PooledLinear`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -57,3 +60,44 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> int:
         for h in handles:
             h.remove()
     return total // example.shape[0]
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How the edges of one kind of supernet cell combine their ops in the next forward passes.
+
+    `weights[e, k]` weighs op k on edge e. With `index` (hard sampling, GDAS) edge e runs only op
+    `index[e]`; the other ops add their weight, which is zero in value but carries their
+    straight-through gradient. Without it (DARTS) every op runs and the outputs are summed, weighted.
+    """
+
+    weights: torch.Tensor  # (E, K)
+    index: list[int] | None = None  # per edge, the op that runs
+
+
+class MixedEdge(nn.Module):
+    """One supernet edge: every op of the space on the same input, mixed by a row of architecture weights.
+
+    `none` (None in `ops`) is an exact zero: weighted, it adds nothing and gets no gradient, so it is
+    never computed (the same numbers as multiplying a zero tensor). `stride` says the output's size when
+    the sampled op is `none` and nothing else runs.
+    """
+
+    def __init__(self, ops: list[nn.Module | None], stride: int = 1) -> None:
+        super().__init__()
+        self.n_ops, self.stride = len(ops), stride
+        self.ops = nn.ModuleDict({str(k): op for k, op in enumerate(ops) if op is not None})
+        self.slots = [int(k) for k in self.ops]
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, index: int | None = None) -> torch.Tensor:
+        if index is None:
+            terms = [weights[k] * op(x) for k, op in zip(self.slots, self.ops.values())]
+            return sum(terms[1:], terms[0])  # (B, C, H', W')
+        key = str(index)
+        if key in self.ops:
+            out = self.ops[key](x)
+        else:  # `none` sampled: a zero map of the output's size
+            b, c, h, w = x.shape
+            out = x.new_zeros(b, c, -(-h // self.stride), -(-w // self.stride))
+        rest = weights.sum() - weights[index]  # exactly 0; d/d(weights[j]) = 1 for every other op j
+        return weights[index] * out + rest

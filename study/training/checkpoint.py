@@ -35,7 +35,8 @@ def path_for(record_path: Path) -> Path:
     return Path(record_path).with_suffix(SUFFIX)
 
 
-def _save_atomic(path: Path, obj: Any) -> None:
+def save_atomic(path: Path, obj: Any) -> None:
+    """`torch.save(obj)` to `path` atomically: readers see the old file or the new one, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, file_mode())  # follow the umask like every other file of the study, not mkstemp's 0600
@@ -55,7 +56,7 @@ def _save_atomic(path: Path, obj: Any) -> None:
         raise
 
 
-def _mismatch(current: dict[str, torch.Tensor], saved: dict[str, Any]) -> str | None:
+def mismatch(current: dict[str, torch.Tensor], saved: dict[str, Any]) -> str | None:
     """Why `saved` cannot be loaded into a model whose state dict is `current` (None if it can)."""
     missing, unexpected = sorted(set(current) - set(saved)), sorted(set(saved) - set(current))
     if missing or unexpected:
@@ -96,11 +97,11 @@ class Checkpointer:
             if saved.get("format") != FORMAT or saved.get("identity") != self.identity:
                 log.warning("ignoring checkpoint %s: it belongs to another run or format", self.path)
                 return None
-            mismatch = _mismatch(model.state_dict(), saved["model"])
-            if mismatch:
+            problem = mismatch(model.state_dict(), saved["model"])
+            if problem:
                 # Refused whole: load_state_dict copies the matching tensors before it raises, which would
                 # leave a half-loaded network to train "from scratch".
-                log.warning("ignoring checkpoint %s: written by a different network (%s)", self.path, mismatch)
+                log.warning("ignoring checkpoint %s: written by a different network (%s)", self.path, problem)
                 return None
             model.load_state_dict(saved["model"])
         except Exception as e:  # unreadable or from an incompatible model: training from scratch is safe
@@ -151,7 +152,7 @@ class Checkpointer:
     def save_state(self, weights: dict[str, torch.Tensor], state: TrainState) -> None:
         """Write the state (after an epoch, or within one) atomically, the model given by its state dict."""
         h = state.history
-        _save_atomic(self.path, {
+        save_atomic(self.path, {
             "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": weights,
             "device_type": torch.device(self.device).type, "rng_restarts": self.rng_restarts,
             "optimizer": state.optimizer, "generator": state.generator, "step": state.step,

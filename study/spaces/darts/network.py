@@ -37,41 +37,41 @@ DIL = {"dil_conv_3x3": 3, "dil_conv_5x5": 5}
 class ReLUConvBN(nn.Sequential):
     """ReLU -> Conv (no bias) -> BN."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, affine: bool = True) -> None:
         super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
-                         nn.BatchNorm2d(c_out))
+                         nn.BatchNorm2d(c_out, affine=affine))
 
 
 class DilConv(nn.Sequential):
     """ReLU -> depthwise conv (dilation) -> pointwise conv -> BN."""
 
-    def __init__(self, c: int, kernel: int, stride: int, dilation: int) -> None:
+    def __init__(self, c: int, kernel: int, stride: int, dilation: int, affine: bool = True) -> None:
         pad = dilation * (kernel - 1) // 2
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c, c, kernel, stride, pad, dilation=dilation, groups=c, bias=False),
             nn.Conv2d(c, c, 1, bias=False),
-            nn.BatchNorm2d(c),
+            nn.BatchNorm2d(c, affine=affine),
         )
 
 
 class SepConv(nn.Sequential):
     """Two stacked ReLU -> depthwise -> pointwise -> BN; only the first may have stride 2."""
 
-    def __init__(self, c: int, kernel: int, stride: int) -> None:
-        super().__init__(*DilConv(c, kernel, stride, 1), *DilConv(c, kernel, 1, 1))
+    def __init__(self, c: int, kernel: int, stride: int, affine: bool = True) -> None:
+        super().__init__(*DilConv(c, kernel, stride, 1, affine), *DilConv(c, kernel, 1, 1, affine))
 
 
 class FactorizedReduce(nn.Module):
     """Halve the resolution with two stride-2 1x1 convs on pixel grids offset by one, concatenated, + BN."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
         super().__init__()
         if c_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {c_out}")
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(x)
@@ -82,20 +82,21 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))  # (B, c_out, H/2, W/2)
 
 
-def make_op(name: str, c: int, stride: int) -> nn.Module | None:
-    """One edge op on c channels; None for `none` (an exact zero)."""
+def make_op(name: str, c: int, stride: int, affine: bool = True) -> nn.Module | None:
+    """One edge op on c channels; None for `none` (an exact zero). `affine=False`: BN without a learned
+    scale and shift, as in a supernet's edges."""
     if name == "none":
         return None
     if name == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
     if name == "max_pool_3x3":
         return nn.MaxPool2d(3, stride, padding=1)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride, padding=1, count_include_pad=False)
     if name in SEP:
-        return SepConv(c, SEP[name], stride)
+        return SepConv(c, SEP[name], stride, affine)
     if name in DIL:
-        return DilConv(c, DIL[name], stride, 2)
+        return DilConv(c, DIL[name], stride, 2, affine)
     raise ValueError(f"unknown DARTS operation {name!r}")
 
 

@@ -1,19 +1,23 @@
-"""The DARTS space as registered (`darts`): sampling, building and sizing its cells."""
+"""The DARTS space as registered (`darts`): sampling, building and sizing its cells; for searches, the
+supernet and the genotype an alpha derives (DARTS' rule)."""
 
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from study.spaces.base import SPACES, NetShape, SpaceError, draw_from_stream
+from study.spaces.base import SPACES, NetShape, SpaceError, alpha_rows, draw_from_stream
 from study.spaces.darts.cell import DARTS_OPS, N_NODES, DartsCell, Nodes
 
 if TYPE_CHECKING:
     from torch import nn
+
+N_EDGES = sum(k + 2 for k in range(N_NODES))  # 14 mixed edges per cell in a supernet
+
 
 def _pairs(options: int) -> int:
     return options * (options + 1) // 2  # unordered pairs, repeats allowed
@@ -83,6 +87,19 @@ class DartsSpace:
                           shape.stem, shape.depth)
 
 
+    def supernet(self, shape: NetShape) -> "nn.Module":
+        """unnas' search network at `shape`: every edge mixes the 8 ops; alphas `normal` and `reduce`, (14, 8)."""
+        from study.spaces.darts.supernet import Supernet
+
+        return Supernet(shape.c_in, shape.width, shape.cells_per_stage)
+
+    def derive(self, alpha: Mapping[str, Any]) -> DartsCell:
+        """The genotype of an alpha by DARTS' rule: per node its two inputs of largest non-`none` weight
+        (after a softmax over ops), each with its op of largest weight other than `none`."""
+        return DartsCell(*(derive_nodes(alpha_rows(self.name, alpha, kind, N_EDGES, len(DARTS_OPS)))
+                           for kind in ("normal", "reduce")))
+
+
 def _check(shape: NetShape) -> None:
     """DARTS has both stems and a depth in cells; the ImageNet stem halves the width once, which must stay even."""
     shape.check_variants("darts", stems=("cifar", "imagenet"), depth=True)
@@ -91,3 +108,27 @@ def _check(shape: NetShape) -> None:
         raise SpaceError(f"the DARTS ImageNet network needs budget.width divisible by 4, got {shape.width}; e.g. 32")
     if 0 < shape.depth < 3:
         raise SpaceError(f"budget.depth={shape.depth} leaves no room for DARTS' two reduction cells; use 0 or 3 and up")
+
+
+def derive_nodes(rows: list[list[float]]) -> Nodes:
+    """The 4 nodes DARTS' rule keeps from one kind's 14 rows of alpha (softmax taken here)."""
+    none = DARTS_OPS.index("none")
+    weights = []
+    for row in rows:
+        top = max(row)
+        exp = [math.exp(v - top) for v in row]
+        weights.append([v / sum(exp) for v in exp])
+    nodes, start = [], 0
+    for k in range(N_NODES):
+        inputs = range(k + 2)
+        strongest = {j: max(w for i, w in enumerate(weights[start + j]) if i != none) for j in inputs}
+        kept = sorted(inputs, key=lambda j: -strongest[j])[:2]  # stable: ties keep the earlier input
+        node = []
+        for j in kept:
+            row = weights[start + j]
+            best = max((i for i in range(len(row)) if i != none), key=row.__getitem__)
+            node.append((DARTS_OPS[best], j))
+        nodes.append(tuple(node))
+        start += k + 2
+    return tuple(nodes)
+

@@ -18,13 +18,13 @@ from study.spaces.nb201.cell import NB201Cell
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv (no bias) -> BN, the NAS-Bench-201 convolution op."""
+    """ReLU -> Conv (no bias) -> BN, the NAS-Bench-201 convolution op (`affine=False`: a supernet's edge)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, affine: bool = True) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
 
@@ -70,16 +70,19 @@ class BoxPool(nn.Module):
         return total * self.scale(x, total.dtype)  # (B, C, H', W') in the conv's compute dtype
 
 
-def make_op(name: str, channels: int) -> nn.Module | None:
-    """Build one edge operation inside a cell (stride 1, channels preserved); None for `none`."""
+def make_op(name: str, channels: int, affine: bool = True) -> nn.Module | None:
+    """Build one edge operation inside a cell (stride 1, channels preserved); None for `none`.
+
+    `affine=False` gives the convolutions BN without a learned scale and shift, as in a supernet's edges.
+    """
     if name == "none":
         return None  # an exact zero: the edge is dropped from the sum
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1)
+        return ReLUConvBN(channels, channels, 1, affine=affine)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3)
+        return ReLUConvBN(channels, channels, 3, affine=affine)
     if name == "avg_pool_3x3":
         return BoxPool(channels, 3, stride=1, padding=1)
     raise ValueError(f"unknown NAS-Bench-201 operation {name!r}")

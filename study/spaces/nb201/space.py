@@ -1,11 +1,12 @@
-"""The NAS-Bench-201 space: parse, sample (a seeded permutation of its 4,930 classes), size and build."""
+"""The NAS-Bench-201 space: parse, sample (a seeded permutation of its 4,930 classes), size and build; for
+searches, the supernet, the cell an alpha derives, and the benchmark's own accuracies of a cell."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
-from study.spaces.base import SPACES, NetShape, SpaceError, draw_from_classes
-from study.spaces.nb201.cell import NB201Cell, nb201_classes
+from study.spaces.base import SPACES, NetShape, SpaceError, alpha_rows, draw_from_classes
+from study.spaces.nb201.cell import NB201_OPS, NB201Cell, nb201_classes
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,6 +41,23 @@ class NB201Space:
         """Closed-form params and multiply-accumulates of trunk + pooled linear head."""
         shape.check_variants(self.name)
         return complexity(self._own(cell), shape)
+
+    def supernet(self, shape: NetShape) -> "nn.Module":
+        """The skeleton at `shape` with every edge mixing all 5 ops; one (6, 5) alpha, `alphas["cell"]`."""
+        from study.spaces.nb201.supernet import Supernet
+
+        return Supernet(shape.c_in, shape.width, shape.cells_per_stage)
+
+    def derive(self, alpha: Mapping[str, Any]) -> NB201Cell:
+        """The cell of an alpha: on each edge the op of largest weight, `none` included (xautodl's rule)."""
+        rows = alpha_rows(self.name, alpha, "cell", len(NB201Cell.EDGES), len(NB201_OPS))
+        return NB201Cell(tuple(NB201_OPS[max(range(len(row)), key=row.__getitem__)] for row in rows))
+
+    def truth(self, cell: NB201Cell) -> dict[str, float] | None:
+        """The benchmark index and 200-epoch test accuracies (fractions) of this very cell."""
+        from study.spaces.nb201.truth import truth
+
+        return truth(self._own(cell).to_str())
 
     @staticmethod
     def _own(cell: object) -> NB201Cell:

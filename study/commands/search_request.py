@@ -1,0 +1,94 @@
+"""The search command as a typed request, and what it checks before anything runs.
+
+Read once from the config like the train request (study/commands/request.py): the space, dataset,
+objective, search budget and method groups, the seeds, the device. Refused in one line: a training-free
+objective (nothing to descend), a space without a supernet, an unknown method or method option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from study.commands import settings
+from study.commands.request import dataset_build_options
+from study.errors import UserError
+from study.store.records import writable
+from study.training import devices
+from study.training.searches import SearchSetup
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A typed search command: what to search (setup, seeds) and how many searches run side by side."""
+
+    study_dir: Path
+    setup: SearchSetup
+    seeds: list[int]
+    workers: int
+
+
+def _job_overrides() -> tuple[str, ...]:
+    """This Hydra job's overrides (what `python -m study.search ...` needs to resume it), or () outside one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ()
+    return tuple(HydraConfig.get().overrides.task)
+
+
+def parse(cfg: DictConfig) -> SearchRequest:
+    """The request of a composed search config; UserError for anything invalid."""
+    from study.objectives.base import objective_class
+    from study.training.search import create_method
+
+    devices.pin_visible_gpus(devices.current_slot())
+    study_dir = settings.study_dir(cfg)
+    objective = OmegaConf.select(cfg, "objective.name")
+    objective_class(objective)  # unknown name -> UserError listing the choices
+    budget, shape = settings.search_budget(cfg)
+    method = OmegaConf.to_container(cfg.method, resolve=True)
+    method_name = method.pop("name")
+    method.pop("paper_epochs", None)  # a fact the paper budget reads, not an option of the method
+    create_method(method_name, **method)  # unknown method or option -> one line
+    device = devices.resolve_device(str(OmegaConf.select(cfg, "device")))
+    precision = devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
+    seeds = settings.seeds(cfg)
+    cores = devices.cpu_count()
+    # One search per process: on a CPU, one single-threaded search per core (as trainings); on a GPU, one.
+    workers = settings.auto_int(cfg, "workers", min(len(seeds), cores) if device == "cpu" else 1)
+    threads = settings.auto_int(cfg, "threads", max(1, cores // min(workers, len(seeds))))
+    options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
+    options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
+    setup = SearchSetup(
+        space=settings.space_name(cfg), method=method_name, method_options=method, objective=objective,
+        objective_options=options, dataset=cfg.dataset.name, dataset_options=dataset_build_options(cfg, study_dir),
+        budget=budget, shape=shape, device=device, threads=threads, config=settings.plain(cfg),
+        claims=settings.claim_settings(cfg), precision=precision, command=_job_overrides(),
+    )
+    return SearchRequest(study_dir=study_dir, setup=setup, seeds=seeds, workers=workers)
+
+
+def check(req: SearchRequest) -> None:
+    """Refuse a search before anything runs: a read-only study, a training-free objective, a space without a
+    supernet, a bad dataset or objective option."""
+    import json
+
+    from study.commands.preflight import check_dataset, check_objective
+    from study.objectives import list_objectives
+    from study.objectives.base import objective_class
+    from study.spaces import searchable
+
+    setup = req.setup
+    if not writable(req.study_dir):
+        raise UserError(f"study_dir {req.study_dir} is read-only: a search writes its record and logs there; "
+                        "choose a writable study_dir")
+    if not objective_class(setup.objective).trains:
+        trained = [o for o in list_objectives() if objective_class(o).trains]
+        raise UserError(f"objective {setup.objective!r} is training-free: a search descends an objective's loss; "
+                        f"choose one of {', '.join(trained)} (objective=rotation)")
+    searchable(setup.space)  # no supernet -> one line naming the spaces that have one
+    check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), setup.shape.n_classes)
+    check_objective(setup)  # the objective's options and colour needs, on a one-image stand-in
