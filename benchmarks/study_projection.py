@@ -24,15 +24,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def default_config() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The default budget and digits dataset settings as plain dicts (conf/ composed as study.train does)."""
+def default_cfg() -> Any:
+    """The train command's config at the default budget on digits (conf/ composed as study.train does)."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from study.commands.cli import CONF_DIR  # importing the command layer registers the config schemas
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("train", ["budget=default", "dataset=digits"]), resolve=True)
+        return compose("train", ["budget=default", "dataset=digits"])
+
+
+def default_config() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The default budget and digits dataset settings as plain dicts."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(default_cfg(), resolve=True)
     return cfg["budget"], cfg["dataset"]
 
 
@@ -44,20 +50,19 @@ def default_run(arch: str, objective: str, seed: int = 0) -> tuple[Any, Any, Any
     from study.spaces.nb201.network import Trunk
     from study.objectives import create_objective
     from study.spaces.nb201 import NB201Cell
-    from study.training.run import Budget
+    from omegaconf import OmegaConf
 
-    raw, ds = default_config()
-    overrides = (raw.pop("objectives", None) or {}).get(objective, {})
-    settings = {**raw, **overrides}
-    width, cells_per_stage = settings.pop("width"), settings.pop("cells_per_stage")
-    settings.pop("stem", None), settings.pop("depth", None)  # NetShape keys: the default budget keeps the CIFAR skeleton
-    budget = Budget(**settings)
+    from study.commands.settings import budget_for
+
+    cfg = default_cfg()
+    budget, shape = budget_for(cfg, objective)  # the recipe study.train would run, per-objective overrides applied
+    ds = OmegaConf.to_container(cfg.dataset, resolve=True)
     data = build_dataset("digits", image_size=ds["image_size"], test_fraction=ds["test_fraction"],
                          split_seed=ds["split_seed"])
     obj = create_objective(objective, data, crop_padding=ds["crop_padding"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = obj.build(Trunk(NB201Cell.from_str(arch), data.channels, width, cells_per_stage))
+        model = obj.build(Trunk(NB201Cell.from_str(arch), data.channels, shape.width, shape.cells_per_stage))
     return model, obj, data, budget
 
 

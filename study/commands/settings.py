@@ -213,6 +213,9 @@ def plain(cfg: DictConfig) -> dict:
     return data
 
 
+_SEARCH_SHAPE_KEYS = ("width", "cells_per_stage")  # supernets have the CIFAR stem and no depth setting
+
+
 def _search_budget_schema() -> type:
     """The schema every conf/search_budget/*.yaml composes (`defaults: [base]`): SearchBudget's fields with
     their defaults, plus the supernet's width and depth (a space may set its own per search budget in
@@ -222,7 +225,7 @@ def _search_budget_schema() -> type:
     hints = typing.get_type_hints(SearchBudget)
     fields_ = [(f.name, hints[f.name], dataclasses.field(default=MISSING if f.default is dataclasses.MISSING else f.default))
                for f in dataclasses.fields(SearchBudget)]
-    for key, fallback in zip(SHAPE_KEYS, (8, 1)):
+    for key, fallback in zip(_SEARCH_SHAPE_KEYS, (8, 1)):
         fields_.append((key, int, dataclasses.field(
             default=f"${{oc.select:space.search_shapes.${{search_budget.name}}.{key},{fallback}}}")))
     return dataclasses.make_dataclass("SearchBudgetSchema", fields_)
@@ -236,7 +239,7 @@ def search_budget(cfg: DictConfig) -> tuple[Any, "NetShape"]:
     from study.training.searches import SearchBudget
 
     values = OmegaConf.to_container(cfg.search_budget, resolve=True)
-    shape = net_shape(cfg, {k: values.pop(k) for k in SHAPE_KEYS})
+    shape = net_shape(cfg, {k: values.pop(k) for k in _SEARCH_SHAPE_KEYS})
     try:
         return SearchBudget(**values), shape
     except ValueError as e:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from study.spaces.darts.cell import DARTS_OPS, N_NODES
-from study.spaces.darts.network import STEM_MULTIPLIER, FactorizedReduce, ReLUConvBN, layout, make_op
+from study.spaces.darts.network import STEM_MULTIPLIER, FactorizedReduce, ReLUConvBN, cell_count, layout, make_op
 from study.spaces.modules import Mix, MixedEdge
 
 KINDS = ("normal", "reduce")
@@ -66,7 +66,7 @@ class Supernet(nn.Module):
         c_pp, c_p, c = c_stem, c_stem, width
         self.cells = nn.ModuleList()
         reduction_prev = False
-        for reduction in layout(cells_per_stage):
+        for reduction in layout(cell_count(cells_per_stage)):
             c = 2 * c if reduction else c
             cell = SearchCell(c_pp, c_p, c, reduction, reduction_prev)
             self.cells.append(cell)
