@@ -11,9 +11,14 @@ fields: docs/outputs.md; the method and its budgets: docs/search.md.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-C while they load is one line too
+    # start() runs the importable copy of this module: jobs sent through submitit pickle the task by
+    # reference, and functions of `__main__` cannot be found in the job's process.
+    from study.commands.entry import start
+
+    start("study.search", "finished searches and each search's last epoch are kept")
+
 import logging
-import shlex
-import signal
 import sys
 from dataclasses import replace
 
@@ -96,11 +101,6 @@ def main() -> None:
         sys.stderr = WithoutSbatchErrors(sys.stderr)
     try:
         _main(line)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("interrupted: finished searches and each search's last epoch are kept; resume with: "
-              f"{shlex.join(['python', '-m', 'study.search', *argv])}", file=sys.stderr)
-        sys.exit(130)
     except Exception as e:  # only reached for slurm: Hydra passes errors on with HYDRA_FULL_ERROR=1
         if not slurm or "sbatch: error" not in str(e):
             raise
@@ -112,10 +112,3 @@ def main() -> None:
         print(f"error: every search failed: {'; '.join(_SEARCHES['jobs'])}; see the reasons with "
               "`python -m launch.status`", file=sys.stderr)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    # Run the importable copy of this module: jobs sent through submitit pickle the task by reference.
-    from study.search import main as _entry
-
-    _entry()

@@ -221,3 +221,20 @@ def test_status_stops_cleanly_while_it_imports(tmp_path, analysed_study):
     out = interrupt("launch.status", [f"study_dir={analysed_study}"], tmp_path / "logs", "imports", handlers_ready,
                     signal.SIGINT, "group")
     assert_stopped_cleanly(out, "launch.status", signal.SIGINT)
+
+
+@pytest.mark.parametrize("moment,signum,target", [("imports", signal.SIGINT, "group"),
+                                                  ("epoch 1", signal.SIGTERM, "command")])
+def test_search_stops_cleanly_and_the_rerun_resumes_to_one_record(tmp_path, moment, signum, target):
+    from tests.test_search_cli import FAST
+
+    study = tmp_path / "s"
+    args = [*FAST, "method=gdas", "objective=supervised", "search_budget.epochs=4", f"study_dir={study}"]
+    checkpoint = lambda pid: any((study / "searches").rglob("*.ckpt")) if (study / "searches").exists() else False
+    out = interrupt("study.search", args, tmp_path / "logs", moment,
+                    handlers_ready if moment == "imports" else checkpoint, signum, target)
+    assert_stopped_cleanly(out, "study.search", signum)
+    assert not list(study.rglob("seed*.json"))  # no record of an unfinished search
+    rerun("study.search", args, tmp_path / "rerun", out, study)
+    assert out.rerun_rc == 0, out.notes
+    assert len(list((study / "searches").rglob("seed*.json"))) == 1
