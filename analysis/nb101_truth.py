@@ -20,6 +20,11 @@ the converted file adds their `-sd`, the number of `repeats` and `params`.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
+    from study.commands.entry import start
+
+    start("analysis.nb101_truth", "the table is written whole (atomically) or not at all")
+
 import argparse
 import base64
 import gzip
@@ -272,6 +277,3 @@ def main(argv: list[str] | None = None) -> int:
              args.out, args.out)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,6 +10,11 @@ fig. 2. Writes correlations.csv, random_experiment.csv, cells.csv, the figures a
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
+    from study.commands.entry import start
+
+    start("analysis.paper", "every figure and table is whole (written atomically)")
+
 import logging
 import math
 from dataclasses import dataclass
@@ -152,8 +157,3 @@ def task(req: Request) -> None:
 
 
 main = hydra_entry("paper", parse, check, task)
-
-if __name__ == "__main__":
-    from analysis.paper import main as _entry
-
-    _entry()

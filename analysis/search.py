@@ -20,6 +20,11 @@ CPU seconds over the CPU seconds of training one cell for as many epochs, from e
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
+    from study.commands.entry import start
+
+    start("analysis.search", "every file of the analysis is whole (written atomically)")
+
 import math
 import sys
 from pathlib import Path
@@ -266,6 +271,3 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(e))
     print(f"search analysis written to {out} (report.md, summary.csv, searches.csv, epochs.csv, figures)")
 
-
-if __name__ == "__main__":
-    main()

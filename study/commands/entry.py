@@ -134,7 +134,7 @@ def start(module: str, kept: str) -> NoReturn:
     try:
         command = importlib.import_module(module)
         _STATE["importing"] = None
-        command.main()
+        code = command.main()  # a command may return its exit status
     except KeyboardInterrupt as e:  # Ctrl-C, or a Stopped raised by a stop signal
         quiet()
         signum = getattr(e, "signum", signal.SIGINT)
@@ -144,4 +144,4 @@ def start(module: str, kept: str) -> NoReturn:
         except OSError:  # the terminal is gone (SIGHUP): nobody to tell
             pass
         sys.exit(128 + signum)
-    sys.exit(0)
+    sys.exit(code or 0)
