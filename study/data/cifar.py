@@ -124,7 +124,7 @@ def cifar10(data_root: str | None = None, download: bool = True, cache_dir: str 
     """CIFAR-10 through torchvision (50,000 train / 10,000 test 32x32 colour images, 10 classes).
 
     `image_size` below 32 downsamples every image once (bilinear, antialiased), for CPU budgets that
-    rank cells better per CPU-second at 16 pixels (benchmarks/budget_fidelity.py).
+    rank cells better per CPU-second at 16 pixels (benchmarks/ladder.py, docs/ladder.md).
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or not 8 <= image_size <= 32:
         raise DataError(f"cifar10: image_size must be an integer from 8 to 32 (got {image_size!r}); "

@@ -10,6 +10,8 @@ supervised head (global pool + linear) the parameter count equals the reference 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -220,6 +222,22 @@ class ResidualReduction(nn.Module):
         return self.conv_b(self.conv_a(x)) + self.shortcut(x)
 
 
+def skeleton(c_in: int, width: int, cells_per_stage: int, make_cell: Callable[[int], nn.Module]
+             ) -> tuple[nn.Module, list[nn.Module], nn.Module, int]:
+    """NAS-Bench-201's macro skeleton around any cell: the stem, three stages of `cells_per_stage` cells of
+    `make_cell(channels)` joined by two residual reductions (width doubling), the last BN-ReLU, and the
+    output channels. Built in this order, so a seed gives the same weights to every network built on it."""
+    stem = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+    layers: list[nn.Module] = []
+    c = width
+    for stage in range(3):
+        if stage > 0:
+            layers.append(ResidualReduction(c, 2 * c))
+            c *= 2
+        layers.extend(make_cell(c) for _ in range(cells_per_stage))
+    return stem, layers, nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True)), c
+
+
 class Trunk(nn.Module):
     """Stem, three stages of cells with two reductions, final BN-ReLU; returns the last feature map."""
 
@@ -234,19 +252,10 @@ class Trunk(nn.Module):
         # faster on it (benchmarks/throughput.py); every conv then emits NHWC. Parameters keep their
         # default layout, so the optimizer and state dicts see exactly the same tensors.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.stem = nn.Sequential(
-            nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
-        )
-        layers: list[nn.Module] = []
-        c = width
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend((FusedCell if fused else Cell)(cell, c) for _ in range(cells_per_stage))
+        self.stem, layers, last, self.c_out = skeleton(
+            c_in, width, cells_per_stage, lambda c: (FusedCell if fused else Cell)(cell, c))
         self.layers = nn.Sequential(*layers)
-        self.last = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-        self.c_out = c
+        self.last = last  # registered in this order: stem, layers, last (the order of parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=self.memory_format)  # (B, C_in, H, W)

@@ -18,7 +18,7 @@ from torch import nn
 
 from study.spaces.modules import Mix, MixedEdge
 from study.spaces.nb201.cell import NB201_OPS, NB201Cell
-from study.spaces.nb201.network import ResidualReduction, make_op
+from study.spaces.nb201.network import make_op, skeleton
 
 KIND = "cell"  # one kind of cell: one alpha for all of them
 EDGE_LABELS = [f"{dst}<-{src}" for src, dst in NB201Cell.EDGES]  # xautodl's names for the 6 edges
@@ -50,17 +50,9 @@ class Supernet(nn.Module):
     def __init__(self, c_in: int, width: int, cells_per_stage: int, channels_last: bool = True) -> None:
         super().__init__()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.stem = nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
-        layers: list[nn.Module] = []
-        c = width
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(SearchCell(c) for _ in range(cells_per_stage))
+        self.stem, layers, last, self.c_out = skeleton(c_in, width, cells_per_stage, SearchCell)
         self.layers = nn.ModuleList(layers)
-        self.last = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-        self.c_out = c
+        self.last = last  # registered in this order: stem, layers, last (the order of parameters())
         self.alphas = nn.ParameterDict({KIND: nn.Parameter(1e-3 * torch.randn(len(NB201Cell.EDGES), len(NB201_OPS)))})
         self.layout = {KIND: (EDGE_LABELS, list(NB201_OPS))}  # row and column names of each alpha
         self._mixes: dict[str, Mix] | None = None
