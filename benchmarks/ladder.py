@@ -174,6 +174,7 @@ def figure(table: list[dict[str, Any]], path: Path) -> None:
                         xytext=(3, 3), textcoords="offset points")
         ax.axhline(0, color="black", lw=0.5)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled decades only
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("CPU s per run (1 thread)", fontsize=8)
         ax.grid(alpha=0.3, lw=0.5)
