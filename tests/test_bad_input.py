@@ -8,9 +8,7 @@ is to create a log folder). tests/test_cli.py runs a few of the same mistakes as
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 
 import pytest
 
@@ -24,23 +22,9 @@ def files_under(path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def invoke(monkeypatch, capsys):
-    """Run `python -m module args...` in this process; returns (exit status, stderr)."""
-    import hydra
-
-    def tripwire(*_, **__):
-        raise AssertionError("the command was accepted: Hydra started")
-
-    monkeypatch.setattr(hydra, "main", tripwire)
-
-    def run(module: str, *args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", [module, *args])
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as stop:
-            importlib.import_module(module).main()
-        return stop.value.code, capsys.readouterr().err
-
-    return run
+def invoke(inline):
+    """Run `python -m module args...` in this process; returns (exit status, stderr) (conftest's `inline`)."""
+    return inline
 
 
 def assert_refused(done: tuple[int, str], words: list[str]) -> None:
@@ -266,11 +250,10 @@ def test_resampling_a_study_with_runs_needs_force_and_keeps_the_runs(invoke, tmp
 
     from study import sample as app
     from study.commands.cli import CONF_DIR
-    from study.store.cells import read_cells
-    from study.training.runner import plan
-    from study.training.run import Setup
     from study.spaces import NetShape
-    from study.training.run import Budget
+    from study.store.cells import read_cells
+    from study.training.run import Budget, Setup
+    from study.training.runner import plan
 
     study = tmp_path / "s"
 
