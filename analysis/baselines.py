@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.tables import BASELINES
+from study.errors import UserError
+from study.spaces import NetShape, get_space
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,6 @@ def trained_shape(record: dict[str, Any], objective: str) -> dict[str, Any] | No
 
 def complexity_of(space: str, arch: str, shape: dict[str, int]) -> tuple[int, int] | None:
     """Params and MACs per image of the supervised network of `arch` at `shape`; None if it cannot be built."""
-    from study.errors import UserError
-    from study.spaces import NetShape, get_space
 
     try:
         entry = get_space(space)

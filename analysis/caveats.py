@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from study.objectives.base import OBJECTIVES
 
 MIN_CELLS = 10          # below this many cells a rank correlation is a rough indication at best
 TIED_SHARE = 0.5        # ties dominate when at least this share of cells shares its value with another
@@ -23,7 +24,6 @@ ALPHA = 0.05            # the level at which the interval and the p-value are co
 def objective_entry(name: str) -> Any:
     """The registered objective class of a column name (`rotation`, or `<label>/rotation` of a compared
     study), or None for anything else (a baseline, a truth column, an objective no longer registered)."""
-    from study.objectives.base import OBJECTIVES
 
     base = name.rsplit("/", 1)[-1]
     return OBJECTIVES.get(base) if base in OBJECTIVES else None

@@ -42,6 +42,7 @@ from study.errors import UserError
 from study.store.cells import read_cells
 from study.objectives.base import list_objectives
 from study.store.records import read_record, room_to_write, write_error
+from study.shell import command, hydra_value
 
 log = logging.getLogger("analysis.correlate")
 
@@ -174,7 +175,6 @@ def study_truth(req: Request) -> truths.Truth | None:
 
 def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
     """The train command for `objective` in this study, with the dataset and budget its other runs used."""
-    from study.shell import command, hydra_value
 
     words = [f"study_dir={hydra_value(study_dir)}", f"objective={objective}"]
     for key in ("dataset", "budget"):

@@ -32,6 +32,7 @@ from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
 from study.store.records import write_atomic, writable
+from analysis import plots
 
 log = logging.getLogger("analysis.paper")
 
@@ -138,7 +139,6 @@ def render(req: Request, cells: pd.DataFrame, corr: pd.DataFrame, columns: list[
 
 def task(req: Request) -> None:
     """Compute and write the tables, the two figures and report.md."""
-    from analysis import plots
 
     cells, corr, curves, columns, source = analyse(req)
     out = req.out

@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 from scipy import stats  # noqa: E402
+from study.store.records import write_error
+from study.files import file_mode
 
 STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
          "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False}
@@ -25,7 +27,7 @@ PERCENT = FuncFormatter(lambda v, _: f"{100 * v:.4g}%")  # 0.45 -> 45%, 0.725 ->
 COUNTS = {"params": "parameters", "flops": "multiply-accumulates per image"}
 
 
-def _grid(n: int, width: float = 3.2, height: float = 3.0, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
+def grid(n: int, width: float = 3.2, height: float = 3.0, cols: int = 3) -> tuple[plt.Figure, list[plt.Axes]]:
     """A figure with n panels in rows of at most `cols`; unused panels hidden."""
     cols = max(1, min(n, cols))
     rows = max(1, math.ceil(n / cols))
@@ -53,7 +55,7 @@ def scatter_panels(cells: pd.DataFrame, reference: str, others: list[str], corr:
     """
     corr = corr.set_index("objective") if "objective" in corr.columns else corr
     with plt.rc_context(STYLE):
-        fig, axes = _grid(len(others))
+        fig, axes = grid(len(others))
         for ax, name in zip(axes, others):
             count = name in COUNTS  # params, FLOPs: counts on a log axis, not accuracies; the line fits log x
             pair = cells[[name, reference]].dropna()
@@ -109,7 +111,7 @@ def random_experiment(curves: pd.DataFrame, reference: str) -> plt.Figure:
     oracle = curves[curves["objective"] == reference]
     chance = curves[curves["objective"] == "random"]
     with plt.rc_context(STYLE):
-        fig, axes = _grid(len(proxies))
+        fig, axes = grid(len(proxies))
         for ax, name in zip(axes, proxies):
             curve = curves[curves["objective"] == name]
             ax.fill_between(curve["size"], curve["q25"], curve["q75"], color="tab:blue", alpha=0.2, lw=0,
@@ -262,8 +264,6 @@ def save(fig: plt.Figure, stem) -> list[str]:
     import os
     import tempfile
 
-    from study.store.records import write_error
-
     paths = [f"{stem}.png", f"{stem}.pdf"]
     try:
         for p in paths:
@@ -285,6 +285,5 @@ def save(fig: plt.Figure, stem) -> list[str]:
 
 
 def _file_mode() -> int:
-    from study.files import file_mode
 
     return file_mode()

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from study.store.records import write_atomic
+from analysis import plots  # matplotlib is slow to import; a refused command never needs it
+from analysis import plots
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +247,6 @@ def _summaries_section(res: Results) -> list[str]:
 
 def draw(res: Results) -> dict[str, object]:
     """Every figure the results support, by file stem."""
-    from analysis import plots  # matplotlib is slow to import; a refused command never needs it
 
     figs: dict[str, object] = {}
     if res.objectives and len(res.cells):
@@ -294,7 +295,6 @@ def write(out: Path, res: Results, runs: pd.DataFrame, cells: pd.DataFrame) -> l
         write_atomic(out / "truth.csv", res.truth.to_csv(index=False, float_format="%.4f"))
         write_atomic(out / "truth.tex", truth_latex(res.truth))
         written += [out / "truth.csv", out / "truth.tex"]
-    from analysis import plots
 
     figures = []
     for stem, fig in draw(res).items():

@@ -36,6 +36,10 @@ import pandas as pd
 from study.errors import UserError
 from study.store.records import iter_records, write_atomic
 from study.training.searches import iter_searches
+from study.spaces import NetShape, get_space
+from study.spaces.nb201.truth import all_truths
+from analysis import plots, search_plots
+from study.commands.cli import CONF_DIR, fail
 
 TRUTH = ["nb201-cifar10", "nb201-cifar100", "nb201-imagenet16-120"]
 # A search's setting: its budget, epochs and warm-up; searches are grouped by their identity (every setting).
@@ -88,8 +92,6 @@ def trained_accuracy(study_dir: Path) -> dict[tuple[str, str], float]:
 
 def random_baseline(space: str, net: dict[str, int], m: int, trials: int, seed: int) -> dict[str, float]:
     """Expected truth of the best of m uniformly drawn NAS-Bench-201 cells, by parameter count and by truth."""
-    from study.spaces import NetShape, get_space
-    from study.spaces.nb201.truth import all_truths
 
     table = all_truths()
     archs = sorted(table)
@@ -220,7 +222,6 @@ def alpha_panels(alphas: dict[tuple, Any]) -> list[tuple[str, np.ndarray, list[s
 
 def analyse(study_dir: Path, out: Path, random_cells: str | int = "auto", trials: int = 20000, seed: int = 0) -> Path:
     """Write every table and figure of the study's searches to `out`; returns it."""
-    from analysis import plots, search_plots
 
     searches, epochs, alphas = searches_table(study_dir)
     if searches.empty:
@@ -248,8 +249,6 @@ def main(argv: list[str] | None = None) -> None:
     """Parse `key=value` arguments and analyse."""
     from omegaconf import OmegaConf
 
-    from study.commands.cli import CONF_DIR, fail
-
     args = sys.argv[1:] if argv is None else argv
     opts: dict[str, str] = {"study_dir": str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)}
     if any(a in ("-h", "--help") for a in args):
@@ -274,4 +273,3 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         fail(str(e))
     print(f"search analysis written to {out} (report.md, summary.csv, searches.csv, epochs.csv, figures)")
-

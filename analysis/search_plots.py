@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from analysis.plots import PERCENT, STYLE, _grid, plt
+from analysis.plots import PERCENT, STYLE, grid, plt
 
 
 def truth_by_epoch(epochs: pd.DataFrame, column: str, label: str) -> plt.Figure:
@@ -17,7 +17,7 @@ def truth_by_epoch(epochs: pd.DataFrame, column: str, label: str) -> plt.Figure:
     seeds, with the seeds' range as a band), the published reference lines where given (`refs`)."""
     methods = list(dict.fromkeys(epochs["method"]))
     with plt.rc_context(STYLE):
-        fig, axes = _grid(len(methods), width=3.6)
+        fig, axes = grid(len(methods), width=3.6)
         for ax, method in zip(axes, methods):
             part = epochs[epochs["method"] == method]
             for objective, runs in part.groupby("objective", sort=True):
@@ -41,7 +41,7 @@ def alpha_heatmaps(alphas: list[tuple[str, np.ndarray, list[str], list[str]]]) -
     cols = min(len(alphas), 3)
     with plt.rc_context(STYLE):
         first = alphas[0][1]
-        fig, axes = _grid(len(alphas), width=0.55 * first.shape[1] + 1.8, height=0.28 * first.shape[0] + 1.4, cols=cols)
+        fig, axes = grid(len(alphas), width=0.55 * first.shape[1] + 1.8, height=0.28 * first.shape[0] + 1.4, cols=cols)
         for ax, (title, weights, edges, ops) in zip(axes, alphas):
             # Each panel on its own range: early in a search the weights differ in the third decimal.
             low, high = float(weights.min()), max(float(weights.max()), float(weights.min()) + 1e-6)

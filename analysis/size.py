@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-from analysis.uncertainty import _MIN_CI_DISTINCT, _MIN_PAIRS, _blocks, _rowwise_pearson
+from analysis.uncertainty import MIN_CI_DISTINCT, MIN_PAIRS, blocks, rowwise_pearson
 
 _FLAT = 1e-9  # a residual whose spread is below this share of its rank's spread is none at all
 
@@ -49,14 +49,14 @@ def _residuals(r: np.ndarray, rz: np.ndarray) -> np.ndarray:
 def _partial_rows(rx: np.ndarray, ry: np.ndarray, rz: np.ndarray) -> np.ndarray:
     """Partial correlation of each row's ranks given the row's control ranks; 0 where x has no residual."""
     ex, ey = _residuals(rx, rz), _residuals(ry, rz)
-    r = _rowwise_pearson(ex, ey)
+    r = rowwise_pearson(ex, ey)
     flat_x = ~np.any(ex != 0, axis=1)
     return np.where(flat_x & ~np.isnan(ey).any(axis=1), 0.0, r)
 
 
 def _combined_rows(rx: np.ndarray, ry: np.ndarray, rz: np.ndarray) -> np.ndarray:
     """Spearman rho of each row's mean of x and z ranks with y."""
-    return _rowwise_pearson(sps.rankdata((rx + rz) / 2, axis=1), ry)
+    return rowwise_pearson(sps.rankdata((rx + rz) / 2, axis=1), ry)
 
 
 def _ranks(idx: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
@@ -64,7 +64,7 @@ def _ranks(idx: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
 
 
 def _degenerate(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> bool:
-    return x.size < _MIN_PAIRS or np.ptp(x) == 0 or np.ptp(y) == 0 or np.ptp(z) == 0
+    return x.size < MIN_PAIRS or np.ptp(x) == 0 or np.ptp(y) == 0 or np.ptp(z) == 0
 
 
 def partial_spearman(x: ArrayLike, y: ArrayLike, z: ArrayLike) -> float:
@@ -90,11 +90,11 @@ def bootstrap_ci(x: ArrayLike, y: ArrayLike, z: ArrayLike, stat: str = "partial"
     """Percentile bootstrap interval (cells resampled with replacement) of `partial` or `combined`."""
     rows = {"partial": _partial_rows, "combined": _combined_rows}[stat]
     x, y, z = _triples(x, y, z)
-    if _degenerate(x, y, z) or min(np.unique(a).size for a in (x, y)) < _MIN_CI_DISTINCT:
+    if _degenerate(x, y, z) or min(np.unique(a).size for a in (x, y)) < MIN_CI_DISTINCT:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     parts = []
-    for size in _blocks(n_resamples, x.size):
+    for size in blocks(n_resamples, x.size):
         idx = rng.integers(0, x.size, size=(size, x.size))  # (B, n) resampled cells
         parts.append(rows(*_ranks(idx, x, y, z)))
     dist = np.concatenate(parts)
@@ -117,11 +117,11 @@ def partial_pvalue(x: ArrayLike, y: ArrayLike, z: ArrayLike, n_permutations: int
     ex, ey = _residuals(rx, rz)[0], _residuals(ry, rz)[0]
     if not np.any(ex != 0) or not np.any(ey != 0):
         return 1.0  # nothing beyond the control on one side: no association to find
-    observed = float(_rowwise_pearson(ex[None], ey[None])[0])
+    observed = float(rowwise_pearson(ex[None], ey[None])[0])
     rng = np.random.default_rng(seed)
     count = 0
-    for size in _blocks(n_permutations, x.size):
+    for size in blocks(n_permutations, x.size):
         perm = rng.permuted(np.tile(np.arange(x.size), (size, 1)), axis=1)
-        null = _rowwise_pearson(ex[perm], np.broadcast_to(ey, perm.shape))
+        null = rowwise_pearson(ex[perm], np.broadcast_to(ey, perm.shape))
         count += int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
     return (count + 1) / (n_permutations + 1)

@@ -21,6 +21,7 @@ from analysis.load import load_cells, load_runs
 from study.errors import UserError
 from study.store import cells as cells_store
 from study.store.records import read_record
+from study.commands.cli import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,6 @@ def budget_summary(study: StudyData, objective: str) -> str:
     named = budget.get("summary")
     if named is None:  # runs trained before budgets named their summary
         from omegaconf import OmegaConf
-
-        from study.commands.cli import CONF_DIR
 
         path = CONF_DIR / "budget" / f"{done['budget'].iloc[0]}.yaml"
         named = OmegaConf.load(path).get("summary") if path.is_file() else None

@@ -1,8 +1,8 @@
 """Ground truth: accuracies of fully trained architectures, joined to a study's cells by architecture.
 
-A study ranks cells by what it trained cheaply; the truth says how good the cells really are. For
-NAS-Bench-201 it ships with the space (`study/spaces/nb201/data/nb201-accuracy.csv.gz`, see NOTICE.md
-beside it): the 200-epoch test accuracies of all 15,625 cells on CIFAR-10, CIFAR-100 and ImageNet16-120.
+A study ranks cells by what it trained cheaply; the truth says how good the cells really are. A space
+with a benchmark ships it (`Space.benchmark`; NAS-Bench-201: the 200-epoch test accuracies of all 15,625
+cells on CIFAR-10, CIFAR-100 and ImageNet16-120, study/spaces/nb201/data/, see NOTICE.md there).
 For any space, `truth=PATH` names a CSV of `arch,<column>,...` written by the user.
 
 Both are joined on the `arch` string of the cell that was trained (cells.jsonl), exactly: members of one
@@ -23,15 +23,10 @@ import pandas as pd
 
 from analysis.tables import BASELINES, correlations
 from study.errors import UserError
-from study.spaces.nb201.truth import TRUTH_FILE
+from study.spaces import SPACES, benchmark_of
+from study.spaces.benchmark import Benchmark
 
 log = logging.getLogger(__name__)
-
-NB201_FILE = TRUTH_FILE  # a fact of the space: searches read it too (study/spaces/nb201/truth.py)
-# Source column -> the name an analysis uses (reference=nb201-cifar10, cells.csv, tables).
-NB201_COLUMNS = {"cifar10_test": "nb201-cifar10", "cifar100_test": "nb201-cifar100",
-                 "imagenet16_120_test": "nb201-imagenet16-120"}
-BUILTIN_SPACES = ("nb201",)
 
 
 class TruthError(UserError):
@@ -52,15 +47,26 @@ class Truth:
         return list(self.table.columns)
 
 
-@functools.lru_cache(maxsize=1)
-def _nb201_table() -> pd.DataFrame:
-    table = pd.read_csv(NB201_FILE, compression="gzip")
-    return table.set_index("arch")[list(NB201_COLUMNS)].rename(columns=NB201_COLUMNS)
+@functools.lru_cache(maxsize=4)
+def _builtin_table(bench: Benchmark) -> pd.DataFrame:
+    table = pd.read_csv(bench.file, compression="gzip")
+    return table.set_index("arch")[list(bench.columns)].rename(columns=bench.columns)
 
 
-def nb201() -> Truth:
-    """NAS-Bench-201's 200-epoch test accuracies of all 15,625 cells, as fractions like a study's accuracies."""
-    return Truth("NAS-Bench-201 (NATS-Bench tss, 200 epochs, seed mean)", _nb201_table() / 100.0)
+def builtin(space: str | None) -> Truth | None:
+    """The space's own benchmark (NAS-Bench-201's 200-epoch test accuracies of all 15,625 cells), as fractions
+    like a study's accuracies; None for a space without one."""
+    bench = benchmark_of(space) if space else None
+    return None if bench is None else Truth(bench.name, _builtin_table(bench) / 100.0)
+
+
+def what_ranks(column: str) -> str:
+    """What a benchmark says about ranking its cells cheaply, for the benchmark that has `column` ('' if none)."""
+    for name in SPACES.names():
+        bench = benchmark_of(name)
+        if bench is not None and column in bench.columns.values():
+            return bench.notes.get("what_ranks", "")
+    return ""
 
 
 # Columns a user's truth file may be keyed by: any column cells.jsonl holds that names a cell.
@@ -99,9 +105,7 @@ def for_study(space: str | None, path: str | None) -> Truth | None:
     """The truth an analysis joins: the user's file when given, else the built-in one of the space, if any."""
     if path:
         return read_truth_csv(path)
-    if space == "nb201":
-        return nb201()
-    return None
+    return builtin(space)
 
 
 def join(cells: pd.DataFrame, truth: Truth, required: bool) -> pd.DataFrame:
@@ -179,8 +183,8 @@ def verdict(main: pd.DataFrame, against: pd.DataFrame, reference: str, column: s
             f"{column}): at this budget the study does not rank architectures"
             + (f", and no objective ranks them better than chance (every 95% interval of ρ with {column} "
                "includes 0)" if chance else "")
-            + (". What ranks NAS-Bench-201 cells at what CPU cost is measured in docs/ladder.md."
-               if column.startswith("nb201-") else "; use a larger budget or data closer to the truth's."))
+            + (f". {what_ranks(column)}" if what_ranks(column) else
+               "; use a larger budget or data closer to the truth's."))
     return lines
 
 

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from scipy import stats as sps
 
 STATS = ("spearman", "kendall")
-_MIN_PAIRS = 3
+MIN_PAIRS = 3
 # Above this many pairs the (n, n) sign matrices of the matrix Kendall bootstrap cost more memory
 # (3 * n^2 * 8 bytes, ~100 MB at 2000) than looping scipy's O(n log n) Kendall saves in time.
 _KENDALL_MATRIX_MAX_N = 2000
@@ -28,7 +28,7 @@ _BLOCK_ELEMENTS = 1 << 22
 # A percentile interval needs a bootstrap distribution with many distinct values. With fewer distinct
 # values than this in either column (4 cells, or 3 of 4 tied at chance) the resamples take a handful of
 # values and the "interval" is an artefact of ties (e.g. [-1.00, -0.82] beside a permutation p of 0.51).
-_MIN_CI_DISTINCT = 5
+MIN_CI_DISTINCT = 5
 # When more than this share of resamples is undefined (a constant column drawn), the defined ones are a
 # biased subset (they are the resamples that happened to avoid the ties): no interval either.
 _MAX_UNDEFINED_SHARE = 0.1
@@ -46,7 +46,7 @@ def _paired(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 def _degenerate(x: np.ndarray, y: np.ndarray) -> bool:
     """True when a rank correlation is undefined: too few pairs or a constant column."""
-    return x.size < _MIN_PAIRS or np.ptp(x) == 0 or np.ptp(y) == 0
+    return x.size < MIN_PAIRS or np.ptp(x) == 0 or np.ptp(y) == 0
 
 
 def _check_stat(stat: str) -> None:
@@ -55,7 +55,7 @@ def _check_stat(stat: str) -> None:
         raise ValueError(f"stat must be one of {STATS}, got {stat!r}")
 
 
-def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of each row of a with the same row of b; NaN for a constant row."""
     a = a - a.mean(axis=1, keepdims=True)
     b = b - b.mean(axis=1, keepdims=True)
@@ -65,7 +65,7 @@ def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(den > 0, r, np.nan)
 
 
-def _blocks(total: int, n: int) -> Iterator[int]:
+def blocks(total: int, n: int) -> Iterator[int]:
     """Yield block sizes summing to total, each with at most ~_BLOCK_ELEMENTS elements of width n."""
     step = max(1, _BLOCK_ELEMENTS // max(n, 1))
     for start in range(0, total, step):
@@ -92,7 +92,7 @@ def _bootstrap_spearman(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.nda
     """Spearman rho of every resample; idx is (resamples, n) indices into the pairs."""
     rx = sps.rankdata(x[idx], axis=1)  # (B, n), average ranks handle the duplicates resampling makes
     ry = sps.rankdata(y[idx], axis=1)
-    return _rowwise_pearson(rx, ry)
+    return rowwise_pearson(rx, ry)
 
 
 def _bootstrap_kendall(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -137,7 +137,7 @@ def bootstrap_distribution(
         return np.full(n_resamples, np.nan)
     rng = np.random.default_rng(seed)
     parts = []
-    for size in _blocks(n_resamples, x.size):
+    for size in blocks(n_resamples, x.size):
         idx = rng.integers(0, x.size, size=(size, x.size))  # (B, n) resampled cell indices
         parts.append(_BOOTSTRAP[stat](x, y, idx))
     return np.concatenate(parts)
@@ -153,13 +153,13 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of a rank correlation, resampling cells with replacement.
 
-    NaN (no interval) when the resamples are degenerate: fewer than `_MIN_CI_DISTINCT` distinct values
+    NaN (no interval) when the resamples are degenerate: fewer than `MIN_CI_DISTINCT` distinct values
     in either column, or more than `_MAX_UNDEFINED_SHARE` of the resamples undefined.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     px, py = _paired(x, y)
-    if min(np.unique(px).size, np.unique(py).size) < _MIN_CI_DISTINCT:
+    if min(np.unique(px).size, np.unique(py).size) < MIN_CI_DISTINCT:
         return math.nan, math.nan
     dist = bootstrap_distribution(px, py, stat, n_resamples, seed)
     undefined = np.isnan(dist)  # resamples that drew a constant column carry no rank information
@@ -173,7 +173,7 @@ def bootstrap_ci(
 
 def _permutation_blocks(rng: np.random.Generator, n: int, total: int, width: int) -> Iterator[np.ndarray]:
     """Yield (block, n) arrays of random permutations of 0..n-1, total rows in all."""
-    for size in _blocks(total, width):
+    for size in blocks(total, width):
         yield rng.permuted(np.tile(np.arange(n), (size, 1)), axis=1)
 
 
@@ -184,8 +184,8 @@ def _permutation_null(x: np.ndarray, y: np.ndarray, stat: str, n_permutations: i
     if stat == "spearman":
         # Ranks are permutation-equivariant, so ranking once and shuffling the ranks is exact.
         rx, ry = sps.rankdata(x), sps.rankdata(y)
-        observed = float(_rowwise_pearson(rx[None], ry[None])[0])
-        null = [_rowwise_pearson(np.broadcast_to(rx, perm.shape), ry[perm])
+        observed = float(rowwise_pearson(rx[None], ry[None])[0])
+        null = [rowwise_pearson(np.broadcast_to(rx, perm.shape), ry[perm])
                 for perm in _permutation_blocks(rng, n, n_permutations, n)]
     elif n <= _KENDALL_BLOCK_MAX_N:
         # Permuting y leaves the tie counts, hence the tau-b denominator, unchanged; only the sum

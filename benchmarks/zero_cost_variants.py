@@ -105,7 +105,7 @@ def report(out: Path) -> str:
     """The table of every variant measured on the cells in `out`."""
     from scipy.stats import rankdata
 
-    from analysis.truth import nb201
+    from analysis.truth import builtin
     from analysis.uncertainty import bootstrap_ci, rank_correlations
     from study.spaces import NetShape, get_space
     from study.spaces.nb201 import complexity
@@ -115,7 +115,7 @@ def report(out: Path) -> str:
         r = json.loads(line)
         rows.setdefault(r["index"], {}).update(r)
     idx = sorted(i for i in rows if all(k in rows[i] for _, keys in VARIANTS for k in keys))
-    truth = nb201().table["nb201-cifar10"]
+    truth = builtin("nb201").table["nb201-cifar10"]
     acc = np.array([truth[rows[i]["arch"]] for i in idx], float)
     space = get_space("nb201")
 

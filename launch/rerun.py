@@ -16,6 +16,8 @@ from typing import Any
 from study.commands.cli import CONF_DIR
 from study.errors import UserError
 from study.shell import hydra_value
+from study.store.records import identity_hash
+from study.commands.request import parse
 
 SECTIONS = ("objective", "budget", "dataset", "space")
 
@@ -91,9 +93,6 @@ def _identity(cfg: Any) -> str | None:
 
 def _identity_of(config: dict[str, Any]) -> str | None:
     from omegaconf import OmegaConf
-
-    from study.store.records import identity_hash
-    from study.commands.request import parse
 
     try:
         cfg = OmegaConf.create({**config, "device": "cpu"})  # the identity does not depend on the device

@@ -28,8 +28,8 @@ from study.commands.cli import CONF_DIR, fail
 from study.errors import UserError
 from study.shell import command
 from study.store.cells import read_cells
-from study.store.records import RUNS_DIR, StudyError, read_record
-from study.training.searches import SEARCHES_DIR
+from study.store.records import RUNS_DIR, StudyError, complete_at, is_complete, read_record
+from study.training.searches import SEARCHES_DIR, truth_note
 
 
 @dataclass
@@ -63,7 +63,7 @@ def scan(study_dir: Path, ids: list[str]) -> list[Group]:
             if rec is None or rec["cell_id"] not in known:
                 continue
             g.config = g.config or rec.get("config")
-            if rec["status"] == "complete":
+            if is_complete(rec):
                 g.done.add(rec["cell_id"])
                 g.epochs = g.epochs or rec.get("epochs")
             else:
@@ -161,14 +161,14 @@ def search_report(study_dir: Path) -> list[str]:
             rec = read_record(path)
             if rec is None:
                 continue
-            if rec["status"] == "complete":
-                truth = (rec.get("truth") or {}).get("nb201-cifar10")
-                done.append(f"seed {rec['seed']}: {rec['arch']}" + ("" if truth is None else f" (CIFAR-10 {100 * truth:.2f}%)"))
+            if is_complete(rec):
+                note = truth_note(rec.get("truth"), rec.get("space"))
+                done.append(f"seed {rec['seed']}: {rec['arch']}" + (f" ({note})" if note else ""))
             else:
                 failed.append(f"seed {rec['seed']}: {rec.get('reason')}")
                 resume.append(rec.get("command") or [])
         for path in sorted(folder.glob(f"seed*{SUFFIX}")):
-            if _complete(path.with_suffix(".json")):
+            if complete_at(path.with_suffix(".json")):
                 continue  # finished between its last checkpoint and the checkpoint's removal
             epoch, total, command = _peek_search(path)
             started.append(f"{path.stem}: epoch {'?' if epoch is None else epoch} of {total or '?'}")
@@ -181,11 +181,6 @@ def search_report(study_dir: Path) -> list[str]:
         lines.append("to finish the searches (each resumes from its last epoch):")
         lines += [f"  {c}" for c in commands]
     return lines
-
-
-def _complete(path: Path) -> bool:
-    rec = read_record(path) if path.exists() else None
-    return rec is not None and rec["status"] == "complete"
 
 
 def _peek_search(path: Path) -> tuple[int | None, int | None, list[str] | None]:

@@ -19,21 +19,18 @@ if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-
     start("study.search", "finished searches and each search's last epoch are kept")
 
 import logging
-import sys
 from dataclasses import replace
 
-from study.commands.argv import CommandLine
-from study.commands.cli import fail, hydra_entry
+from study.commands.argv import GPU_PRESETS, CommandLine, seed_list
+from study.commands.cli import hydra_entry
 from study.commands.search_request import SearchRequest, check, parse
-from study.errors import UserError
+from study.commands.submit import TALLY, sweep_main
 from study.training import devices
-from study.training.search_run import run_searches
+from study.training.jobs import run_jobs
+from study.training.search_run import Searches
 from study.training.searches import plan
 
 log = logging.getLogger("study.search")
-
-# Searches this process ran, over every job of its sweep: when all of them failed, the command exits 1.
-_SEARCHES: dict = {"done": 0, "failed": 0, "jobs": []}
 
 
 def task(req: SearchRequest) -> None:
@@ -55,28 +52,20 @@ def task(req: SearchRequest) -> None:
     log.info("%s: %d search(es) of %d epochs on %s (%s budget, %s supernet C=%d N=%d, %d worker(s) x %d thread(s) "
              "on %s)", label, len(todo), setup.budget.epochs, setup.dataset, setup.budget.name, setup.space,
              setup.shape.width, setup.shape.cells_per_stage, workers, setup.threads, setup.device)
-    progress = run_searches(todo, setup, workers, label)
-    _SEARCHES["done"] += progress.done
-    if progress.failed:
-        _SEARCHES["failed"] += progress.failed
-        _SEARCHES["jobs"].append(f"{label}: {progress.failed} search(es) failed ({progress.first_failure})")
+    progress = run_jobs(todo, setup, workers, label, Searches)
+    TALLY.add(progress, label, "search")
     log.info("%s: %d finished, %d failed; records in %s/searches, found cells in %s/found/%s", label,
              progress.done - progress.failed, progress.failed, req.study_dir, req.study_dir, setup.space)
-
-
-_main = hydra_entry("search", parse, check, task)
 
 
 def seeds_together(line: CommandLine) -> CommandLine:
     """`-m seed=0,1,2` as one job of three seeds (`seed=[0,1,2]`), run side by side by its workers (one per
     core, or one per GPU of a `gpus` job), unless SLURM gives each seed its own array task; a GPU preset
     implies device=cuda."""
-    from study.commands.argv import GPU_PRESETS, _seed_list
-
     launcher = line.value("hydra/launcher")
     items = []
     for item in line.items:
-        seeds = [] if isinstance(item, str) or item.key_or_group != "seed" else _seed_list(item)
+        seeds = [] if isinstance(item, str) or item.key_or_group != "seed" else seed_list(item)
         together = line.multirun and seeds and launcher != "slurm"
         items.append("seed=[" + ",".join(seeds) + "]" if together else item)
     if launcher in GPU_PRESETS and line.override("device") is None:
@@ -85,30 +74,5 @@ def seeds_together(line: CommandLine) -> CommandLine:
 
 
 def main() -> None:
-    """`python -m study.search`: validate the command line once, then run the Hydra app."""
-    from study.commands import shards as sharding
-    from study.commands.cluster import WithoutSbatchErrors, slurm_preflight
-
-    argv = list(sys.argv[1:])
-    try:
-        line = seeds_together(CommandLine.parse(argv))
-    except UserError as e:
-        fail(str(e))
-    devices.remember_visible_gpus()
-    sharding.register_resolvers()  # the launchers' ${gpu_count:} and ${on_device:...}
-    slurm = slurm_preflight(line, "search")
-    if slurm:
-        sys.stderr = WithoutSbatchErrors(sys.stderr)
-    try:
-        _main(line)
-    except Exception as e:  # only reached for slurm: Hydra passes errors on with HYDRA_FULL_ERROR=1
-        if not slurm or "sbatch: error" not in str(e):
-            raise
-        reason = [ln for ln in str(e).splitlines() if "sbatch: error" in ln][0]
-        print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names",
-              file=sys.stderr)
-        sys.exit(2)
-    if _SEARCHES["done"] and _SEARCHES["failed"] == _SEARCHES["done"]:
-        print(f"error: every search failed: {'; '.join(_SEARCHES['jobs'])}; see the reasons with "
-              "`python -m launch.status`", file=sys.stderr)
-        sys.exit(1)
+    """`python -m study.search`: parse the command line once, expand its conveniences, run the Hydra app."""
+    sweep_main("search", "search", hydra_entry("search", parse, check, task), lambda line, _: seeds_together(line))

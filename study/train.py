@@ -16,20 +16,17 @@ if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-
     start("study.train", "finished runs and each run's last epoch are kept")
 
 import logging
-import os
-import sys
 from dataclasses import replace
 
 from study.commands import preflight
 from study.commands import shards as sharding
 from study.commands.argv import CommandLine, chosen_cells, expand
-from study.commands.cli import fail, hydra_entry
+from study.commands.cli import hydra_entry
 from study.commands.request import TrainRequest, parse
-from study.errors import UserError
+from study.commands.submit import TALLY, sweep_main
 from study.store.cells import read_cells
 from study.training import devices
-from study.training.runner import parse_cells, plan
-from study.training.workers import groups, run_all
+from study.training.runner import groups, parse_cells, plan, run_all
 
 log = logging.getLogger("study.train")
 
@@ -77,61 +74,14 @@ def task(req: TrainRequest) -> None:
     progress = run_all(todo, setup, workers, label)
     log.info("%s: %d trained, %d failed; records in %s", label, progress.done - progress.failed,
              progress.failed, req.study_dir / "runs")
-    _RUNS["done"] += progress.done
-    if progress.failed:
-        _RUNS["failed"] += progress.failed
-        _RUNS["jobs"].append(f"{label}: {progress.failed} run(s) failed ({progress.first_failure})")
-    if progress.skipped:
-        log.info("%s: %s; rerun later to pick up any they leave unfinished", label,
-                 ", ".join(f"{n} run(s) {why}" for why, n in sorted(progress.skipped.items())))
+    TALLY.add(progress, label, "run")
 
 
-_main = hydra_entry("train", parse, check, task)
-# Runs this process trained, over every job of its sweep: when all of them failed, the command exits 1.
-_RUNS: dict = {"done": 0, "failed": 0, "jobs": []}
+def expand_line(given: CommandLine, default_dir: str) -> CommandLine:
+    """The train command's conveniences (shards, cell lists, seed lists; study/commands/argv.py)."""
+    return expand(given, chosen_cells(given, default_dir))
 
 
 def main() -> None:
     """`python -m study.train`: parse the command line once, expand its conveniences, run the Hydra app."""
-    from omegaconf import OmegaConf
-
-    from study.commands.cli import CONF_DIR
-    from study.commands.cluster import (WithoutSbatchErrors, ended_jobs_without_accounting, job_failure,
-                                        local_jobs_answer_only_to_their_tasks, slurm_preflight, sweep_summary)
-
-    argv = list(sys.argv[1:])
-    default_dir = str(OmegaConf.load(CONF_DIR / "common.yaml").study_dir)
-    try:
-        given = CommandLine.parse(argv)
-        line = expand(given, chosen_cells(given, default_dir))
-    except UserError as e:
-        fail(str(e))
-    devices.remember_visible_gpus()
-    sharding.register_resolvers()
-    slurm = slurm_preflight(line)
-    if slurm:  # submitit echoes sbatch's refusal itself; the one line below says it and what to change
-        sys.stderr = WithoutSbatchErrors(sys.stderr)
-        ended_jobs_without_accounting()
-    submitted = line.multirun and (line.value("hydra/launcher") or "basic") != "basic"
-    if submitted:  # let a job's failure reach the handler below instead of Hydra's traceback
-        os.environ["HYDRA_FULL_ERROR"] = "1"
-        local_jobs_answer_only_to_their_tasks()
-    try:
-        _main(line)
-    except Exception as e:  # only reached for submitit launchers: Hydra passes errors on with HYDRA_FULL_ERROR=1
-        if slurm and "sbatch: error" in str(e):
-            reason = [ln for ln in str(e).splitlines() if "sbatch: error" in ln][0]
-            print(f"error: SLURM refused the job ({reason.strip()}); change the hydra.launcher.* setting it names "
-                  "(the request is in conf/hydra/launcher/slurm.yaml; device=cpu asks for no GPU)", file=sys.stderr)
-            sys.exit(2)
-        failure = job_failure(e) if submitted else None
-        if failure is None:
-            raise
-        again = "" if "rerun" in failure else "; finished runs are kept: rerun the same command to resume"
-        print(f"error: {failure}{again}", file=sys.stderr)
-        sys.exit(1)
-    sweep_summary(given, default_dir)
-    if _RUNS["done"] and _RUNS["failed"] == _RUNS["done"]:
-        print(f"error: every run failed: {'; '.join(_RUNS['jobs'])}; see the reasons with "
-              "`python -m launch.status`", file=sys.stderr)
-        sys.exit(1)
+    sweep_main("train", "run", hydra_entry("train", parse, check, task), expand_line)

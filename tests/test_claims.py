@@ -154,7 +154,11 @@ def test_a_worker_whose_claim_was_taken_over_writes_nothing(tmp_path):
 
 
 def test_run_safely_skips_runs_held_elsewhere_and_stays_silent_after_losing_its_claim(tmp_path):
-    from study.training.workers import run_safely
+    from study.training.jobs import run_claimed
+    from study.training.runner import Runs
+
+    def run_safely(spec, setup, data):
+        return run_claimed([spec], setup, data, Runs)[0]
 
     specs, setup, data = small_runs(tmp_path)
     spec = specs[0]
@@ -187,7 +191,11 @@ def test_run_safely_skips_runs_held_elsewhere_and_stays_silent_after_losing_its_
 def test_an_owner_that_wakes_after_a_takeover_saves_no_checkpoint_beside_the_finished_record(tmp_path):
     from study.store.records import identity_hash
     from study.training.checkpoint import path_for
-    from study.training.workers import run_safely
+    from study.training.jobs import run_claimed
+    from study.training.runner import Runs
+
+    def run_safely(spec, setup, data):
+        return run_claimed([spec], setup, data, Runs)[0]
 
     specs, setup, data = small_runs(tmp_path, epochs=6)
     spec = specs[0]

@@ -267,7 +267,7 @@ from pathlib import Path
 from study.training.run import RunSpec, Setup
 from study.spaces import NetShape, draw
 from study.training.run import Budget
-from study.training.workers import run_all
+from study.training.runner import run_all
 
 def preempted(signum, frame):  # what submitit's SIGUSR2 handler does after requeueing the job
     sys.exit(-1)

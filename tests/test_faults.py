@@ -113,7 +113,7 @@ def test_two_train_commands_at_once_train_every_run_once(tmp_path):
 def test_corrupted_records_are_moved_aside_redone_and_analysis_survives(tmp_path, caplog):
     from analysis.load import load_runs
     from study.training.runner import plan
-    from study.training.workers import run_all
+    from study.training.runner import run_all
 
     specs, setup, _ = small_runs(tmp_path)
     assert run_all(specs, setup, 1, "first").failed == 0
@@ -139,7 +139,7 @@ def test_a_diverging_run_is_recorded_failed_and_the_study_goes_on(tmp_path, capl
 
     from analysis import correlate
     from study.commands.cli import CONF_DIR
-    from study.training.workers import run_all
+    from study.training.runner import run_all
 
     specs, setup, _ = small_runs(tmp_path)
     cells = [{"id": s.cell_id, "arch": s.arch, "params": 1, "flops": 1} for s in specs]

@@ -10,7 +10,7 @@ from tests.test_claims import small_runs
 
 
 def test_slow_epochs_log_a_heartbeat(tmp_path, caplog, monkeypatch):
-    from study.training.workers import run_all
+    from study.training.runner import run_all
 
     specs, setup, _ = small_runs(tmp_path)
     caplog.set_level(logging.INFO)

@@ -279,13 +279,14 @@ def test_seed_sweeps_become_one_job_unless_fuse_is_1():
 
 def test_a_seed_claimed_elsewhere_is_left_out_and_the_others_train_fused(few, tmp_path):
     from tests.test_claims import _foreign_claim
-    from study.training.workers import run_group_safely
+    from study.training.jobs import run_claimed
+    from study.training.runner import Runs
 
     torch.set_num_threads(1)
     specs = _specs(tmp_path)
     _foreign_claim(specs[1].path)
     setup = _setup(fuse=3, budget=replace(BUDGET, epochs=1))
-    results = run_group_safely(specs, setup, few)
+    results = run_claimed(specs, setup, few, Runs)
     assert [r["status"] for r in results] == ["complete", "skipped", "complete"]
     assert results[1]["reason"] == "in progress elsewhere" and not specs[1].path.exists()
     assert [r["fused"] for r in (results[0], results[2])] == [2, 2]

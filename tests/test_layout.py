@@ -118,3 +118,55 @@ def test_no_module_imports_itself_back_through_others():
     # Lazy imports inside functions count: a circle is a circle whether or not Python trips over it.
     circles = _cycles(_graph())
     assert not circles, circles
+
+
+def _private_uses(name: str, tree: ast.Module, known: set[str]) -> list[str]:
+    """`from ours import _x` and `ours._x` in module `name`, for modules of ours other than itself."""
+    found, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                if full in known:  # `from study.training import workers`: a module bound to a name
+                    aliases[a.asname or a.name] = full
+                elif node.module in known and node.module != name and a.name.startswith("_") \
+                        and not a.name.startswith("__"):
+                    found.append(f"{name} imports {node.module}.{a.name}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name in known and a.asname:
+                    aliases[a.asname] = a.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases \
+                and node.attr.startswith("_") and not node.attr.startswith("__") and aliases[node.value.id] != name:
+            found.append(f"{name} uses {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_the_private_name_finder_finds_both_forms():
+    tree = ast.parse("from study.training import workers\nfrom study.store.records import _GUARD\nworkers._init()\n")
+    known = {"study.training.workers", "study.store.records", "study.training"}
+    assert _private_uses("study.x", tree, known) == ["study.x imports study.store.records._GUARD",
+                                                     "study.x uses study.training.workers._init"]
+
+
+def test_no_module_uses_another_modules_private_names():
+    modules = _modules()
+    found = [use for name, tree in modules.items() for use in _private_uses(name, tree, set(modules))]
+    assert not found, "\n".join(found)
+
+
+# Imports of our own modules inside functions (start-up speed, optional parts): a ceiling, not a target.
+FUNCTION_LEVEL_IMPORTS = 40
+
+
+def test_function_level_imports_of_our_modules_stay_few():
+    lazy = []
+    for name, tree in _modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module and \
+                            inner.module.split(".")[0] in ("study", "analysis", "launch"):
+                        lazy.append(f"{name}: {inner.module}")
+    assert len(lazy) <= FUNCTION_LEVEL_IMPORTS, f"{len(lazy)} function-level imports:\n" + "\n".join(sorted(lazy))

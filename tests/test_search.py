@@ -108,14 +108,15 @@ def test_a_seed_fixes_the_search(data, method):
 
 @pytest.mark.parametrize("method,space", [("darts", "nb201"), ("gdas", "nb201"), ("gdas", "darts")])
 def test_a_search_resumed_from_its_checkpoint_ends_as_one_run_straight_through(data, tmp_path, method, space):
-    from study.training.search_run import SearchCheckpointer
+    from study.training.checkpoint import Checkpointer
+    from study.training.search_run import restore, save
 
     straight, straight_model = _run(data, method, space)
     ident = {"seed": 0, "identity": "x"}
-    first = SearchCheckpointer(tmp_path / "s.ckpt", ident)
+    first = Checkpointer(tmp_path / "s.ckpt", ident)
 
     def save_then_stop(model, state):
-        first.save_search(model, state)
+        save(first, model, state)
         if state.epoch == 1:
             raise Stop
 
@@ -124,8 +125,8 @@ def test_a_search_resumed_from_its_checkpoint_ends_as_one_run_straight_through(d
     # A new process builds the supernet afresh (here from another seed): weights and alpha come from the file.
     obj = create_objective("supervised", data, crop_padding=1)
     supernet, model = _build(space, obj, seed=99)
-    second = SearchCheckpointer(tmp_path / "s.ckpt", ident)
-    start = second.load_search(model)
+    second = Checkpointer(tmp_path / "s.ckpt", ident)
+    start, _ = restore(second, model)
     assert isinstance(start, SearchState) and start.epoch == 1 and second.resumes == [1]
     resumed = search(supernet, model, obj, data, BUDGET, create_method(method), 0, _judge(space), start=start)
     assert _same(resumed.history, straight.history)
@@ -184,6 +185,6 @@ def test_scoring_the_supernet_changes_no_state(data):
     model(obj.train_batch(data.train_x[:64], data.train_y[:64], torch.Generator().manual_seed(0))[0])  # some stats
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for method in ("darts", "gdas"):
-        acc = score(supernet, model, obj, data, obj_part, BUDGET, create_method(method), 0)
+        acc = score(supernet, model, obj, data.batches(), obj_part, BUDGET, create_method(method), 0)
         assert 0 <= acc <= 1 and model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

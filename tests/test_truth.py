@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from study.spaces import get_space
 from scipy import stats
 
 from analysis import truth as truths
@@ -25,19 +27,19 @@ BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_con
 
 
 def test_the_shipped_table_holds_every_cell_once_with_the_published_optimum():
-    table = truths.nb201().table
+    table = truths.builtin("nb201").table
     assert len(table) == 15_625 and table.index.is_unique
     assert set(table.index) == {c.to_str() for c in nb201_cells()}
     assert list(table.columns) == ["nb201-cifar10", "nb201-cifar100", "nb201-imagenet16-120"]
     c10 = table["nb201-cifar10"]
     assert round(100 * c10.max(), 2) == 94.37  # the CIFAR-10 optimum the NAS-Bench-201 paper reports
     assert table.min().min() > 0 and table.max().max() < 1  # fractions, like a study's accuracies
-    assert truths.NB201_FILE.stat().st_size < 1_000_000
+    assert get_space("nb201").benchmark.file.stat().st_size < 1_000_000
 
 
 @pytest.mark.skipif(not SHARED_CSV.exists(), reason="the team's shared data folder is not beside this checkout")
 def test_the_shipped_table_is_the_source_byte_for_byte():
-    assert gzip.decompress(truths.NB201_FILE.read_bytes()) == SHARED_CSV.read_bytes()
+    assert gzip.decompress(get_space("nb201").benchmark.file.read_bytes()) == SHARED_CSV.read_bytes()
 
 
 def test_join_is_by_the_exact_architecture_string():
@@ -89,12 +91,12 @@ def request(study: Path, **kw) -> Request:
 def archs() -> list[str]:
     """30 cells of distinct classes (as a sample draws them) spread over the truth's range."""
     reps = [c.to_str() for c in nb201_classes().values() if not c.is_degenerate()]
-    table = truths.nb201().table.loc[reps].sort_values("nb201-cifar10")
+    table = truths.builtin("nb201").table.loc[reps].sort_values("nb201-cifar10")
     return list(table.index[np.linspace(0, len(table) - 1, 30).astype(int)])
 
 
 def test_the_analysis_joins_the_truth_and_judges_the_reference_against_params(tmp_path, archs):
-    true = truths.nb201().table.loc[archs, "nb201-cifar10"].to_numpy()
+    true = truths.builtin("nb201").table.loc[archs, "nb201-cifar10"].to_numpy()
     # supervised ranks cells backwards, rotation exactly like the truth
     study = write_study(tmp_path, archs, {("supervised", 0): list(-true), ("rotation", 0): list(true)})
     results, _, table = analyse(request(study))
@@ -118,7 +120,7 @@ def test_the_analysis_joins_the_truth_and_judges_the_reference_against_params(tm
 
 
 def test_a_study_whose_rankings_are_chance_says_so_and_points_to_what_ranks(tmp_path, archs):
-    true = truths.nb201().table.loc[archs, "nb201-cifar10"].to_numpy()
+    true = truths.builtin("nb201").table.loc[archs, "nb201-cifar10"].to_numpy()
     rank = stats.rankdata(true) - 1
     # Orders that scramble the truth's (rho 0.04 and 0.01 with it), as a study on unrelated data would.
     noise = {("supervised", 0): list((rank * 19) % 30), ("rotation", 0): list((rank * 19 + 5) % 30)}
@@ -131,7 +133,7 @@ def test_a_study_whose_rankings_are_chance_says_so_and_points_to_what_ranks(tmp_
 
 
 def test_a_truth_column_as_reference_lets_a_study_train_pretext_tasks_only(tmp_path, archs):
-    true = truths.nb201().table.loc[archs, "nb201-cifar10"].to_numpy()
+    true = truths.builtin("nb201").table.loc[archs, "nb201-cifar10"].to_numpy()
     noisy = true + np.random.default_rng(0).normal(0, 0.02, len(true))
     study = write_study(tmp_path, archs, {("rotation", 0): list(noisy)})
     results, _, _ = analyse(request(study, reference="nb201-cifar10"))
@@ -165,7 +167,7 @@ def test_baselines_are_those_of_the_network_that_was_trained(tmp_path, archs):
 def test_the_report_says_which_objective_ranks_beyond_size_and_which_only_counts_parameters(tmp_path, archs):
     from study.spaces.nb201.space import complexity as nb201_complexity
 
-    true = truths.nb201().table.loc[archs, "nb201-cifar10"].to_numpy()
+    true = truths.builtin("nb201").table.loc[archs, "nb201-cifar10"].to_numpy()
     size = np.array([nb201_complexity(NB201Cell.from_str(a), NetShape(1, 8, 10, 8, 1))[0] for a in archs], float)
     # rotation ranks like the truth (which knows more than size); supervised ranks exactly like the count.
     study = write_study(tmp_path, archs, {("rotation", 0): list(true), ("supervised", 0): list(np.log(size))})

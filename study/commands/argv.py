@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from study.errors import UserError
+from study.store.cells import read_cells
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class CommandLine:
         return CommandLine.parse([i if isinstance(i, str) else i.input_line for i in items])
 
 
-def _seed_list(o: Any) -> list[str]:
+def seed_list(o: Any) -> list[str]:
     """The seeds of a comma-separated integer sweep (`0,1,2`), else []."""
     if o is None or not o.is_sweep_override() or str(o.value_type) != "ValueType.SIMPLE_CHOICE_SWEEP":
         return []
@@ -136,8 +137,6 @@ def _quoted(value: Any) -> str:
 def chosen_cells(line: CommandLine, default_study_dir: str) -> int | None:
     """How many cells a train command line chooses (`cells=`/`cell=` or the whole sample); None if unknown."""
     from pathlib import Path
-
-    from study.store.cells import read_cells
 
     cell = line.override("cell")
     if cell is not None:
@@ -166,8 +165,8 @@ def expand(line: CommandLine, n_cells: int | None = None) -> CommandLine:
     out: list[Item] = []
     for item in line.items:
         key = None if isinstance(item, str) else item.key_or_group
-        if key == "seed" and multirun and _seed_list(item) and not fuse_one:
-            out.append("seed=[" + ",".join(_seed_list(item)) + "]")
+        if key == "seed" and multirun and seed_list(item) and not fuse_one:
+            out.append("seed=[" + ",".join(seed_list(item)) + "]")
         elif key == "cell":
             values = list(item.value().list) if item.is_sweep_override() else [item.value()]
             out.append("cells=[" + ",".join(_quoted(v) for v in values if str(v).strip()) + "]")

@@ -21,6 +21,7 @@ from study.commands import settings  # noqa: F401  (registers the config schemas
 from study.commands.argv import CommandLine
 from study.errors import Failed, UserError
 from study.registry import unknown
+from study.store.records import StudyError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Hydra's flags that pick another config, rerun a job, complete a shell or print help leave validation to Hydra.
@@ -53,7 +54,7 @@ def _sweep_values(override: Any) -> list[str]:
 
 def _may_add(key: str) -> bool:
     # Keys that are open by design: per-objective budget overrides, and Hydra's own settings.
-    return key.startswith(("budget.objectives.", "hydra.", "hydra/"))
+    return key.startswith(("budget.objectives.", "search_budget.objectives.", "hydra.", "hydra/"))
 
 
 _TYPES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
@@ -85,8 +86,6 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
-
-    from study.store.records import StudyError
 
     if any(f.split("=")[0] in _HYDRA_OWNS for f in line.flags):
         return

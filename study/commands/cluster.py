@@ -21,6 +21,11 @@ from typing import Any
 from study.commands.argv import CommandLine, first_values
 from study.errors import UserError
 from study.shell import command
+from study.commands.cli import CONF_DIR, fail
+from study.store.cells import read_cells
+from study.store.records import iter_records
+from study.store.records import is_complete
+from study.training.searches import iter_searches
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +105,6 @@ def preflight(request: dict[str, Any]) -> None:
     if cluster:
         check_request(request, cluster)
 
-
 # The command-line side (used by study.train's main): preflight, sbatch's echo, the summary afterwards.
 
 
@@ -131,8 +135,6 @@ def slurm_preflight(line: CommandLine, config_name: str = "train") -> bool:
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
-    from study.commands.cli import CONF_DIR, fail
-
     if line.value("hydra/launcher") != "slurm" or not line.multirun:
         return False
     try:
@@ -151,26 +153,24 @@ def slurm_preflight(line: CommandLine, config_name: str = "train") -> bool:
     return True
 
 
-def sweep_summary(line: CommandLine, default_dir: str) -> None:
+def sweep_summary(line: CommandLine, default_dir: str, config_name: str = "train") -> None:
     """After a sweep sent to a submitit launcher (its jobs log elsewhere), what the study holds now."""
     launcher = line.value("hydra/launcher") or "basic"
     if not line.multirun or launcher == "basic" or line.is_true("dry_run"):
         return
     study_dir = Path(line.value("study_dir") or default_dir).expanduser()
     try:
-        lines = _progress(study_dir)
+        lines = _search_progress(study_dir) if config_name == "search" else _progress(study_dir)
     except UserError:
         return
-    print(f"sweep finished ({launcher} launcher); runs in {study_dir}:\n" + "\n".join(lines)
+    what = "searches" if config_name == "search" else "runs"
+    print(f"sweep finished ({launcher} launcher); {what} in {study_dir}:\n" + "\n".join(lines)
           + f"\ndetails and the command for what is missing: {command('launch.status', study_dir=study_dir)}")
 
 
 def _progress(study_dir: Path) -> list[str]:
     """One line per (objective, seed, run folder): runs done, failed and not done (records only)."""
     from collections import Counter
-
-    from study.store.cells import read_cells
-    from study.store.records import iter_records
 
     n = len(read_cells(study_dir))
     counts: Counter = Counter()
@@ -182,6 +182,18 @@ def _progress(study_dir: Path) -> list[str]:
         done, failed = counts[(objective, seed, tag, "complete")], counts[(objective, seed, tag, "failed")]
         lines.append(f"  {objective} seed {seed} ({tag}): {done} done, {failed} failed, {n - done - failed} not done")
     return lines
+
+
+def _search_progress(study_dir: Path) -> list[str]:
+    """One line per (method, objective, search folder): searches done and failed (records only)."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for path, rec in iter_searches(study_dir):
+        counts[(rec.get("method"), rec.get("objective"), path.parent.name, is_complete(rec))] += 1
+    return [f"  {method}/{objective} ({tag}): {counts[(method, objective, tag, True)]} done, "
+            f"{counts[(method, objective, tag, False)]} failed"
+            for method, objective, tag in sorted({k[:3] for k in counts}, key=str)]
 
 
 def job_failure(e: Exception) -> str | None:

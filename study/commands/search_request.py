@@ -13,11 +13,17 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from study.commands import settings
+from study.data import DATASETS
 from study.commands.request import dataset_build_options
 from study.errors import UserError
 from study.store.records import writable
 from study.training import devices
 from study.training.searches import SearchSetup
+from study.objectives.base import objective_class
+from study.training.search import create_method
+from study.commands.preflight import check_dataset, check_objective
+from study.objectives import list_objectives
+from study.spaces import searchable
 
 
 @dataclass(frozen=True)
@@ -41,14 +47,12 @@ def _job_overrides() -> tuple[str, ...]:
 
 def parse(cfg: DictConfig) -> SearchRequest:
     """The request of a composed search config; UserError for anything invalid."""
-    from study.objectives.base import objective_class
-    from study.training.search import create_method
 
     devices.pin_visible_gpus(devices.current_slot())
     study_dir = settings.study_dir(cfg)
     objective = OmegaConf.select(cfg, "objective.name")
     objective_class(objective)  # unknown name -> UserError listing the choices
-    budget, shape = settings.search_budget(cfg)
+    budget, shape = settings.search_budget(cfg, objective)
     method = OmegaConf.to_container(cfg.method, resolve=True)
     method_name = method.pop("name")
     method.pop("paper_epochs", None)  # a fact the paper budget reads, not an option of the method
@@ -76,11 +80,6 @@ def check(req: SearchRequest) -> None:
     supernet, a bad dataset or objective option."""
     import json
 
-    from study.commands.preflight import check_dataset, check_objective
-    from study.objectives import list_objectives
-    from study.objectives.base import objective_class
-    from study.spaces import searchable
-
     setup = req.setup
     if not writable(req.study_dir):
         raise UserError(f"study_dir {req.study_dir} is read-only: a search writes its record and logs there; "
@@ -90,5 +89,10 @@ def check(req: SearchRequest) -> None:
         raise UserError(f"objective {setup.objective!r} is training-free: a search descends an objective's loss; "
                         f"choose one of {', '.join(trained)} (objective=rotation)")
     searchable(setup.space)  # no supernet -> one line naming the spaces that have one
+    if DATASETS.get(setup.dataset).streams:
+        raise UserError(f"dataset {setup.dataset} streams its images from disk, but a search draws its batches by "
+                        "index from two fixed parts of the training images, held in memory; search on an in-memory "
+                        "dataset (dataset=imagefolder with dataset.train_subset=N, or dataset=imagenet16; "
+                        "docs/search.md)")
     check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), setup.shape.n_classes)
     check_objective(setup)  # the objective's options and colour needs, on a one-image stand-in

@@ -12,6 +12,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from study.errors import UserError
+from study.store.claims import ClaimSettings
+from study.spaces import SPACES
+from study.spaces import NetShape
+from study.training.run import Budget
+from study.training.searches import SearchBudget
+from study.training.run import SUMMARIES, is_summary
 
 if TYPE_CHECKING:
     from study.store.claims import ClaimSettings
@@ -96,7 +102,6 @@ def study_dir(cfg: DictConfig) -> Path:
 
 def claim_settings(cfg: DictConfig) -> "ClaimSettings":
     """Heartbeat and staleness of the claims that keep concurrent train commands apart."""
-    from study.store.claims import ClaimSettings
 
     heartbeat = number(cfg, "claims.heartbeat_s", "claims.heartbeat_s", strict=True)
     stale = number(cfg, "claims.stale_after_s", "claims.stale_after_s", strict=True)
@@ -108,7 +113,6 @@ def claim_settings(cfg: DictConfig) -> "ClaimSettings":
 
 def space_name(cfg: DictConfig) -> str:
     """The configured space's registry name."""
-    from study.spaces import SPACES
 
     name = _get(cfg, "space.name")
     SPACES.get(name)  # raises a UserError naming the choices
@@ -117,7 +121,6 @@ def space_name(cfg: DictConfig) -> str:
 
 def net_shape(cfg: DictConfig, budget: dict[str, Any] | None = None) -> "NetShape":
     """The network's shape: input and classes from `dataset`, width and depth from `budget` (or cfg.budget)."""
-    from study.spaces import NetShape
 
     sizes = budget if budget is not None else {k: _get(cfg, f"budget.{k}") for k in SHAPE_KEYS}
     return NetShape(c_in=_get(cfg, "dataset.channels"), image_size=_get(cfg, "dataset.image_size"),
@@ -130,72 +133,96 @@ SHAPE_KEYS = ("width", "cells_per_stage", "stem", "depth")
 _SHAPE_FALLBACKS = {"width": (int, 8), "cells_per_stage": (int, 1), "stem": (str, "cifar"), "depth": (int, 0)}
 
 
-def _budget_schema() -> type:
-    """The schema every conf/budget/*.yaml composes (`defaults: [base]`): the Budget dataclass's fields with
-    its defaults, plus the network's width and depth and per-objective overrides of any of them.
+def _schema(recipe: type, group: str, shapes: str, shape_keys: tuple[str, ...], summary: bool) -> tuple[type, type]:
+    """The schema every conf/<group>/*.yaml composes (`defaults: [base]`), and the schema of one objective's
+    overrides: the recipe dataclass's fields with its defaults (Budget, SearchBudget), plus the network's
+    width and depth and per-objective overrides of any of them.
 
-    Derived from `Budget`, so a default lives in one place; OmegaConf checks every value's type when the
+    Derived from the recipe, so a default lives in one place; OmegaConf checks every value's type when the
     config is composed (`budget.epochs=abc` is refused before anything runs).
     """
-    from study.training.run import Budget
-
-    hints = typing.get_type_hints(Budget)
+    hints = typing.get_type_hints(recipe)
     fields_, overrides = [], []
-    for f in dataclasses.fields(Budget):
+    for f in dataclasses.fields(recipe):
         default = MISSING if f.default is dataclasses.MISSING else f.default
         fields_.append((f.name, hints[f.name], dataclasses.field(default=default)))
         if f.name != "name":
             overrides.append((f.name, typing.Optional[hints[f.name]], dataclasses.field(default=None)))
-    for key in SHAPE_KEYS:
+    for key in shape_keys:
         kind, fallback = _SHAPE_FALLBACKS[key]
         # A space may size its network per budget (conf/space/<name>.yaml `shapes:`); else the budget's number.
-        fields_.append((key, kind, dataclasses.field(default=f"${{oc.select:space.shapes.${{budget.name}}.{key},{fallback}}}")))
+        fields_.append((key, kind, dataclasses.field(default=f"${{oc.select:space.{shapes}.${{{group}.name}}.{key},{fallback}}}")))
         overrides.append((key, typing.Optional[kind], dataclasses.field(default=None)))
     # Per-objective overrides stay an open map in the schema (Hydra's `+budget.objectives.rotation.lr=...`
-    # adds an empty node first, which a typed value would refuse); budget_for checks each against this.
+    # adds an empty node first, which a typed value would refuse); `recipe_for` checks each against this.
     fields_.append(("objectives", typing.Dict[str, typing.Any], dataclasses.field(default_factory=dict)))
-    # The summary of a run the analysis reads by default (metric=auto): measured per budget, not a training
-    # setting, so it is not part of the Budget (nor of a run's identity).
-    fields_.append(("summary", str, dataclasses.field(default="best")))
-    return dataclasses.make_dataclass("BudgetSchema", fields_), dataclasses.make_dataclass("BudgetOverride", overrides)
+    if summary:
+        # The summary of a run the analysis reads by default (metric=auto): measured per budget, not a training
+        # setting, so it is not part of the Budget (nor of a run's identity).
+        fields_.append(("summary", str, dataclasses.field(default="best")))
+    name = "".join(part.title() for part in group.split("_"))
+    return dataclasses.make_dataclass(f"{name}Schema", fields_), dataclasses.make_dataclass(f"{name}Override", overrides)
 
 
-_BUDGET_SCHEMA, _BUDGET_OVERRIDE = _budget_schema()
-ConfigStore.instance().store(group="budget", name="base", node=_BUDGET_SCHEMA)
-_OVERRIDE_KEYS = [f.name for f in dataclasses.fields(_BUDGET_OVERRIDE)]
+def _register(group: str, recipe: type, shapes: str, shape_keys: tuple[str, ...], summary: bool) -> type:
+    schema, override = _schema(recipe, group, shapes, shape_keys, summary)
+    ConfigStore.instance().store(group=group, name="base", node=schema)
+    return override
 
 
-def budget_for(cfg: DictConfig, objective: str) -> tuple["Budget", "NetShape"]:
-    """The optimiser recipe and network shape trained for `objective`: the budget with its overrides applied."""
+def _recipes() -> dict[str, tuple[type, type, tuple[str, ...]]]:
+    """Per config group: the recipe class, its override schema and the shape keys it sizes."""
+
+    # Supernets have the CIFAR stem and no depth setting; a space sizes them under `search_shapes:`.
+    search_keys = ("width", "cells_per_stage")
+    return {"budget": (Budget, _register("budget", Budget, "shapes", SHAPE_KEYS, True), SHAPE_KEYS),
+            "search_budget": (SearchBudget, _register("search_budget", SearchBudget, "search_shapes", search_keys,
+                                                      False), search_keys)}
+
+
+_RECIPES = _recipes()
+
+
+def recipe_for(cfg: DictConfig, group: str, objective: str) -> tuple[Any, "NetShape"]:
+    """The recipe of config group `group` (budget, search_budget) and the network shape for `objective`: the
+    group's values with that objective's overrides applied (a typo under any objective is refused)."""
     from omegaconf.errors import OmegaConfBaseException
 
-    from study.training.run import SUMMARIES, Budget, is_summary
-
-    values = OmegaConf.to_container(cfg.budget, resolve=True)
-    summary = values.pop("summary", "best")
-    if not is_summary(summary):
-        raise UserError(f"budget.summary {summary!r} is not a run summary; use one of: {', '.join(SUMMARIES)}, tse-E")
+    recipe, override, shape_keys = _RECIPES[group]
+    values = OmegaConf.to_container(cfg[group], resolve=True)
+    values.pop("summary", None)
     per_objective = values.pop("objectives") or {}
     if not isinstance(per_objective, dict):
-        raise UserError("budget.objectives must map objective names to settings, e.g. budget.objectives.rotation.lr=0.025")
-    for name, over in per_objective.items():  # a typo under any objective is refused, not only this one's
+        raise UserError(f"{group}.objectives must map objective names to settings, e.g. "
+                        f"{group}.objectives.rotation.lr=0.025")
+    known = [f.name for f in dataclasses.fields(override)]
+    for name, over in per_objective.items():
         try:
-            checked = OmegaConf.merge(OmegaConf.structured(_BUDGET_OVERRIDE), over or {})
+            checked = OmegaConf.merge(OmegaConf.structured(override), over or {})
         except OmegaConfBaseException as e:
             detail = str(e).splitlines()[0]
             unknown_key = re.match(r"Key '(.*)' not in", detail)
             if unknown_key:
-                raise UserError(f"unknown budget setting {unknown_key.group(1)!r} in budget.objectives.{name}; "
-                                f"known: {', '.join(sorted(_OVERRIDE_KEYS))}") from None
-            raise UserError(f"budget.objectives.{name}: {detail}; e.g. budget.objectives.{name}.lr=0.025") from None
+                raise UserError(f"unknown {group} setting {unknown_key.group(1)!r} in {group}.objectives.{name}; "
+                                f"known: {', '.join(sorted(known))}") from None
+            raise UserError(f"{group}.objectives.{name}: {detail}; e.g. {group}.objectives.{name}.lr=0.025") from None
         per_objective[name] = OmegaConf.to_container(checked)
     over = per_objective.get(objective) or {}
     values.update({k: v for k, v in over.items() if v is not None})
-    shape = net_shape(cfg, {k: values.pop(k) for k in SHAPE_KEYS})
+    shape = net_shape(cfg, {k: values.pop(k) for k in shape_keys})
     try:
-        return Budget(**values), shape
+        return recipe(**values), shape
     except ValueError as e:
         raise UserError(str(e)) from None
+
+
+def budget_for(cfg: DictConfig, objective: str) -> tuple["Budget", "NetShape"]:
+    """The optimiser recipe and network shape trained for `objective`: the budget with its overrides applied."""
+
+    summary = OmegaConf.select(cfg, "budget.summary", default="best")
+    if not is_summary(summary):
+        raise UserError(f"budget.summary {summary!r} is not a run summary; use one of: {', '.join(SUMMARIES)}, tse-E")
+    return recipe_for(cfg, "budget", objective)
 
 
 def auto_int(cfg: DictConfig, key: str, default: int) -> int:
@@ -213,34 +240,6 @@ def plain(cfg: DictConfig) -> dict:
     return data
 
 
-_SEARCH_SHAPE_KEYS = ("width", "cells_per_stage")  # supernets have the CIFAR stem and no depth setting
-
-
-def _search_budget_schema() -> type:
-    """The schema every conf/search_budget/*.yaml composes (`defaults: [base]`): SearchBudget's fields with
-    their defaults, plus the supernet's width and depth (a space may set its own per search budget in
-    conf/space/<name>.yaml `search_shapes:`)."""
-    from study.training.searches import SearchBudget
-
-    hints = typing.get_type_hints(SearchBudget)
-    fields_ = [(f.name, hints[f.name], dataclasses.field(default=MISSING if f.default is dataclasses.MISSING else f.default))
-               for f in dataclasses.fields(SearchBudget)]
-    for key, fallback in zip(_SEARCH_SHAPE_KEYS, (8, 1)):
-        fields_.append((key, int, dataclasses.field(
-            default=f"${{oc.select:space.search_shapes.${{search_budget.name}}.{key},{fallback}}}")))
-    return dataclasses.make_dataclass("SearchBudgetSchema", fields_)
-
-
-ConfigStore.instance().store(group="search_budget", name="base", node=_search_budget_schema())
-
-
-def search_budget(cfg: DictConfig) -> tuple[Any, "NetShape"]:
-    """The search budget and the supernet's shape of a composed search config."""
-    from study.training.searches import SearchBudget
-
-    values = OmegaConf.to_container(cfg.search_budget, resolve=True)
-    shape = net_shape(cfg, {k: values.pop(k) for k in _SEARCH_SHAPE_KEYS})
-    try:
-        return SearchBudget(**values), shape
-    except ValueError as e:
-        raise UserError(str(e)) from None
+def search_budget(cfg: DictConfig, objective: str) -> tuple[Any, "NetShape"]:
+    """The search budget and the supernet's shape of a composed search config, for `objective`."""
+    return recipe_for(cfg, "search_budget", objective)

@@ -28,6 +28,7 @@ import torch
 
 from study.errors import UserError
 from study.registry import Registry
+from study.data.batches import InMemoryBatches
 
 if TYPE_CHECKING:
     from study.data.batches import BatchSource
@@ -72,8 +73,6 @@ class ImageData:
 
     def batches(self, views: Any = None, seed: int = 0) -> "BatchSource":
         """The trainer's batch source: the tensors indexed on the device (views and seed do not apply)."""
-        from study.data.batches import InMemoryBatches
-
         return InMemoryBatches(self)
 
     @property

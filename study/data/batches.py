@@ -27,6 +27,7 @@ class BatchSource:
 
     streams: bool = False
     resumes_mid_epoch: bool = False  # whether `train` can start an epoch at a later step
+    random_access: bool = False  # whether `take` can hand out any training images by index (a search needs it)
 
     @property
     def device(self) -> torch.device:
@@ -49,6 +50,15 @@ class BatchSource:
         """The test set in order: images (B, C, H, W) uint8 and labels (B,), the same for every model."""
         raise NotImplementedError
 
+    def train_count(self) -> int:
+        """How many training images there are."""
+        raise NotImplementedError
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images at indices `idx` (B,) as (B, C, H, W) uint8 and their labels (B,), on the device:
+        for sources with `random_access` (a search draws its two fixed parts this way)."""
+        raise NotImplementedError(f"{type(self).__name__} hands out batches in its own order, not by index")
+
     def close(self) -> None:
         """Release what the source holds (loader workers); the in-memory source holds nothing."""
 
@@ -56,8 +66,16 @@ class BatchSource:
 class InMemoryBatches(BatchSource):
     """Batches indexed out of uint8 tensors on the device (the data of an `ImageData`)."""
 
+    random_access = True
+
     def __init__(self, data: Any) -> None:  # an ImageData (study/data/base.py, which imports this module)
         self.data = data
+
+    def train_count(self) -> int:
+        return self.data.train_x.shape[0]
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.train_x[idx], self.data.train_y[idx]
 
     @property
     def device(self) -> torch.device:

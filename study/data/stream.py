@@ -36,6 +36,7 @@ import torch
 
 from study.data.base import DataError, check_subset, register_dataset, stats_from_config
 from study.data.decoders import check_decoder
+from study.data.loader import StreamBatches
 
 if TYPE_CHECKING:
     from study.data.batches import BatchSource
@@ -113,7 +114,6 @@ class StreamData:
 
     def batches(self, views: Any, seed: int = 0) -> "BatchSource":
         """The trainer's batch source: loader workers cut each image with `views` (train, test); orders from `seed`."""
-        from study.data.loader import StreamBatches
 
         return StreamBatches(self, views, seed)
 

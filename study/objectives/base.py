@@ -13,6 +13,8 @@ from torch import nn
 from study.data import ImageData
 from study.data.views import ResizedCrop, ShortSideCrop, View
 from study.spaces.base import Backbone
+from study.spaces.modules import PooledLinear
+from study.data.augment import lighting, normalize
 
 
 class ObjectiveError(UserError):
@@ -88,7 +90,6 @@ class Objective:
 
     def build(self, trunk: Backbone) -> nn.Module:
         """The trainable network: the trunk plus this objective's head."""
-        from study.spaces.modules import PooledLinear
 
         return nn.Sequential(trunk, PooledLinear(trunk.c_out, self.n_classes))
 
@@ -107,7 +108,6 @@ class Objective:
     def normalize(self, images: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         """uint8 (or float 0..255) images to standardised floats with the dataset's statistics; with a training
         generator and a dataset that asks for it (ImageNet), AlexNet's PCA lighting noise first."""
-        from study.data.augment import lighting, normalize
 
         if gen is None or self.data.lighting <= 0:
             return normalize(images, self.data.mean, self.data.std)
@@ -148,5 +148,3 @@ def objective_class(name: str) -> type[Objective]:
 def create_objective(name: str, data: ImageData, **options: object) -> Objective:
     """Build objective `name` for `data`; refuses objectives the dataset cannot serve."""
     return objective_class(name)(data, **options)
-
-

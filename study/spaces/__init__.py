@@ -10,6 +10,7 @@ from study.spaces.base import (
     NetShape,
     Space,
     SpaceError,
+    benchmark_of,
     cell_id,
     describe,
     draw,
@@ -21,4 +22,4 @@ from study.registry import import_members
 
 import_members(__name__, __path__, packages_only=True)  # every space folder registers itself
 
-__all__ = ["SPACES", "Cell", "NetShape", "Space", "SpaceError", "cell_id", "describe", "draw", "get_space", "searchable"]
+__all__ = ["SPACES", "Cell", "NetShape", "Space", "SpaceError", "benchmark_of", "cell_id", "describe", "draw", "get_space", "searchable"]

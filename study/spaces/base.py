@@ -21,6 +21,8 @@ from study.registry import Registry
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
+    from study.spaces.benchmark import Benchmark
+
 log = logging.getLogger(__name__)
 
 
@@ -135,6 +137,11 @@ def searchable(name: str) -> Space:
         raise SpaceError(f"space {name!r} has no supernet, so it cannot be searched; search one of "
                          f"{', '.join(able)} (space=nb201), or sample and train its cells with study.sample and study.train")
     return space
+
+
+def benchmark_of(name: str) -> "Benchmark | None":
+    """The benchmark (ground truth and its facts) the space registered as `name` carries, or None."""
+    return getattr(get_space(name), "benchmark", None)
 
 
 def alpha_rows(space: str, alpha: Any, kind: str, n_rows: int, n_cols: int) -> list[list[float]]:

@@ -181,6 +181,22 @@ def read_record(path: Path, quarantine_bad: bool = False) -> dict[str, Any] | No
     return None
 
 
+def is_complete(rec: dict[str, Any] | None, identity: str | None = None) -> bool:
+    """Whether `rec` is the record of a finished job (a run or a search), of `identity` when one is given.
+
+    The one place this is decided: planning, claimed execution, status reports and derived lists ask here.
+    """
+    return (rec is not None and rec.get("status") == "complete"
+            and (identity is None or rec.get("identity") == identity))
+
+
+def complete_at(path: Path, identity: str | None = None, quarantine_bad: bool = False) -> bool:
+    """Whether the record at `path` is complete (see `is_complete`); a corrupted one is not (moved aside
+    when `quarantine_bad`)."""
+    path = Path(path)
+    return path.exists() and is_complete(read_record(path, quarantine_bad), identity)
+
+
 def quarantine(path: Path, reason: str) -> Path | None:
     """Move a corrupted file aside to `<name>.corrupt-<time>` with a warning; returns where it went."""
     stamp = time.strftime("%Y%m%dT%H%M%S")

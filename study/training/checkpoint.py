@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from study.files import file_mode
-from study.store.records import write_error
+from study.store.records import NotOwner, may_write, write_error
 from study.training.trainer import History, TrainState
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,17 @@ class Checkpointer:
         """Count wall and CPU time from now, charging this run 1/`share` of the process's CPU time."""
         self.share, self._t0, self._c0 = max(1, share), time.perf_counter(), time.process_time()
 
-    def load(self, model: nn.Module, device: str) -> TrainState | None:
-        """The saved state (weights loaded into `model`), or None to start from scratch."""
+    def restore(self, model: nn.Module, needs: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """The saved checkpoint with its weights loaded into `model` and the attempts' bookkeeping (resumes,
+        random-stream restarts, time spent) taken over, or None to start from scratch: the one loader of runs
+        and searches, which differ only in the state they keep beside it (`needs`: keys it must hold)."""
         if not self.path.exists():
             return None
         try:
-            saved = torch.load(self.path, map_location=device, weights_only=True)
-            if saved.get("format") != FORMAT or saved.get("identity") != self.identity:
-                log.warning("ignoring checkpoint %s: it belongs to another run or format", self.path)
+            saved = torch.load(self.path, map_location=self.device, weights_only=True)
+            if saved.get("format") != FORMAT or saved.get("identity") != self.identity or \
+                    any(key not in saved for key in needs):
+                log.warning("ignoring checkpoint %s: it belongs to another job or format", self.path)
                 return None
             problem = mismatch(model.state_dict(), saved["model"])
             if problem:
@@ -104,27 +107,33 @@ class Checkpointer:
                 log.warning("ignoring checkpoint %s: written by a different network (%s)", self.path, problem)
                 return None
             model.load_state_dict(saved["model"])
-        except Exception as e:  # unreadable or from an incompatible model: training from scratch is safe
+            saved["generator"] = self._generator_state(saved)
+        except Exception as e:  # unreadable or from an incompatible model: starting from scratch is safe
             log.warning("ignoring unreadable checkpoint %s (%s: %s)", self.path, type(e).__name__, e)
+            return None
+        epoch = int(saved["epoch"])
+        self.resumes = list(saved["resumes"]) + [epoch]
+        self.rng_restarts = list(saved.get("rng_restarts", [])) + ([epoch] if saved["generator"] is None else [])
+        self.wall_before = float(saved["wall_s"])
+        self.cpu_before = float(saved.get("cpu_s", 0.0))  # absent in checkpoints of older code
+        return saved
+
+    def load(self, model: nn.Module, device: str) -> TrainState | None:
+        """A run's saved state (weights loaded into `model`), or None to start from scratch."""
+        saved = self.restore(model)
+        if saved is None:
             return None
         h = saved["history"]
         history = History(list(h["train_loss"]), list(h["test_acc"]), list(h["epoch_s"]), list(h.get("test_loss", [])),
                           list(h.get("images_per_s", [])), list(h.get("loader_wait", [])), int(h.get("unreadable", 0)))
-        generator = self._generator_state(saved)
         step = int(saved.get("step", 0))  # absent in checkpoints written between epochs by older code
-        if step and generator is None:  # the rest of the epoch cannot be the one begun: start it over
+        if step and saved["generator"] is None:  # the rest of the epoch cannot be the one begun: start it over
             log.warning("resuming %s at the start of epoch %d (its random stream restarts)", self.path.stem,
                         saved["epoch"])
             step = 0
-        state = TrainState(saved["epoch"], history, saved["optimizer"], generator, step,
+        state = TrainState(saved["epoch"], history, saved["optimizer"], saved["generator"], step,
                            saved.get("loss_sum") if step else None)
-        self.resumes = list(saved["resumes"]) + [state.epoch]
         self.resume_steps = list(saved.get("resume_steps", [0] * len(saved["resumes"]))) + [step]
-        self.rng_restarts = list(saved.get("rng_restarts", []))
-        if state.generator is None:
-            self.rng_restarts.append(state.epoch)
-        self.wall_before = float(saved["wall_s"])
-        self.cpu_before = float(saved.get("cpu_s", 0.0))  # absent in checkpoints of older code
         log.info("resuming %s from epoch %d%s", self.path.stem, state.epoch, f", step {step}" if step else "")
         return state
 
@@ -150,18 +159,25 @@ class Checkpointer:
         self.save_state(model.state_dict(), state)
 
     def save_state(self, weights: dict[str, torch.Tensor], state: TrainState) -> None:
-        """Write the state (after an epoch, or within one) atomically, the model given by its state dict."""
+        """Write a run's state (after an epoch, or within one) atomically, the model given by its state dict."""
         h = state.history
+        self.keep(weights, state.epoch, optimizer=state.optimizer, generator=state.generator, step=state.step,
+                  loss_sum=None if state.loss_sum is None else state.loss_sum.detach().cpu(),
+                  history={"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s,
+                           "test_loss": h.test_loss, "images_per_s": h.images_per_s, "loader_wait": h.loader_wait,
+                           "unreadable": h.unreadable},
+                  resume_steps=self.resume_steps)
+
+    def keep(self, weights: dict[str, torch.Tensor], epoch: int, **state: Any) -> None:
+        """Write weights, `epoch` and a job's own `state` atomically, with the attempts' bookkeeping: the one
+        writer of runs and searches (`restore` reads it back). A process that no longer holds the job's claim
+        writes nothing: the job is another process's now, its checkpoint too."""
+        if not may_write(self.path.with_suffix(".json")):
+            raise NotOwner(f"not saving {self.path.stem}'s checkpoint: this process no longer holds its claim")
         save_atomic(self.path, {
-            "format": FORMAT, "identity": self.identity, "epoch": state.epoch, "model": weights,
+            "format": FORMAT, "identity": self.identity, "epoch": epoch, "model": weights,
             "device_type": torch.device(self.device).type, "rng_restarts": self.rng_restarts,
-            "optimizer": state.optimizer, "generator": state.generator, "step": state.step,
-            "loss_sum": None if state.loss_sum is None else state.loss_sum.detach().cpu(),
-            "history": {"train_loss": h.train_loss, "test_acc": h.test_acc, "epoch_s": h.epoch_s,
-                        "test_loss": h.test_loss, "images_per_s": h.images_per_s, "loader_wait": h.loader_wait,
-                        "unreadable": h.unreadable},
-            "resumes": self.resumes, "resume_steps": self.resume_steps, "wall_s": self.wall_s(), "cpu_s": self.cpu_s(),
-            "config": self.config,
+            "resumes": self.resumes, "wall_s": self.wall_s(), "cpu_s": self.cpu_s(), "config": self.config, **state,
         })
 
     def wall_s(self) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from study.spaces import NetShape, describe, get_space
-from study.store.records import CELLS_FILE, STUDY_FILE, write_atomic, write_json_atomic
+from study.store.records import CELLS_FILE, STUDY_FILE, is_complete, write_atomic, write_json_atomic
 from study.training.searches import SEARCHES_DIR, iter_searches
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def write_found(study_dir: Path) -> list[Path]:
     with _locked(Path(study_dir) / SEARCHES_DIR / ".found.lock"):
         by_space: dict[str, list[dict[str, Any]]] = {}
         for _, rec in iter_searches(study_dir):
-            if rec.get("status") == "complete" and rec.get("arch"):
+            if is_complete(rec) and rec.get("arch"):
                 by_space.setdefault(rec["space"], []).append(rec)
         written = []
         for space_name, recs in sorted(by_space.items()):

@@ -12,8 +12,9 @@ from typing import Any, Callable
 
 from study.errors import UserError
 from study.store.cells import resample_command
-from study.store.records import NotOwner, identity_hash, may_write, read_record, run_dir, write_record
+from study.store.records import NotOwner, complete_at, may_write, run_dir, write_record
 from study.spaces import cell_id, get_space
+from study.training.jobs import Kind, Progress, run_jobs
 from study.training.run import RunSpec, Setup, network_size, record
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,12 @@ def plan(study_dir: Path, cells: list[dict[str, Any]], setup: Setup, seed: int,
     `parsed` holds the rows' cells when the caller has parsed them already (`parse_cells`).
     """
     parsed = parse_cells(cells, setup.space) if parsed is None else parsed
-    identity = identity_hash(setup.identity())
+    identity = setup.identity_hash()
     folder = run_dir(study_dir, setup.objective, setup.dataset, setup.budget.name, identity, seed)
-    todo, done = [], 0
-    for row, cell in zip(cells, parsed):
-        path = folder / f"{row['id']}.json"
-        rec = read_record(path) if path.exists() else None
-        if rec is not None and rec.get("status") == "complete" and rec.get("identity") == identity:
-            done += 1
-            continue
-        todo.append(RunSpec(row["id"], cell.to_str(), setup.objective, seed, path, cell))
-    return todo, done
+    specs = [RunSpec(row["id"], cell.to_str(), setup.objective, seed, folder / f"{row['id']}.json", cell)
+             for row, cell in zip(cells, parsed)]
+    todo = [spec for spec in specs if not complete_at(spec.path, identity)]
+    return todo, len(specs) - len(todo)
 
 
 def raise_mismatch(row: dict[str, Any], study_dir: Path | None = None) -> None:
@@ -126,7 +122,7 @@ def execute_group(specs: list[RunSpec], setup: Setup, data: Any) -> list[dict[st
         models.append(model.to(setup.device))
         # A requeued job resumes from the last epoch saved by an earlier attempt (see study/training/checkpoint.py).
         ckpt = Checkpointer(checkpoint_path(spec.path), {"cell_id": spec.cell_id, "seed": spec.seed,
-                                                          "identity": identity_hash(setup.identity())},
+                                                          "identity": setup.identity_hash()},
                             setup.config, device=setup.device)
         starts.append(ckpt.load(models[-1], setup.device))
         ckpts.append(ckpt)
@@ -213,8 +209,48 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
                             "test_loss": history.test_loss}, **pace_fields(history))
 
 
-def failed_record(spec: RunSpec, setup: Setup, reason: str, wall_s: float, **fields: Any) -> dict[str, Any]:
-    """Record a run that raised, so failures never hide."""
-    rec = record(spec, setup, "failed", reason=reason, wall_s=wall_s, device=setup.device, **fields)
-    write_record(spec.path, rec)
-    return rec
+class Runs(Kind):
+    """Trainings (and training-free scores) as jobs: up to `fuse` seeds of a cell run as one group."""
+
+    noun = "run"
+    kept = "runs in training keep their last epoch"
+
+    @staticmethod
+    def groups(specs: list[RunSpec], setup: Setup) -> list[list[RunSpec]]:
+        """The runs in groups of up to `setup.fuse` seeds of one cell, in the order the cells come."""
+        return groups(specs, setup.fuse)
+
+    @staticmethod
+    def execute(group: list[RunSpec], setup: Setup, data: Any) -> list[dict[str, Any]]:
+        return execute_group(group, setup, data)
+
+    @staticmethod
+    def failed(spec: RunSpec, setup: Setup, reason: str, wall_s: float, trace: str) -> dict[str, Any]:
+        rec = record(spec, setup, "failed", reason=reason, wall_s=wall_s, device=setup.device, traceback=trace)
+        write_record(spec.path, rec)
+        return rec
+
+    @staticmethod
+    def result(rec: dict[str, Any]) -> str:
+        if rec.get("test_acc_best") is None:  # a training-free score
+            return f"score {rec['score']:.6g}"
+        return f"best {rec['test_acc_best']:.4f} final {rec['test_acc_final']:.4f}"
+
+    @staticmethod
+    def who(spec_or_rec: Any, with_seed: bool) -> str:
+        get = spec_or_rec.get if isinstance(spec_or_rec, dict) else lambda k: getattr(spec_or_rec, k)
+        return f"cell {get('cell_id')}" + (f" seed {get('seed')}" if with_seed and get("seed") is not None else "")
+
+
+def groups(specs: list[RunSpec], fuse: int) -> list[list[RunSpec]]:
+    """The runs in groups of up to `fuse` seeds of one cell (and objective), in the order the cells come."""
+    by_cell: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        by_cell.setdefault(spec.cell_id, []).append(spec)
+    return [runs[i:i + max(1, fuse)] for runs in by_cell.values() for i in range(0, len(runs), max(1, fuse))]
+
+
+def run_all(specs: list[RunSpec], setup: Setup, workers: int, label: str) -> Progress:
+    """Train `specs` with `workers` processes (inline when 1), up to `setup.fuse` seeds of a cell as one
+    network; returns the progress counters."""
+    return run_jobs(specs, setup, workers, label, Runs)

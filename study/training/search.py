@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from study.data import ImageData
+from study.data.batches import BatchSource
 from study.errors import UserError
 from study.objectives import Objective
 from study.registry import Registry
@@ -166,7 +167,11 @@ def search(
     softmax of every alpha, the supernet's objective accuracy on the architecture part, the mean losses of
     both steps, the learning rate, the method's facts and the epoch's CPU and wall seconds.
     """
-    device = data.train_x.device
+    source = data.batches()
+    if not source.random_access:  # the command refuses such a dataset before anything runs (search_request)
+        raise UserError(f"a search draws its batches by index from two fixed parts of the training images; "
+                        f"{type(source).__name__} cannot")
+    device = source.device
     autocast(device, precision)  # refuse an unknown precision before searching
     strict_fp32(device.type, precision)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -183,18 +188,18 @@ def search(
         a_opt.load_state_dict(start.arch_opt)
         if start.generator is not None:
             gen.set_state(start.generator)
-    w_part, a_part = halves(data.train_x.shape[0], budget.portion, device)
+    w_part, a_part = halves(source.train_count(), budget.portion, device)
     for epoch in range(state.epoch, budget.epochs):
         t0, c0 = time.perf_counter(), time.process_time()
         for group in w_opt.param_groups:
             group["lr"] = budget.lr_at(epoch)
         train_arch = epoch >= budget.warmup_epochs
-        losses = _epoch(supernet, model, objective, data, budget, method, (w_part, a_part), (weights, arch),
+        losses = _epoch(supernet, model, objective, source, budget, method, (w_part, a_part), (weights, arch),
                         (w_opt, a_opt), epoch, gen, train_arch, precision)
         c1 = time.process_time()
         if not math.isfinite(losses[0]) or (train_arch and not math.isfinite(losses[1])):
             raise FloatingPointError(f"the search diverged in epoch {epoch + 1} (losses {losses[0]}, {losses[1]})")
-        acc = score(supernet, model, objective, data, a_part, budget, method, seed, precision)
+        acc = score(supernet, model, objective, source, a_part, budget, method, seed, precision)
         alpha = {kind: a.detach().cpu().tolist() for kind, a in supernet.alphas.items()}
         entry = {"epoch": epoch + 1, **judge(alpha),
                  "alpha": {kind: torch.softmax(a.detach().cpu(), dim=-1).tolist() for kind, a in supernet.alphas.items()},
@@ -207,13 +212,13 @@ def search(
     return state
 
 
-def _epoch(supernet: nn.Module, model: nn.Module, objective: Objective, data: ImageData, budget: SearchBudget,
+def _epoch(supernet: nn.Module, model: nn.Module, objective: Objective, source: BatchSource, budget: SearchBudget,
            method: Method, parts: tuple, params: tuple, opts: tuple, epoch: int, gen: torch.Generator,
            train_arch: bool, precision: str) -> tuple[float, float]:
     """One epoch over the weight part, each step an architecture step then a weight step; mean losses."""
     (w_part, a_part), (weights, arch), (w_opt, a_opt) = parts, params, opts
     model.train()
-    device, bs = data.train_x.device, budget.batch_size
+    device, bs = source.device, budget.batch_size
     w_order = w_part[torch.randperm(len(w_part), generator=gen, device=device)]
     a_order = a_part[torch.randperm(len(a_part), generator=gen, device=device)]
     sums = torch.zeros(2, device=device, dtype=torch.float64)
@@ -222,7 +227,7 @@ def _epoch(supernet: nn.Module, model: nn.Module, objective: Objective, data: Im
         if train_arch:
             # The architecture part may be shorter than the weight part: its batches wrap around.
             idx = a_order[torch.arange(start, start + bs, device=device) % len(a_order)][:len(w_order[start:start + bs])]
-            loss = _loss(supernet, model, objective, data, idx, method.mixes(supernet.alphas, epoch, budget.epochs, gen),
+            loss = _loss(supernet, model, objective, source, idx, method.mixes(supernet.alphas, epoch, budget.epochs, gen),
                          gen, precision)
             grads = torch.autograd.grad(loss, arch)  # alpha's gradient alone: no weight-gradient kernels run
             for p, g in zip(arch, grads):
@@ -231,7 +236,7 @@ def _epoch(supernet: nn.Module, model: nn.Module, objective: Objective, data: Im
             a_opt.zero_grad(set_to_none=True)
             sums[1] += loss.detach()
         idx = w_order[start:start + bs]
-        loss = _loss(supernet, model, objective, data, idx, method.mixes(supernet.alphas, epoch, budget.epochs, gen),
+        loss = _loss(supernet, model, objective, source, idx, method.mixes(supernet.alphas, epoch, budget.epochs, gen),
                      gen, precision)
         w_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=weights)  # the weights' gradient alone: alpha's .grad stays untouched
@@ -243,17 +248,17 @@ def _epoch(supernet: nn.Module, model: nn.Module, objective: Objective, data: Im
     return tuple((sums / steps).tolist())
 
 
-def _loss(supernet: nn.Module, model: nn.Module, objective: Objective, data: ImageData, idx: torch.Tensor,
+def _loss(supernet: nn.Module, model: nn.Module, objective: Objective, source: BatchSource, idx: torch.Tensor,
           mixes: dict[str, Mix], gen: torch.Generator, precision: str) -> torch.Tensor:
     """The objective's loss on the training images `idx`, the supernet mixing its edges by `mixes`."""
     supernet.use(mixes)
-    inputs, targets = objective.train_batch(data.train_x[idx], data.train_y[idx], gen)
+    inputs, targets = objective.train_batch(*source.take(idx), gen)
     with autocast(inputs.device, precision):
         return objective.loss(model(inputs), targets)
 
 
 @torch.inference_mode()
-def score(supernet: nn.Module, model: nn.Module, objective: Objective, data: ImageData, a_part: torch.Tensor,
+def score(supernet: nn.Module, model: nn.Module, objective: Objective, source: BatchSource, a_part: torch.Tensor,
           budget: SearchBudget, method: Method, seed: int, precision: str = "auto") -> float:
     """The supernet's objective accuracy on (the first `eval_images` of) the architecture part, mixed as the
     method scores it, with the objective's deterministic test inputs.
@@ -268,11 +273,11 @@ def score(supernet: nn.Module, model: nn.Module, objective: Objective, data: Ima
         bn.track_running_stats = False  # batch statistics, and no update of the running ones
     supernet.use(method.eval_mixes(supernet.alphas))
     part = a_part[:budget.eval_images] if budget.eval_images else a_part
-    gen = torch.Generator(device=data.train_x.device).manual_seed(seed)  # the same inputs every epoch
+    gen = torch.Generator(device=source.device).manual_seed(seed)  # the same inputs every epoch
     hits, total = torch.zeros((), device=part.device, dtype=torch.long), 0
     for start in range(0, len(part), budget.eval_batch_size):
         idx = part[start:start + budget.eval_batch_size]
-        inputs, targets = objective.test_batch(data.train_x[idx], data.train_y[idx], gen)
+        inputs, targets = objective.test_batch(*source.take(idx), gen)
         with autocast(inputs.device, precision):
             hits += objective.correct(model(inputs), targets)
         total += targets.numel()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from study.spaces.base import SPACES, NetShape, SpaceError, alpha_rows, draw_from_classes
 from study.spaces.nb201.cell import NB201_OPS, NB201Cell, nb201_classes
+from study.spaces.nb201.truth import NB201
 
 if TYPE_CHECKING:
     from torch import nn
@@ -17,6 +18,7 @@ class NB201Space:
     """NAS-Bench-201's cells on its residual skeleton (stem, 3 stages of N cells, 2 reductions)."""
 
     name = "nb201"
+    benchmark = NB201  # the truth of every cell, and the searches published on them
 
     def parse(self, arch: str) -> NB201Cell:
         """The cell written in the official string form."""
@@ -55,9 +57,7 @@ class NB201Space:
 
     def truth(self, cell: NB201Cell) -> dict[str, float] | None:
         """The benchmark index and 200-epoch test accuracies (fractions) of this very cell."""
-        from study.spaces.nb201.truth import truth
-
-        return truth(self._own(cell).to_str())
+        return self.benchmark.truth(self._own(cell).to_str())
 
     @staticmethod
     def _own(cell: object) -> NB201Cell:

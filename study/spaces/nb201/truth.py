@@ -1,37 +1,32 @@
-"""NAS-Bench-201's own accuracies of its cells: a fact of the space, read without torch or pandas.
+"""NAS-Bench-201's own accuracies of its cells and the searches published on them: facts of the space.
 
 `data/nb201-accuracy.csv.gz` (see data/NOTICE.md) holds, for each of the 15,625 cells, its benchmark
 index and its 200-epoch test accuracy on CIFAR-10, CIFAR-100 and ImageNet16-120 (seed means, percent).
-A search judges the cell it derives here the moment it derives it; `analysis.truth` reads the same file.
+A search judges the cell it derives here the moment it derives it; `analysis.truth` reads the same table.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
-import gzip
 from pathlib import Path
 
-TRUTH_FILE = Path(__file__).resolve().parent / "data" / "nb201-accuracy.csv.gz"
-# Source column -> the name records and analyses use, as fractions like a study's accuracies.
-COLUMNS = {"cifar10_test": "nb201-cifar10", "cifar100_test": "nb201-cifar100",
-           "imagenet16_120_test": "nb201-imagenet16-120"}
+from study.spaces.benchmark import Benchmark, Published
 
-
-@functools.lru_cache(maxsize=1)
-def _table() -> dict[str, dict[str, float]]:
-    with gzip.open(TRUTH_FILE, "rt", newline="") as f:
-        return {row["arch"]: {"nb201_index": int(row["index"]),
-                              **{name: float(row[col]) / 100.0 for col, name in COLUMNS.items()}}
-                for row in csv.DictReader(f)}
-
-
-def truth(arch: str) -> dict[str, float] | None:
-    """The benchmark index and 200-epoch test accuracies (fractions) of the cell written `arch`, or None."""
-    row = _table().get(arch)
-    return None if row is None else dict(row)
-
-
-def all_truths() -> dict[str, dict[str, float]]:
-    """Every cell's index and accuracies, by arch string (a copy: callers may change it)."""
-    return {arch: dict(row) for arch, row in _table().items()}
+NB201 = Benchmark(
+    name="NAS-Bench-201 (NATS-Bench tss, 200 epochs, seed mean)",
+    file=Path(__file__).resolve().parent / "data" / "nb201-accuracy.csv.gz",
+    columns={"cifar10_test": "nb201-cifar10", "cifar100_test": "nb201-cifar100",
+             "imagenet16_120_test": "nb201-imagenet16-120"},
+    labels={"nb201-cifar10": "CIFAR-10", "nb201-cifar100": "CIFAR-100", "nb201-imagenet16-120": "ImageNet16-120"},
+    main="nb201-cifar10",
+    index_name="nb201_index",
+    # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), table 5: CIFAR-10 test accuracy of the cell each search found.
+    published=(Published("DARTS-V1 (supervised, 50 epochs)", 54.30, 0.00),
+               Published("GDAS (supervised, 250 epochs)", 93.51, 0.13),
+               Published("RSPS (random sampling + parameter sharing)", 87.66, 1.69),
+               Published("a random cell (mean of all 15,625)", 87.06),
+               Published("the optimum", 94.37)),
+    published_setting="NAS-Bench-201 paper: searches on a GPU at C=16, N=5, 32 px, 25k / 25k CIFAR-10 images",
+    notes={"what_ranks": "What ranks NAS-Bench-201 cells at what CPU cost is measured in docs/ladder.md."},
+)
+TRUTH_FILE = NB201.file
+COLUMNS = NB201.columns
