@@ -39,7 +39,7 @@ from analysis.tables import BASELINES, RANDOM, correlations  # noqa: F401  (publ
 from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
-from study.store.cells import read_cells
+from study.store.cells import read_cells, space_words
 from study.objectives.base import list_objectives
 from study.store.records import read_record, room_to_write, write_error
 from study.shell import command, hydra_value
@@ -174,9 +174,8 @@ def study_truth(req: Request) -> truths.Truth | None:
 
 
 def train_hint(study_dir: Path, objective: str, done: pd.DataFrame) -> str:
-    """The train command for `objective` in this study, with the dataset and budget its other runs used."""
-
-    words = [f"study_dir={hydra_value(study_dir)}", f"objective={objective}"]
+    """The train command for `objective` in this study, with the space, dataset and budget its other runs used."""
+    words = [f"study_dir={hydra_value(study_dir)}", *space_words(study_dir), f"objective={objective}"]
     for key in ("dataset", "budget"):
         values = done[key].dropna().unique() if key in done.columns else []
         if len(values) == 1 and values[0] != "default" and not (key == "dataset" and values[0] == "digits"):

@@ -12,7 +12,6 @@ import pandas as pd
 
 from study.store.records import write_atomic
 from analysis import plots  # matplotlib is slow to import; a refused command never needs it
-from analysis import plots
 
 log = logging.getLogger(__name__)
 

@@ -116,12 +116,26 @@ def select_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:
         raise UserError(f"runs of dataset {done['dataset'].iloc[0]} in {scope.study_dir} were trained on different "
                         f"data (fingerprints {', '.join(sorted(done['dataset_fingerprint'].dropna().unique()))}); "
                         "move the old runs out of runs/ or use a new study_dir")
-    variants = done.groupby("objective")["identity"].nunique()
-    if (variants > 1).any():
-        mixed = ", ".join(variants[variants > 1].index)
-        raise UserError(f"objective(s) {mixed} have runs under different settings of the same budget name; "
-                        "move the old ones out of runs/ or use a new study_dir")
-    return done
+    return newest_settings(done, scope.study_dir)
+
+
+def newest_settings(done: pd.DataFrame, study_dir: Path) -> pd.DataFrame:
+    """Per objective, the runs of the settings trained last when a budget's settings changed between runs
+    (`budget.epochs=5` after the default): those are the runs asked for; one line names what is left out."""
+    keep = []
+    for objective, runs in done.groupby("objective", sort=False):
+        if runs["identity"].nunique() == 1:
+            keep.append(runs)
+            continue
+        when = runs["finished_at"].fillna("") if "finished_at" in runs else pd.Series("", index=runs.index)
+        latest = when.groupby(runs["identity"]).max().sort_values(kind="stable").index[-1]
+        left = runs[runs["identity"] != latest]
+        log.warning("%s: %s has runs under %d settings of budget %s; analysing the newest (identity %s, %d runs) "
+                    "and leaving out %d run(s) of identity %s (their folders under %s/runs/%s)", study_dir, objective,
+                    runs["identity"].nunique(), runs["budget"].iloc[0], latest, int((runs["identity"] == latest).sum()),
+                    len(left), ", ".join(sorted(left["identity"].unique())), study_dir, objective)
+        keep.append(runs[runs["identity"] == latest])
+    return pd.concat(keep) if keep else done
 
 
 def scope_runs(runs: pd.DataFrame, scope: Scope) -> pd.DataFrame:

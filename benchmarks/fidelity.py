@@ -131,8 +131,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", nargs="+", type=Path, required=True)
     parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fidelity.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the table's .json (beside it .md); default: fidelity.json beside the first study. The "
+                             "tracked results are replaced only when named: --out benchmarks/results/fidelity.json")
     args = parser.parse_args()
+    args.out = args.out or args.studies[0].parent / "fidelity.json"
     rows, combos = [], []
     for study in args.studies:
         r, c = study_rows(study, args.bootstrap)

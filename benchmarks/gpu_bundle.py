@@ -113,7 +113,8 @@ def main() -> None:
     p.add_argument("--archive", type=Path, default=next((a for a in ARCHIVES if a.is_file()), ARCHIVES[0]))
     args = p.parse_args()
     if not args.archive.is_file():
-        raise SystemExit(f"gpu_bundle: no CIFAR-10 archive at {args.archive}; pass --archive PATH")
+        raise SystemExit(f"gpu_bundle: no CIFAR-10 archive at {args.archive}; pass --archive PATH (the CIFAR-10 "
+                         "JPEG tarball), e.g. bash benchmarks/gpu_bundle.sh .gpu_bundle --archive PATH")
     shutil.rmtree(args.dir / "site", ignore_errors=True)
     copy_packages(args.dir / "site")
     subset = read_subset(args.archive, {"train": args.train_per_class, "test": args.test_per_class})

@@ -196,13 +196,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cifar-folder", default=None, help="CIFAR-10 as train/ and test/ image folders")
     parser.add_argument("--override", nargs="*", default=[], help="extra key=value for study.train")
-    parser.add_argument("--out", type=Path, default=RESULTS / "ladder.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the table's .json (beside it .md and .png); default ROOT/ladder.json. The tracked "
+                             f"results are replaced only when named: --out {RESULTS.relative_to(ROOT)}/ladder.json")
     args = parser.parse_args()
+    args.out = args.out or args.root / "ladder.json"
     known = rungs()
-    chosen = args.only or list(known)
+    aliases = {recipe: rung for rung, recipe in NAMED.items()}  # `short` is the rung c16-c8-e3-n10k
+    chosen = [aliases.get(r, r) for r in (args.only or list(known))]
     unknown = [r for r in chosen if r not in known]
     if unknown:
-        sys.exit(f"error: unknown rung(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
+        sys.exit(f"error: unknown rung(s) {', '.join(unknown)}; choose from: {', '.join(known)} "
+                 f"(or a recipe's name: {', '.join(aliases)})")
     for rung in chosen:
         if args.train:
             train(args.root / rung, known[rung], args)

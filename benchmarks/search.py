@@ -50,7 +50,8 @@ def cost(args: argparse.Namespace) -> None:
     from study.data import build_dataset
     from study.objectives import create_objective
     from study.spaces import NetShape, get_space
-    from study.training.search import create_method, search
+    from study.training.methods import create_method
+    from study.training.search import search
     from study.training.searches import SearchBudget
     from study.training.trainer import make_optimizer, train_epoch
     from study.training.run import Budget

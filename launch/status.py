@@ -27,7 +27,7 @@ from study.commands.argv import CommandLine
 from study.commands.cli import CONF_DIR, fail
 from study.errors import UserError
 from study.shell import command
-from study.store.cells import read_cells
+from study.store.cells import read_cells, space_words
 from study.store.records import RUNS_DIR, StudyError, complete_at, is_complete, read_record
 from study.training.searches import SEARCHES_DIR, truth_note
 
@@ -96,7 +96,8 @@ def run_report(study_dir: Path) -> str:
     groups = scan(study_dir, ids)
     lines = [f"study {study_dir}: {len(ids)} cells"]
     if not groups:
-        start = command("study.train", "-m", "objective=rotation,supervised", study_dir=study_dir)
+        start = command("study.train", "-m", *space_words(study_dir), "objective=rotation,supervised",
+                        study_dir=study_dir)
         lines.append(f"no runs yet; start them with `{start}` (add the budget=/dataset= you sampled for)")
         return "\n".join(lines)
     header = ("objective", "seed", "runs", "done", "failed", "started", "pending")

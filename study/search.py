@@ -21,7 +21,7 @@ if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-
 import logging
 from dataclasses import replace
 
-from study.commands.argv import GPU_PRESETS, CommandLine, seed_list
+from study.commands.argv import GPU_PRESETS, CommandLine, dry_run_here, seed_list
 from study.commands.cli import hydra_entry
 from study.commands.search_request import SearchRequest, check, parse
 from study.commands.submit import TALLY, sweep_main
@@ -41,8 +41,13 @@ def task(req: SearchRequest) -> None:
     slot = devices.current_slot()
     gpus = devices.gpu_count() if setup.device.startswith("cuda") else 0
     setup = replace(setup, device=devices.pinned_device(setup.device, slot, gpus))
-    todo, done = plan(req.study_dir, setup, req.seeds[slot.rank::slot.tasks])
+    seeds = req.seeds[slot.rank::slot.tasks]
+    todo, done = plan(req.study_dir, setup, seeds)
     label = f"search {setup.method}/{setup.objective}" + (f" task {slot.rank}/{slot.tasks}" if slot.tasks > 1 else "")
+    if req.dry_run:
+        print(f"{label} seed {','.join(map(str, seeds))}: runs {len(todo)} of {len(seeds)} searches ({done} complete, "
+              f"skipped) of {setup.budget.epochs} epochs: " + (" ".join(f"seed {s.seed}" for s in todo) or "-"))
+        return
     if done:
         log.info("%s: skipping %d of %d searches with a complete record", label, done, len(todo) + done)
     if not todo:
@@ -70,7 +75,7 @@ def seeds_together(line: CommandLine) -> CommandLine:
         items.append("seed=[" + ",".join(seeds) + "]" if together else item)
     if launcher in GPU_PRESETS and line.override("device") is None:
         items.append("device=cuda")
-    return line.with_items(items)
+    return line.with_items(dry_run_here(line, items))
 
 
 def main() -> None:

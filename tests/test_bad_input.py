@@ -214,7 +214,6 @@ CORRELATE = [
     ([], [{}, {"budget": "default"}], ["several budgets (default, tiny)", "budget=<name>"]),
     ([], [{}, {"space": "nb101"}], ["several spaces (nb101, nb201)", "space=<name>"]),
     ([], [{"dataset_fingerprint": "aa"}, {"dataset_fingerprint": "bb"}], ["different data", "aa, bb"]),
-    ([], [{}, {"identity": "other"}], ["different settings of the same budget name"]),
     (["study_dir={tmp}/missing"], [], ["no sample", "study.sample"]),
     (["study_dir={tmp}/file"], [], ["is a file"]),
     (["out={tmp}/file"], [{}], ["out=", "is a file", "point out= at a folder"]),
@@ -230,6 +229,19 @@ def test_correlate(invoke, tmp_path, study, args, variants, words):
         args.append(f"study_dir={study}")
     assert_refused(invoke("analysis.correlate", *args), words)
     assert files_under(tmp_path) == before
+
+
+def test_correlate_analyses_the_newest_settings_of_a_budget_and_names_what_it_left_out(study, caplog):
+    """A budget value changed between trainings (budget.epochs=5 after the default): the runs of the settings
+    trained last are the ones asked for; the older ones are left out with one line, not a refusal."""
+    from analysis.load import load_runs
+    from analysis.studies import newest_settings
+
+    fake_records(study, {"finished_at": "2026-01-01T00:00:00+00:00"}, {"finished_at": "2026-02-01T00:00:00+00:00"})
+    runs = load_runs(study)
+    kept = newest_settings(runs[runs["status"] == "complete"], study)
+    assert set(kept["identity"]) == {"id1"} and len(kept) == len(runs) // 2
+    assert "leaving out" in caplog.text and "id0" in caplog.text
 
 
 def test_correlate_takes_one_budget_when_told_which(study):

@@ -205,3 +205,10 @@ def test_a_failed_job_of_a_sweep_is_one_line_naming_its_error_and_log():
     assert job_failure(e) == ("a job of the sweep failed: a worker process was killed by SIGKILL; its log: "
                               "/s/logs/.submitit/7_0/7_0_0_log.err")
     assert job_failure(ValueError("x")) is None
+
+
+@pytest.mark.parametrize("module", ["study.train", "study.search"])
+def test_a_slurm_sweep_without_slurm_is_refused_in_one_line(inline, monkeypatch, tmp_path, module):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    status, err = inline(module, "-m", "hydra/launcher=slurm", "seed=0,1", f"study_dir={tmp_path / 's'}")
+    assert status == 2 and err.count("\n") == 1 and "sbatch" in err and "dry_run=true" in err, err

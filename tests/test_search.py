@@ -12,9 +12,12 @@ import torch
 from study.data import ImageData, build_dataset
 from study.objectives import create_objective
 from study.objectives.base import OBJECTIVES
-from study.spaces import NetShape, get_space
-from study.training.search import SearchState, create_method, halves, search
+from study.spaces import SPACES, NetShape, get_space
+from study.training.methods import METHODS, create_method
+from study.training.search import SearchState, halves, search
 from study.training.searches import SearchBudget
+
+SEARCHABLE = [name for name in SPACES.names() if callable(getattr(SPACES.get(name)(), "supernet", None))]
 
 BUDGET = SearchBudget("t", epochs=3, batch_size=64, eval_images=128)
 SHAPE = NetShape(c_in=1, image_size=8, n_classes=10, width=4, cells_per_stage=1)
@@ -96,7 +99,7 @@ def test_each_optimiser_moves_only_its_own_parameters(data):
     assert seen["adam"] == seen["sgd"] == 5  # 269 weight images in batches of 64: one step of each per batch
 
 
-@pytest.mark.parametrize("method", ["darts", "gdas"])
+@pytest.mark.parametrize("method", METHODS.names())
 def test_a_seed_fixes_the_search(data, method):
     small = replace(BUDGET, epochs=2)
     (a, model_a), (b, model_b) = _run(data, method, budget=small), _run(data, method, budget=small)
@@ -106,7 +109,7 @@ def test_a_seed_fixes_the_search(data, method):
     assert other.history[-1]["alpha"] != a.history[-1]["alpha"]
 
 
-@pytest.mark.parametrize("method,space", [("darts", "nb201"), ("gdas", "nb201"), ("gdas", "darts")])
+@pytest.mark.parametrize("method,space", [(m, s) for m in METHODS.names() for s in SEARCHABLE])
 def test_a_search_resumed_from_its_checkpoint_ends_as_one_run_straight_through(data, tmp_path, method, space):
     from study.training.checkpoint import Checkpointer
     from study.training.search_run import restore, save
@@ -184,7 +187,7 @@ def test_scoring_the_supernet_changes_no_state(data):
     obj_part = halves(data.train_x.shape[0], 0.5, torch.device("cpu"))[1]
     model(obj.train_batch(data.train_x[:64], data.train_y[:64], torch.Generator().manual_seed(0))[0])  # some stats
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    for method in ("darts", "gdas"):
+    for method in METHODS.names():
         acc = score(supernet, model, obj, data.batches(), obj_part, BUDGET, create_method(method), 0)
         assert 0 <= acc <= 1 and model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from study.spaces import get_space
+from study.training.methods import METHODS
 from study.store.records import read_record
 from tests.conftest import run_cli
 from tests.test_faults import popen_cli
@@ -28,10 +29,11 @@ def records(study) -> list[dict]:
 @pytest.mark.slow
 def test_a_sweep_judges_each_epoch_and_its_found_cells_train_with_labels_as_they_are(tmp_path):
     study = tmp_path / "s"
-    done = run_cli("study.search", "-m", "method=darts,gdas", "objective=rotation", *FAST, f"study_dir={study}")
+    methods = "method=" + ",".join(METHODS.names())
+    done = run_cli("study.search", "-m", methods, "objective=rotation", *FAST, f"study_dir={study}")
     assert done.returncode == 0, done.stderr
     recs = records(study)
-    assert sorted(r["method"] for r in recs) == ["darts", "gdas"] and all(r["status"] == "complete" for r in recs)
+    assert sorted(r["method"] for r in recs) == sorted(METHODS.names()) and all(r["status"] == "complete" for r in recs)
     space = get_space("nb201")
     for rec in recs:
         assert rec["epochs"] == len(rec["history"]) == 2 and rec["objective"] == "rotation"
@@ -45,7 +47,7 @@ def test_a_sweep_judges_each_epoch_and_its_found_cells_train_with_labels_as_they
     found = study / "found" / "nb201"
     rows = [json.loads(line) for line in (found / "cells.jsonl").read_text().splitlines()]
     assert {r["id"] for r in rows} == {r["cell_id"] for r in recs}
-    again = run_cli("study.search", "-m", "method=darts,gdas", "objective=rotation", *FAST, f"study_dir={study}")
+    again = run_cli("study.search", "-m", methods, "objective=rotation", *FAST, f"study_dir={study}")
     assert again.returncode == 0 and (again.stdout + again.stderr).count("all 1 searches are complete") == 2, again.stdout
     trained = run_cli("study.train", "budget=tiny", "workers=1", "threads=1", "dataset.test_fraction=0.8",
                       f"study_dir={found}")

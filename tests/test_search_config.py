@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from omegaconf import OmegaConf
+
 from study.commands.search_request import parse
+from study.training.methods import METHODS
 from tests.test_config import CONF_DIR, GROUPS, compose_cfg
+from tests.test_search import SEARCHABLE
 
 SEARCH_GROUPS = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in ("method", "search_budget")}
+def test_every_method_has_its_config_and_every_config_its_method():
+    assert SEARCH_GROUPS["method"] == sorted(METHODS.names())
+
+
 SEARCH_EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment" / "search").glob("*.yaml"))
 
 
@@ -18,7 +26,7 @@ def test_every_option_composes_into_search(group, option, tmp_path):
     assert cfg[group].name == option  # registry key == config stem == name
 
 
-@pytest.mark.parametrize("space", ["nb201", "darts"])
+@pytest.mark.parametrize("space", SEARCHABLE)
 @pytest.mark.parametrize("experiment", SEARCH_EXPERIMENTS)
 @pytest.mark.parametrize("method", SEARCH_GROUPS["method"])
 def test_every_search_recipe_parses_for_every_method_and_searchable_space(experiment, method, space, tmp_path):
@@ -27,7 +35,8 @@ def test_every_search_recipe_parses_for_every_method_and_searchable_space(experi
     budget, shape = req.setup.budget, req.setup.shape
     assert budget.name == experiment and req.setup.method == method and "paper_epochs" not in req.setup.method_options
     if experiment == "paper":
-        assert budget.epochs == {"darts": 50, "gdas": 250}[method] and budget.batch_size == 64
+        paper_epochs = OmegaConf.load(CONF_DIR / "method" / f"{method}.yaml").paper_epochs
+        assert budget.epochs == paper_epochs and budget.batch_size == 64
         assert (shape.width, shape.cells_per_stage) == ((16, 5) if space == "nb201" else (16, 2))  # unnas: 8 cells
         assert (budget.lr, budget.lr_min, budget.arch_lr, budget.arch_beta1, budget.arch_weight_decay) == (
             0.025, 0.001, 3e-4, 0.5, 1e-3) and budget.grad_clip == 5 and budget.portion == 0.5

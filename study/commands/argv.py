@@ -193,6 +193,16 @@ def expand(line: CommandLine, n_cells: int | None = None) -> CommandLine:
     return line.with_items(out)
 
 
+def dry_run_here(line: CommandLine, items: list[Item]) -> list[Item]:
+    """`items` for a `dry_run=true` sweep: the launcher choice and its settings replaced by Hydra's basic
+    launcher, so the plan is printed in this process and nothing is submitted (as `expand` does)."""
+    if not (line.multirun and line.is_true("dry_run")):
+        return items
+    kept = [i for i in items if isinstance(i, str) or not (i.key_or_group == "hydra/launcher"
+                                                            or i.key_or_group.startswith("hydra.launcher."))]
+    return kept + ["hydra/launcher=basic"]
+
+
 def expand_argv(argv: list[str], n_cells: int | None = None) -> list[str]:
     """`expand` on words: argv in, argv out."""
     return expand(CommandLine.parse(argv), n_cells).argv()

@@ -20,7 +20,7 @@ from study.store.records import writable
 from study.training import devices
 from study.training.searches import SearchSetup
 from study.objectives.base import objective_class
-from study.training.search import create_method
+from study.training.methods import create_method
 from study.commands.preflight import check_dataset, check_objective
 from study.objectives import list_objectives
 from study.spaces import searchable
@@ -34,6 +34,7 @@ class SearchRequest:
     setup: SearchSetup
     seeds: list[int]
     workers: int
+    dry_run: bool = False  # print which searches would run; run nothing
 
 
 def _job_overrides() -> tuple[str, ...]:
@@ -72,7 +73,8 @@ def parse(cfg: DictConfig) -> SearchRequest:
         budget=budget, shape=shape, device=device, threads=threads, config=settings.plain(cfg),
         claims=settings.claim_settings(cfg), precision=precision, command=_job_overrides(),
     )
-    return SearchRequest(study_dir=study_dir, setup=setup, seeds=seeds, workers=workers)
+    return SearchRequest(study_dir=study_dir, setup=setup, seeds=seeds, workers=workers,
+                         dry_run=settings.boolean(cfg, "dry_run"))
 
 
 def check(req: SearchRequest) -> None:

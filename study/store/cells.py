@@ -56,6 +56,7 @@ def resample_command(study_dir: Path, sample: dict[str, Any] | None = None) -> s
             sample = {}
     n = sample.get("n") or _distinct_ids(study_dir)
     words = [f"space={sample['space']}"] if isinstance(sample.get("space"), str) else []
+    words += [f"cells={sample['cells']}"] if isinstance(sample.get("cells"), str) else []  # a named or listed sample
     words += [f"n={n}"] if isinstance(n, int) and n > 0 else []
     words += [f"seed={sample['seed']}"] if isinstance(sample.get("seed"), int) else []
     words += ["include_degenerate=true"] if sample.get("include_degenerate") is True else []
@@ -63,6 +64,15 @@ def resample_command(study_dir: Path, sample: dict[str, Any] | None = None) -> s
     cmd = command("study.sample", *words, "force=true", study_dir=study_dir)
     return f"`{cmd}` ({'' if known else 'with the space= and seed= you sampled with, '}plus the dataset=/budget= " \
         "you sampled for; runs are kept and still match by cell id)"
+
+
+def space_words(study_dir: Path) -> list[str]:
+    """`space=<name>` of the study's sample (from study.json) for a command that must match it, else []."""
+    try:
+        space = (read_info(study_dir).get("sample") or {}).get("space")
+    except StudyError:
+        return []
+    return [f"space={space}"] if isinstance(space, str) else []
 
 
 def read_cells(study_dir: Path) -> list[dict[str, Any]]:

@@ -8,9 +8,8 @@ norm clipped), the same objective loss in both: the objective's `train_batch`, t
 Each step's gradients go to its own parameters only (`autograd` is asked for them alone). Optional
 warm-up epochs train the weights with alpha frozen (unnas' ImageNet search: 1 of 2).
 
-Methods say how edges mix (study/spaces/modules.py `Mix`): `darts` by softmax(alpha), every op running;
-`gdas` by a Gumbel-softmax hard sample per forward pass (straight-through), one op per edge running, the
-temperature annealed linearly from tau_max to tau_min over the epochs (xautodl's GDAS).
+Methods say how edges mix (study/spaces/modules.py `Mix`), one file each in study/training/methods/:
+`darts` by softmax(alpha), every op running; `gdas` by a Gumbel-softmax hard sample per forward pass.
 
 All randomness (data order, augmentation, Gumbel noise) comes from one generator, whose state the
 per-epoch state keeps, so a resumed search continues exactly as if it had never stopped.
@@ -21,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -30,97 +29,10 @@ from study.data import ImageData
 from study.data.batches import BatchSource
 from study.errors import UserError
 from study.objectives import Objective
-from study.registry import Registry
 from study.spaces.modules import Mix
+from study.training.methods import Method
 from study.training.devices import autocast, strict_fp32
 from study.training.searches import SearchBudget
-
-
-Alphas = nn.ParameterDict
-
-
-class Method:
-    """How a search mixes a supernet's edges: in training steps, and when it scores the supernet."""
-
-    name: ClassVar[str] = ""
-
-    def mixes(self, alphas: Alphas, epoch: int, epochs: int, gen: torch.Generator) -> dict[str, Mix]:
-        """The mix of each kind of cell for one training forward pass (differentiable in alpha)."""
-        raise NotImplementedError
-
-    def eval_mixes(self, alphas: Alphas) -> dict[str, Mix]:
-        """The mix the supernet is scored with."""
-        raise NotImplementedError
-
-    def facts(self, epoch: int, epochs: int) -> dict[str, float]:
-        """What a record notes about the method in `epoch` (GDAS: its temperature)."""
-        return {}
-
-
-METHODS: Registry[type[Method]] = Registry("method", UserError)
-
-
-@METHODS.register("darts")
-class Darts(Method):
-    """DARTS: every op runs, weighted by softmax(alpha) over ops."""
-
-    name = "darts"
-
-    def mixes(self, alphas: Alphas, epoch: int, epochs: int, gen: torch.Generator) -> dict[str, Mix]:
-        return {kind: Mix(torch.softmax(a, dim=-1)) for kind, a in alphas.items()}
-
-    def eval_mixes(self, alphas: Alphas) -> dict[str, Mix]:
-        return {kind: Mix(torch.softmax(a.detach(), dim=-1)) for kind, a in alphas.items()}
-
-
-@METHODS.register("gdas")
-class Gdas(Method):
-    """GDAS: per forward pass, per edge, one op drawn by Gumbel-max; its weight is a straight-through one-hot."""
-
-    name = "gdas"
-
-    def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1) -> None:
-        if not 0 < tau_min <= tau_max < math.inf:
-            raise UserError(f"method gdas needs 0 < tau_min <= tau_max, got tau_min={tau_min}, tau_max={tau_max}")
-        self.tau_max, self.tau_min = tau_max, tau_min
-
-    def tau(self, epoch: int, epochs: int) -> float:
-        """The temperature in `epoch`: linear from tau_max (first epoch) to tau_min (last)."""
-        return self.tau_max - (self.tau_max - self.tau_min) * epoch / max(1, epochs - 1)
-
-    def mixes(self, alphas: Alphas, epoch: int, epochs: int, gen: torch.Generator) -> dict[str, Mix]:
-        tau = self.tau(epoch, epochs)
-        return {kind: self._sample(a, tau, gen) for kind, a in alphas.items()}
-
-    @staticmethod
-    def _sample(alpha: torch.Tensor, tau: float, gen: torch.Generator) -> Mix:
-        while True:  # redraw the (vanishingly rare) noise that overflows, as xautodl does
-            gumbel = -torch.empty_like(alpha).exponential_(generator=gen).log()  # (E, K)
-            probs = torch.softmax((alpha.log_softmax(dim=-1) + gumbel) / tau, dim=-1)
-            if torch.isfinite(gumbel).all() and torch.isfinite(probs).all():
-                break
-        index = probs.argmax(dim=-1)  # (E,)
-        hard = torch.zeros_like(probs).scatter_(-1, index[:, None], 1.0)
-        return Mix(hard - probs.detach() + probs, index.tolist())  # one-hot in value, softmax's gradient
-
-    def eval_mixes(self, alphas: Alphas) -> dict[str, Mix]:
-        out = {}
-        for kind, a in alphas.items():
-            index = a.detach().argmax(dim=-1)
-            out[kind] = Mix(torch.zeros_like(a).scatter_(-1, index[:, None], 1.0), index.tolist())
-        return out
-
-    def facts(self, epoch: int, epochs: int) -> dict[str, float]:
-        return {"tau": self.tau(epoch, epochs)}
-
-
-def create_method(name: str, **options: Any) -> Method:
-    """Method `name` with its options; UserError for an unknown name or option."""
-    cls = METHODS.get(name)
-    try:
-        return cls(**options)
-    except TypeError as e:
-        raise UserError(f"method {name!r}: {e}; its options are in conf/method/{name}.yaml") from None
 
 
 SPLIT_SEED = 0  # the parts are fixed: the same images in every search, whatever the search's seed

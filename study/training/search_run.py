@@ -23,7 +23,8 @@ from study.store.records import write_record
 from study.training.checkpoint import Checkpointer, path_for
 from study.training.found import write_found
 from study.training.jobs import Kind, fmt_s
-from study.training.search import SearchState, create_method, search
+from study.training.methods import create_method
+from study.training.search import SearchState, search
 from study.training.searches import SearchSetup, SearchSpec, search_record, truth_note
 from study.objectives import create_objective
 
