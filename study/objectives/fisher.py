@@ -23,10 +23,10 @@ def fisher(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> floa
 
     def grab(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
         fan_in = math.prod(module.weight.shape[1:])
+        act = out.detach()  # (B, C, H, W) or (B, C); the hook must not hold `out` itself (a cycle that leaks)
 
         def on_grad(grad: torch.Tensor) -> None:
             nonlocal total
-            act = out.detach()  # (B, C, H, W) or (B, C)
             per_image = (act * grad).sum(dim=tuple(range(2, act.dim()))) if act.dim() > 2 else act * grad  # (B, C)
             total = total + per_image.pow(2).mean(0).mul(0.5).sum().double() * fan_in
 
