@@ -153,3 +153,19 @@ def test_zen_leaves_the_caller_network_alone_and_repeats_with_its_generator():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert zen(model, (3, 8, 8), 4, torch.Generator().manual_seed(5)) == one
     assert zen(model, (3, 8, 8), 4, torch.Generator().manual_seed(6)) != one
+
+
+def test_fisher_keeps_no_activation_alive():
+    # A gradient hook that held its own tensor made a cycle the collector never freed: every scored
+    # network's activations stayed in memory (gigabytes over a few hundred cells).
+    import gc
+    import weakref
+
+    model = reference_network()
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    outputs = []
+    conv.register_forward_hook(lambda module, args, out: outputs.append(weakref.ref(out)))
+    fisher(model, *reference_batch())
+    del model, conv
+    gc.collect()
+    assert outputs and all(ref() is None for ref in outputs)
