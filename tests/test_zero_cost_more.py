@@ -169,3 +169,21 @@ def test_fisher_keeps_no_activation_alive():
     del model, conv
     gc.collect()
     assert outputs and all(ref() is None for ref in outputs)
+
+
+class ProjectMany(Project):
+    """Project with 101 outputs that sum to the same value: the reference's case for over 100 classes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).expand(-1, 101) / 101
+
+
+def test_epe_nas_over_100_classes_takes_pairwise_differences_of_size_normalised_sums():
+    # Per class s_c / n_c: class 0 (correlation -1) 4 log(1 + k) / 2, class 1 (correlation 0.5)
+    # (2 log(1 + k) + 2 log(0.5 + k)) / 2; class 2 has one image and is skipped. Score: sum over ordered
+    # pairs of |s_c - s_c'| over the 2 classes seen = |s_0 - s_1|.
+    rows = torch.tensor([[1.0, 0.0, -1.0], [1.0, -1.0, 0.0], [-1.0, 0.0, 1.0], [1.0, 0.0, -1.0], [0.0, 1.0, 2.0]])
+    labels = torch.tensor([0, 1, 0, 1, 2])
+    s0 = 4 * math.log(1 + EPE_EPS) / 2
+    s1 = (2 * math.log(1 + EPE_EPS) + 2 * math.log(0.5 + EPE_EPS)) / 2
+    assert epe_nas(ProjectMany(rows), torch.zeros(5, 3), labels) == pytest.approx(abs(s0 - s1), rel=1e-6)
