@@ -88,7 +88,10 @@ def rho(x: pd.Series, y: pd.Series, bootstrap: int) -> dict[str, float]:
     return {"rho": rank_correlations(x.to_numpy(float), y.to_numpy(float))["spearman"], "low": low, "high": high}
 
 
-def study_rows(study: Path, bootstrap: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+Rows = list[dict[str, Any]]
+
+
+def study_rows(study: Path, bootstrap: int) -> tuple[Rows, Rows, Rows]:
     """Every (objective, summary, truth) row of one study, its label-free combinations and exploratory combos."""
     rows, combos, combined = [], [], []
     for truth in TRUTHS:
@@ -139,7 +142,8 @@ def markdown(rows: list[dict[str, Any]], combos: list[dict[str, Any]], truth: st
              combined: list[dict[str, Any]] | None = None) -> str:
     """One truth's tables: every objective's summaries (label-free first), the label-free combinations, then the
     exploratory combos, best first."""
-    head = ("| study | objective | labels | summary | n | ρ with truth | partial ρ given params | ρ of mean rank with "
+    head = ("| study | objective | labels | summary | n | ρ with truth | partial ρ given params | ρ of mean rank "
+            "with "
             "params | seed-to-seed ρ | CPU s/run |\n" + "|---" * 10 + "|\n")
     ordered = sorted((r for r in rows if r["truth"] == truth), key=lambda r: bool(r.get("labels")))
     body = "".join(
@@ -176,7 +180,8 @@ def main() -> None:
     text = "\n".join(markdown(rows, combos, t, combined) for t in TRUTHS)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "label_free_combinations": combined, "combined": combos}, indent=1, default=float) + "\n")
+    table = {"rows": rows, "label_free_combinations": combined, "combined": combos}
+    args.out.write_text(json.dumps(table, indent=1, default=float) + "\n")
     args.out.with_suffix(".md").write_text(text)
 
 

@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +137,7 @@ HELD_OUT = 100  # cells 0-99 were the ones earlier rankings (PRIOR, the fidelity
 TRUTH_FILE = ROOT / "study" / "spaces" / "nb201" / "data" / "nb201-accuracy.csv.gz"
 
 
-def load_rows(out: Path) -> "pd.DataFrame":
+def load_rows(out: Path) -> Any:
     """The measured cells (index order) joined with the three truths."""
     import pandas as pd
 
@@ -224,37 +225,40 @@ def score_lines(table: list[dict]) -> list[str]:
 
 def markdown(meta: dict, table: list[dict], combined: list[dict], first: list[dict], trained: list[dict]) -> str:
     """The report: proxies (label-free, then labelled), combinations, the trained summaries beside them."""
+    from analysis.caveats import objective_entry
     from analysis.combine import MEAN_RANK
 
-    lines = [f"Training-free scores on the first {meta['n_cells']} cells of the default NAS-Bench-201 sample "
+    intro = (f"Training-free scores on the first {meta['n_cells']} cells of the default NAS-Bench-201 sample "
              f"(`draw(\"nb201\", n, seed=0)`), the `short` network (C={WIDTH}, N={DEPTH}, {meta['image_size']} px, "
              f"10 classes) at initialisation from seed 0, one batch of {meta['batch']} CIFAR-10 training images "
              "(seed 0), one CPU thread; against NAS-Bench-201's 200-epoch test accuracy on three datasets. "
-             "Spearman ρ [95% bootstrap interval over cells] and partial ρ given the parameter count [interval].",
-             "", "    " + meta["command"], "", *score_lines(table), "",
-             "Labelled scores (labels = yes) read the batch's labels: they are baselines, not label-free "
-             "proxies. n per score: cells with a finite score (a NaN or infinite score leaves its cell out).", "",
-             "## Label-free combinations", "",
-             "Mean rank: equal weights over sets fixed by rule (analysis/combine.py), or, for `params + naswot` and "
-             "`naswot + synflow`, chosen on cells 0-99 by earlier measurements; never by this truth. CV weights "
-             "(upper bound): a rank regression fitted on 4/5 of the cells *with the truth* and scored on the "
-             f"held-out fifth (5 folds x 5 shuffles). `{HELD_OUT}+`: only the cells past the first {HELD_OUT}, "
-             "which no earlier choice saw.", "",
+             "Spearman ρ [95% bootstrap interval over cells] and partial ρ given the parameter count [interval].")
+    labelled = ("Labelled scores (labels = yes) read the batch's labels: they are baselines, not label-free "
+                "proxies. n per score: cells with a finite score (a NaN or infinite score leaves its cell out).")
+    how = ("Mean rank: equal weights over sets fixed by rule (analysis/combine.py), or, for `params + naswot` and "
+           "`naswot + synflow`, chosen on cells 0-99 by earlier measurements; never by this truth. CV weights "
+           "(upper bound): a rank regression fitted on 4/5 of the cells *with the truth* and scored on the "
+           f"held-out fifth (5 folds x 5 shuffles). `{HELD_OUT}+`: only the cells past the first {HELD_OUT}, "
+           "which no earlier choice saw.")
+    lines = [intro, "", "    " + meta["command"], "", *score_lines(table), "", labelled, "",
+             "## Label-free combinations", "", how, "",
              "| cells | truth | ranking | how | members | n | ρ with truth | partial ρ given params |",
              "|---" * 8 + "|"]
     for c in combined:
-        how = "mean rank" if c["kind"] == MEAN_RANK else "CV weights (upper bound)"
-        lines.append(f"| {c['cells']} | {NAMES[c['target']]} | {c['ranking']} | {how} | {c['members']} | "
+        kind = "mean rank" if c["kind"] == MEAN_RANK else "CV weights (upper bound)"
+        lines.append(f"| {c['cells']} | {NAMES[c['target']]} | {c['ranking']} | {kind} | {c['members']} | "
                      f"{c['n_cells']} | {_ci(c, 'spearman', 'spearman_low', 'spearman_high')} | "
                      f"{_ci(c, 'partial', 'partial_low', 'partial_high')} |")
     if trained:
-        lines += ["", "## Beside the trained pretext tasks (first 100 cells)", "",
-                  "Trained at `short` (2 seeds) on the first 100 of these cells: benchmarks/results/fidelity.json, "
-                  "study `short` (supervised reads labels):", "",
+        where = ("Trained at `short` (2 seeds) on the first 100 of these cells: benchmarks/results/fidelity.json, "
+                 "study `short` (supervised reads labels):")
+        lines += ["", "## Beside the trained pretext tasks (first 100 cells)", "", where, "",
                   "| objective | labels | summary | truth | n | ρ | partial ρ given params |", "|---" * 7 + "|"]
         for r in trained:
-            lines.append(f"| {r['objective']} | {'yes' if r['objective'] == 'supervised' else 'no'} | {r['summary']} "
-                         f"| {r['truth']} | {r['n_cells']} | {_ci(r)} | {_ci(r, 'partial', 'partial_low', 'partial_high')} |")
+            entry = objective_entry(r["objective"])
+            lines.append(f"| {r['objective']} | {'yes' if entry and entry.uses_labels else 'no'} | {r['summary']} "
+                         f"| {r['truth']} | {r['n_cells']} | {_ci(r)} | "
+                         f"{_ci(r, 'partial', 'partial_low', 'partial_high')} |")
         lines += ["", "The training-free scores on the same 100 cells:", "", *score_lines(first)]
     return "\n".join(lines) + "\n"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from analysis.combine import CV_WEIGHTS, MEAN_RANK, combinations, cv_weighted, label_free, mean_rank, rule_sets
 from analysis.correlate import analyse
