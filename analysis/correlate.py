@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from analysis import caveats, metrics, report, sources, summaries, tables, truth as truths
+from analysis import caveats, combine, metrics, report, sources, summaries, tables, truth as truths
 from analysis.baselines import trained_baselines
 from analysis.completeness import cell_status, dropped_cells, seed_notes, seed_reasons, summarize
 from analysis.load import cell_table, load_runs
@@ -307,7 +307,10 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
         completeness=summarize(status, seeds), dropped=dropped_cells(status[objectives][~keep], absent, why),
         notes=notes, caveats=warnings, truth=against_truth, truth_column=main_truth,
         verdict=truths.verdict(corr, against_truth, reference, main_truth, objectives),
-        summaries=summary, beyond=truths.beyond_size(target, judged))
+        summaries=summary, beyond=truths.beyond_size(target, judged),
+        combined=combine.combinations(cells, main_truth or reference, [c for c in [*objectives, *BASELINES]
+                                                                         if c != reference],
+                                      bootstrap=req.bootstrap, seed=req.seed))
     runs = pd.concat([s.runs.assign(study=s.spec.label) for s in studies], ignore_index=True)
     names = [c for c in ("paper_id", "name") if c in studies[0].cells.columns]  # a listed cell's own ID
     table = studies[0].cells[["arch", *names]].join(baselines).join(values, how="left").join(truth_table, how="left")

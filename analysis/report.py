@@ -56,6 +56,7 @@ class Results:
     caveats: list[str] = field(default_factory=list)  # what the numbers cannot claim (analysis/caveats.py)
     summaries: pd.DataFrame = field(default_factory=pd.DataFrame)  # every run summary's rho (analysis/summaries.py)
     beyond: list[str] = field(default_factory=list)  # one sentence per objective: anything beyond size?
+    combined: pd.DataFrame = field(default_factory=pd.DataFrame)  # label-free combinations (analysis/combine.py)
 
 
 NO_INTERVAL = "—"
@@ -167,7 +168,8 @@ def render(res: Results, figures: list[str]) -> str:
               "seed noise of both (sqrt of the product of their seed-mean reliabilities; parameters and FLOPs are exact).", "",
               *[f"**{line}**\n" for line in res.verdict],
               *(["## Caveats", "", *[f"- ⚠ {c}" for c in res.caveats], ""] if res.caveats else []),
-              *_truth_section(res), *_beyond_section(res), *_summaries_section(res), "## Noise ceiling", ""]
+              *_truth_section(res), *_beyond_section(res), *_combined_section(res), *_summaries_section(res),
+              "## Noise ceiling", ""]
     if res.noise.empty or (res.noise["n_seeds"] <= 1).all():
         parts.append("Every objective has a single seed: train more (`seed=0,1` with `-m`) to measure the noise.")
     elif res.noise["reliability"].isna().all():
@@ -220,6 +222,27 @@ def _beyond_section(res: Results) -> list[str]:
             "its 95% interval above 0 means the objective knows something the count does not. The mean rank of the "
             "objective and the count is the selector that uses both. All of it per column in correlations.csv and "
             "truth.csv.", "", *[f"- {line}" for line in res.beyond], ""]
+
+
+def combined_rows(combined: pd.DataFrame) -> pd.DataFrame:
+    """The combinations table as formatted strings."""
+    return pd.DataFrame({
+        "ranking": combined["ranking"], "how": combined["kind"], "members": combined["members"],
+        "n": combined["n_cells"].astype(str),
+        f"ρ with {combined['target'].iloc[0]} [95% CI]": [_interval(r, "spearman") for _, r in combined.iterrows()],
+        "partial ρ given params [95% CI]": [_interval(r, "partial") for _, r in combined.iterrows()]})
+
+
+def _combined_section(res: Results) -> list[str]:
+    """Label-free rankings combined: equal-weight mean ranks, then the cross-validated upper bound."""
+    if res.combined.empty:
+        return []
+    return ["## Label-free rankings combined", "",
+            "Mean rank: the mean of the members' ranks, every member weighted alike; the sets are fixed by rule "
+            "(analysis/combine.py), the same for every study, and chosen without the truth. Cross-validated weights: "
+            "a rank regression fitted on 4/5 of the cells *with the target's values* and scored on the held-out fifth "
+            "(5 folds x 5 shuffles): it uses the truth of other cells, so it is an upper bound, not a label-free "
+            "result. combinations.csv has every number.", "", markdown(combined_rows(res.combined)), ""]
 
 
 def summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
@@ -278,7 +301,7 @@ def write(out: Path, res: Results, runs: pd.DataFrame, cells: pd.DataFrame) -> l
     out.mkdir(parents=True, exist_ok=True)
     tables = {"correlations.csv": res.correlations, "noise.csv": res.noise, "selection.csv": res.selection,
               "random_experiment.csv": res.curves, "completeness.csv": res.completeness,
-              "dropped.csv": res.dropped, "summaries.csv": res.summaries}
+              "dropped.csv": res.dropped, "summaries.csv": res.summaries, "combinations.csv": res.combined}
     written = []
     for name, table in tables.items():
         write_atomic(out / name, table.to_csv(index=False, float_format="%.4f"))

@@ -134,8 +134,10 @@ def test_snip_and_grad_norm_of_one_logistic_unit():
 
 def test_training_free_objectives_are_registered_and_marked_in_the_analysis():
     free = {n for n in list_objectives() if not objective_class(n).trains}
-    assert free == {"naswot", "synflow", "jacob_cov", "snip", "grad_norm"}
-    assert {n for n in free if objective_class(n).uses_labels} == {"snip", "grad_norm"}
+    assert free == {"naswot", "synflow", "jacob_cov", "snip", "grad_norm", "fisher", "grasp", "plain", "epe_nas",
+                    "l2_norm", "zen"}
+    assert {n for n in free if objective_class(n).uses_labels} == {"snip", "grad_norm", "fisher", "grasp", "plain",
+                                                                   "epe_nas"}
     assert kind_of("naswot", "supervised") == "training-free"
     assert kind_of("snip", "supervised") == "training-free, labels"
     assert kind_of("rotation", "supervised") == "objective"
