@@ -126,6 +126,10 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=None, help="where the report goes (default: --out)")
     p.add_argument("--report", action="store_true", help="summarise --out/proxies.jsonl instead of measuring")
     args = p.parse_args()
+    if not args.report and not (args.data_root / "train").is_dir():
+        print(f"error: no CIFAR-10 image folder at {args.data_root} (train/<class>/*.jpg, test/<class>/*.jpg); "
+              "pass --data-root DIR", file=sys.stderr)
+        sys.exit(2)
     if args.report:
         report(args)
     else:

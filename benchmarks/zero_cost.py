@@ -151,8 +151,8 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", type=Path, default=Path("/tmp/cifar10-jpeg"))
-    p.add_argument("--truth", type=Path, default=ROOT.parent / "shared/data/nb201-accuracy.csv",
-                   help="NAS-Bench-201 truth (index, arch, cifar10_test, ...); default ../shared/data/ beside the repo")
+    p.add_argument("--truth", type=Path, default=None,
+                   help="NAS-Bench-201 truth (index, arch, cifar10_test, ...); default: the one the package ships")
     p.add_argument("--cells", type=int, default=500)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--workers", type=int, default=2)
@@ -161,6 +161,10 @@ def main() -> None:
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args()
+    if not (args.data_root / "train").is_dir():
+        print(f"error: no CIFAR-10 image folder at {args.data_root} (train/<class>/*.jpg, test/<class>/*.jpg); "
+              "pass --data-root DIR", file=sys.stderr)
+        sys.exit(2)
     args.out.mkdir(parents=True, exist_ok=True)
     jsonl = args.out / "zero_cost.jsonl"
     done = {}
@@ -181,7 +185,9 @@ def main() -> None:
             done[row["index"]] = row
             print(f"[{len(done)}/{len(cells)}] " + " ".join(f"{s}={row[s]:.4g} ({row[s + '_cpu_s']:.2f}s)"
                                                               for s in SCORES), flush=True)
-    truth_df = pd.read_csv(args.truth)
+    from study.spaces import get_space
+
+    truth_df = pd.read_csv(args.truth or get_space("nb201").benchmark.file)
     truth = dict(zip(truth_df["arch"], truth_df["cifar10_test"]))
     rows = [done[i] for i in range(len(cells))]
     table = summarize(rows, truth, args.bootstrap, args.width, args.depth)

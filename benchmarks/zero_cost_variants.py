@@ -146,6 +146,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--report", action="store_true", help="only summarise the rows already in --out")
     args = p.parse_args()
+    if not args.report and not (args.data_root / "train").is_dir():
+        print(f"error: no CIFAR-10 image folder at {args.data_root} (train/<class>/*.jpg, test/<class>/*.jpg); "
+              "pass --data-root DIR", file=sys.stderr)
+        sys.exit(2)
     if not args.report:
         measure(args.cells, args.data_root, args.out)
     table = report(args.out)
