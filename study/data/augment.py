@@ -11,14 +11,19 @@ import functools
 import torch
 
 
-def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
-    """Zero-pad by `padding` pixels and crop back to the input size at a random offset per image."""
+def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator, flush: bool = True) -> torch.Tensor:
+    """Zero-pad by `padding` pixels and crop back to the input size at a random offset per image.
+
+    Offsets 0..2p (torchvision's RandomCrop, NAS-Bench-201's); `flush=False`: 0..2p-1, as unnas draws them
+    (pycls/datasets/transforms.py random_crop, `randint(0, h - size)`), so the crop never ends at the far border.
+    """
     if padding <= 0:
         return x
     b, c, h, w = x.shape
+    span = 2 * padding + 1 if flush else 2 * padding
     padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))  # (B, C, H+2p, W+2p)
-    oy = torch.randint(0, 2 * padding + 1, (b,), generator=gen, device=x.device)
-    ox = torch.randint(0, 2 * padding + 1, (b,), generator=gen, device=x.device)
+    oy = torch.randint(0, span, (b,), generator=gen, device=x.device)
+    ox = torch.randint(0, span, (b,), generator=gen, device=x.device)
     rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
     cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
     batch = torch.arange(b, device=x.device)[:, None, None, None]

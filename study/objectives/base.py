@@ -15,6 +15,9 @@ from study.data.views import ResizedCrop, ShortSideCrop, View
 from study.spaces.base import Backbone
 
 
+UNNAS_CROP = frozenset({"cifar10"})  # in-memory datasets cropped as the paper's CIFAR-10 runs are
+
+
 class ObjectiveError(UserError):
     """An objective that cannot run as configured (unknown name, incompatible dataset)."""
 
@@ -103,6 +106,20 @@ class Objective:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Deterministic test inputs and targets; `gen` is seeded identically for every evaluation."""
         raise NotImplementedError
+
+    def crop_and_flip(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Normalised training images, randomly padded-cropped and flipped (supervised and rotation).
+
+        CIFAR-10 as unnas does it (pycls/datasets/prepare.py prepare_im): normalise, flip, pad the normalised
+        image (a mean-colour border), crop at offsets 0..7. Other in-memory data keep torchvision's order, as
+        NAS-Bench-201 trains ImageNet16: black padding, offsets 0..2p, flip, normalise. Streamed data arrive
+        cropped (padding 0): flip, then PCA lighting within `normalize`.
+        """
+        from study.data.augment import random_crop, random_flip
+
+        if self.data.name in UNNAS_CROP:
+            return random_crop(random_flip(self.normalize(images, gen), gen), self.crop_padding, gen, flush=False)
+        return self.normalize(random_flip(random_crop(images, self.crop_padding, gen), gen), gen)
 
     def normalize(self, images: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         """uint8 (or float 0..255) images to standardised floats with the dataset's statistics; with a training
