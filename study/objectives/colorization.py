@@ -21,7 +21,7 @@ from study.objectives.base import Objective, register_objective
 
 
 class PixelClassifier(nn.Module):
-    """Trunk, a 1x1 conv to K classes on its last feature map, bilinear upsampling to the input size."""
+    """Trunk, a 1x1 conv to K classes on its last feature map, bilinear upsampling (corners aligned) to the input size."""
 
     stackable = True  # acts on each channel alone: K models side by side stay apart (study/training/stacking.py)
 
@@ -37,7 +37,8 @@ class PixelClassifier(nn.Module):
         # Channels-last: each pixel's K logits contiguous, which makes the upsampling and the per-pixel
         # cross-entropy over 313 classes about twice as fast on CPU (benchmarks/objectives.py).
         logits = logits.contiguous(memory_format=torch.channels_last)
-        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        # align_corners=True: unnas' Classifier (pycls/models/common.py) upsamples with nn.Upsample(..., True).
+        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=True)
 
 
 @register_objective
