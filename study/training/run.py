@@ -43,12 +43,15 @@ class Budget:
     nesterov: bool = True
     precise_bn: int = 0  # training images that recompute BN statistics before each test (0 = off)
     eval_batch_size: int = 512
+    warmup_epochs: int = 0  # linear warm-up from lr / 10 over these epochs (unnas' evaluation phase: 5)
 
     def __post_init__(self) -> None:
         """The ranges a budget must be in: the one place they are checked (types come from the config schema)."""
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"budget.{key} must be a positive integer, got {getattr(self, key)}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"budget.warmup_epochs must be in [0, budget.epochs), got {self.warmup_epochs}")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ValueError(f"budget.lr must be a finite positive number, got {self.lr}")
         if self.precise_bn < 0 or not 0 <= self.weight_decay < math.inf:
@@ -74,6 +77,7 @@ class RunSpec:
         return self.cell if self.cell is not None else get_space(space).parse(self.arch)
 
 
+_LATER_BUDGET_KEYS = {"warmup_epochs": 0}  # budget settings added after studies existed, with their defaults
 _NOT_IDENTITY = ("cache_dir", "download", "loader_workers", "max_unreadable")  # dataset options a run's result ignores
 
 
@@ -109,6 +113,9 @@ class Setup:
         # Width and depth stay under "budget", where they were when they were budget fields: same hashes. The
         # ImageNet stem and a depth in cells enter only when set, so every earlier study keeps its hashes.
         budget = {**asdict(self.budget), "width": self.shape.width, "cells_per_stage": self.shape.cells_per_stage}
+        for key in _LATER_BUDGET_KEYS:  # settings added later enter only when set: earlier runs keep their hashes
+            if budget[key] == _LATER_BUDGET_KEYS[key]:
+                del budget[key]
         if self.shape.stem != "cifar":
             budget["stem"] = self.shape.stem
         if self.shape.depth:

@@ -62,9 +62,17 @@ class History:
         return self.test_acc[-1]
 
 
-def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
-    """Cosine schedule evaluated once per epoch, no warm-up (lr at epoch 0 is base_lr)."""
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+WARMUP_FACTOR = 0.1  # unnas' OPTIM.WARMUP_FACTOR: the warm-up starts at a tenth of the schedule's lr
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int, warmup_epochs: int = 0) -> float:
+    """Cosine schedule evaluated once per epoch (lr at epoch 0 is base_lr); with `warmup_epochs`, scaled by
+    a factor rising linearly from 0.1 at epoch 0 towards 1 at the last warm-up epoch (pycls get_epoch_lr)."""
+    lr = 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+    if epoch < warmup_epochs:
+        alpha = epoch / warmup_epochs
+        lr *= WARMUP_FACTOR * (1.0 - alpha) + alpha
+    return lr
 
 
 def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.SGD:
@@ -345,7 +353,7 @@ def _fit(model: nn.Module, objective: Objective, source: BatchSource, budget: Bu
     for epoch in range(first, budget.epochs):
         t0 = time.perf_counter()
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs)
+            group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs, budget.warmup_epochs)
         on_step = None
         if source.resumes_mid_epoch:  # one model: a state within the epoch is that model's
             def save(step: int, loss_sum: torch.Tensor, epoch: int = epoch) -> None:
