@@ -226,3 +226,105 @@ def test_paper_recipes_train_in_fp32_on_a_gpu_unless_asked(experiment):
         asked = compose("train", overrides=[f"experiment={experiment}", "precision=bf16"])
     assert cfg.precision == "fp32" and resolve_precision(cfg.precision, "cuda") == "fp32"
     assert asked.precision == "bf16"
+
+
+# -- item 8: the random experiment (figs/fig5.py) ----------------------------------------------------------
+
+def _fig5_by_hand(proxy: dict, target: dict, n: int = 500) -> list[float]:
+    """fig5.py's loop, written out: seed 2, m doubling below n, ceil(n/m) draws of m sorted keys each."""
+    np.random.seed(2)
+    keys, means, m = sorted(proxy), [], 1
+    while m < n:
+        picks = []
+        for _ in range(int(np.ceil(n / m))):
+            drawn = np.random.choice(keys, m, replace=False)
+            best, best_value = None, 0
+            for k in drawn:
+                if proxy[k] > best_value:
+                    best, best_value = k, proxy[k]
+            picks.append(target[best])
+        means.append(np.mean(picks))
+        m *= 2
+    return means
+
+
+def test_fig5_draws_ceil_500_over_m_trials_with_seed_2_as_unnas():
+    import pandas as pd
+
+    from analysis.selection import unnas_random_experiment
+
+    rng = np.random.default_rng(0)
+    keys = [f"cell-{i:03d}" for i in rng.permutation(520)]
+    target = pd.Series(rng.uniform(0.5, 0.9, 520), index=keys).sort_index()
+    proxy = (target + rng.normal(0, 0.05, 520)).clip(0.01)
+    curve = unnas_random_experiment(proxy, target)
+    assert curve["size"].tolist() == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    assert curve["trials"].tolist() == [500, 250, 125, 63, 32, 16, 8, 4, 2]  # before: 1,000 per size
+    expected = _fig5_by_hand(proxy.to_dict(), target.to_dict())
+    np.testing.assert_allclose(curve["mean"].to_numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_the_paper_command_draws_each_column_on_its_own_cells(tmp_path):
+    import pandas as pd
+
+    from analysis.paper import fig5_curves
+
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame({"ref": rng.uniform(size=40), "a": rng.uniform(size=40), "b": rng.uniform(size=40)},
+                         index=[f"k{i:02d}" for i in range(40)])
+    table.loc[table.index[:10], "b"] = np.nan  # b's own set is 30 cells; a keeps all 40
+    curves = fig5_curves(table, "ref", ["a", "b"], "nb201")
+    a = curves[curves["objective"] == "a"]
+    assert a["size"].max() == 32 and curves[curves["objective"] == "b"]["size"].max() == 16
+
+
+# -- item 9: truth=unnas as figs/fig234.py reads the summaries ---------------------------------------------
+
+def _write(root, dataset: str, task: str, seed: str, jobs: list[tuple[object, float]]) -> None:
+    import json
+
+    folder = root / "summaries" / "nas_bench" / dataset / task / seed
+    folder.mkdir(parents=True)
+    summaries = [{"job_id": job, "min_test_top1": [50.0, error]} for job, error in jobs]
+    (folder / "sweep_summary.json").write_text(json.dumps({"job_summaries": summaries}))
+
+
+def _ids(n: int) -> list[int]:
+    from analysis.unnas import paper_cells
+
+    return [int(i) for i in list(paper_cells("nb101"))[:n]]
+
+
+def test_unnas_truth_reads_seeds_1_2_3_and_averages_every_entry(tmp_path):
+    from analysis.unnas import paper_cells, read_summaries
+
+    a, b = _ids(2)
+    _write(tmp_path, "cifar10", "rot", "1", [(a, 10.0), (a, 20.0), (b, 30.0)])  # a listed twice in one file
+    _write(tmp_path, "cifar10", "rot", "2", [(a, 30.0), (b, 30.0)])
+    _write(tmp_path, "cifar10", "rot", "3", [(a, 40.0), (b, 30.0)])
+    _write(tmp_path, "cifar10", "rot", "4", [(a, 90.0), (b, 90.0)])  # not a seed the paper reads
+    table = read_summaries(tmp_path, "nb101")
+    key = paper_cells("nb101")[str(a)]
+    # fig234.py: np.mean of [10, 20, 30, 40] = 25 -> 75% (before: seed means incl. seed 4, duplicates last-wins)
+    assert table.loc[key, "unnas-cifar10-rot"] == pytest.approx(0.75)
+    assert table.loc[paper_cells("nb101")[str(b)], "unnas-cifar10-rot"] == pytest.approx(0.70)
+
+
+def test_unnas_truth_with_no_known_job_id_is_one_clear_error(tmp_path):
+    from analysis.truth import TruthError
+    from analysis.unnas import read_summaries
+
+    _write(tmp_path, "imagenet", "cls", "1", [(5, 10.0), (6, 20.0)])  # IDs that are not the paper's
+    with pytest.raises(TruthError, match="none of its 2 job_id"):
+        read_summaries(tmp_path, "nb101")
+
+
+def test_unnas_truth_compares_only_cells_common_to_every_file(tmp_path):
+    from analysis.unnas import read
+
+    a, b, c = _ids(3)
+    _write(tmp_path, "imagenet", "cls", "1", [(a, 10.0), (b, 20.0), (c, 30.0)])
+    _write(tmp_path, "imagenet", "rot", "1", [(a, 10.0), (b, 20.0)])
+    truth = read(tmp_path, "nb101")
+    assert truth.common and truth.table["unnas-imagenet-cls"].notna().sum() == 3
+    assert truth.table.notna().all(axis=1).sum() == 2  # what analysis.correlate keeps
