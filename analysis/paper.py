@@ -150,7 +150,7 @@ def render(req: Request, cells: pd.DataFrame, corr: pd.DataFrame, columns: list[
         "![paper](paper.png)", "", "*The paper's layout: each column against the reference, Theil-Sen line.*", "",
         "![random experiment](random_experiment_paper.png)", "",
         "*The random experiment: reference accuracy of each column's pick among m random cells (mean, two-SD band; "
-        + ("ceil(500/m) draws per m on each column's own cells, seed 2, as unnas' figs/fig5.py).*"
+        + (("ceil(500/m) draws per m on each column's own cells, seed 2, as unnas' figs/fig5.py).*")
            if req.trials is None else f"{req.trials} nested draws per m on the cells every column has).*"), ""])
 
 

@@ -93,7 +93,8 @@ def test_each_eval_recipe_trains_its_genotype_at_its_width(path):
     assert BY_NAME[name].extra["eval_config"].endswith(f"/{path.stem}.yaml")
     assert cfg.budget.width == BY_NAME[name].extra["eval_width"]
     assert (cfg.budget.depth, cfg.budget.stem, cfg.budget.epochs, cfg.budget.batch_size) == (14, "imagenet", 250, 1024)
-    assert (cfg.budget.lr, cfg.budget.weight_decay, cfg.budget.warmup_epochs, cfg.budget.nesterov) == (0.5, 3e-5, 5, True)
+    recipe = (cfg.budget.lr, cfg.budget.weight_decay, cfg.budget.warmup_epochs, cfg.budget.nesterov)
+    assert recipe == (0.5, 3e-5, 5, True)
     assert cfg.objective.auxiliary == 0.4 and cfg.objective.label_smoothing == 0.1 and cfg.precision == "fp32"
     assert yaml.safe_load(path.read_text())  # plain YAML
 

@@ -13,8 +13,8 @@ class Rotation(Objective):
     """Predict which of 0/90/180/270 degrees an image was rotated by; labels are never used.
 
     Each image is augmented once (crop + flip, CIFAR-10 in unnas' order: `Objective.crop_and_flip`; streamed
-    data: the workers' random resized crop, flip and PCA lighting), then all four rotations enter the batch, so a batch of B images is 4B inputs; the test set
-    is scored on all four rotations of every image.
+    data: the workers' random resized crop, flip and PCA lighting), then all four rotations enter the batch,
+    so a batch of B images is 4B inputs; the test set is scored on all four rotations of every image.
     """
 
     name = "rotation"

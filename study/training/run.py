@@ -113,8 +113,8 @@ class Setup:
         # Width and depth stay under "budget", where they were when they were budget fields: same hashes. The
         # ImageNet stem and a depth in cells enter only when set, so every earlier study keeps its hashes.
         budget = {**asdict(self.budget), "width": self.shape.width, "cells_per_stage": self.shape.cells_per_stage}
-        for key in _LATER_BUDGET_KEYS:  # settings added later enter only when set: earlier runs keep their hashes
-            if budget[key] == _LATER_BUDGET_KEYS[key]:
+        for key, default in _LATER_BUDGET_KEYS.items():  # added later: only when set, so earlier runs keep their hashes
+            if budget[key] == default:
                 del budget[key]
         if self.shape.stem != "cifar":
             budget["stem"] = self.shape.stem
