@@ -4,8 +4,8 @@ Input: the L channel of CIE Lab, normalised as (L/100 - 0.4735)/0.2507 (UnNAS di
 the mean of the CIFAR channel means and stds; on streamed ImageNet the mean of ImageNet's, 0.449 and 0.226). Target: per pixel, the nearest of the 313 in-gamut ab bins
 (study/objectives/color.py derives them from the sRGB gamut and documents how); plain per-pixel cross-entropy, no
 class rebalancing. Head: a 1x1 convolution to 313 on the trunk's last feature map, bilinearly upsampled
-to the input size (corners aligned, as unnas). Accuracy: per-pixel top-1. Augmentation: horizontal flip only, no crop (as UnNAS); streamed
-data arrives through the workers' random resized crop (UnNAS on ImageNet), and gets no PCA lighting.
+to the input size (corners aligned, as unnas). Accuracy: per-pixel top-1. Augmentation: horizontal flip
+only, no crop (as UnNAS); streamed data arrives through the workers' random resized crop (UnNAS on ImageNet), and gets no PCA lighting.
 """
 
 from __future__ import annotations
