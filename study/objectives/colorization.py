@@ -5,7 +5,8 @@ the mean of the CIFAR channel means and stds; on streamed ImageNet the mean of I
 (study/objectives/color.py derives them from the sRGB gamut and documents how); plain per-pixel cross-entropy, no
 class rebalancing. Head: a 1x1 convolution to 313 on the trunk's last feature map, bilinearly upsampled
 to the input size (corners aligned, as unnas). Accuracy: per-pixel top-1. Augmentation: horizontal flip
-only, no crop (as UnNAS); streamed data arrives through the workers' random resized crop (UnNAS on ImageNet), and gets no PCA lighting.
+only, no crop (as UnNAS); streamed data arrives through the workers' random resized crop (UnNAS on
+ImageNet), and gets no PCA lighting.
 """
 
 from __future__ import annotations
