@@ -16,8 +16,8 @@ can reduce twice: with `permutations=1000`, the paper's set, unnas' hamming_perm
 
 Training: horizontal flip, then 30% of the images converted to grayscale with skimage's rgb2gray weights
 (Rec. 709, as unnas; against colour shortcuts such as chromatic aberration), then the dataset's PCA
-lighting where it has one (streamed ImageNet, as UnNAS), its normalisation, then tiling. Streamed data arrives cut by the workers as UnNAS cuts ImageNet for jigsaw: the
-shorter side resized to `dataset.resize` (256), then a random (testing: centred) crop of grid * (256 // grid)
+lighting where it has one (streamed ImageNet, as UnNAS), its normalisation, then tiling. Streamed data
+arrives cut by the workers as UnNAS cuts ImageNet for jigsaw: the shorter side resized to `dataset.resize` (256), then a random (testing: centred) crop of grid * (256 // grid)
 pixels, 255 = 3 x 85 on the 3x3 grid, whose cells of 85 give tiles of 64. Testing: no flip or grayscale;
 the paper draws test permutations and crops at random, here they come from the trainer's test generator,
 which is seeded identically for every evaluation, so two evaluations of one network agree.
