@@ -328,3 +328,10 @@ def test_unnas_truth_compares_only_cells_common_to_every_file(tmp_path):
     truth = read(tmp_path, "nb101")
     assert truth.common and truth.table["unnas-imagenet-cls"].notna().sum() == 3
     assert truth.table.notna().all(axis=1).sum() == 2  # what analysis.correlate keeps
+
+
+def test_an_eval_recipe_with_another_objective_is_refused_in_one_line():
+    from study.objectives import ObjectiveError
+
+    with pytest.raises(ObjectiveError, match="'rotation' has no option auxiliary, label_smoothing"):
+        create_objective("rotation", cifar_like(), auxiliary=0.4, label_smoothing=0.1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from study.errors import UserError
 from study.registry import Registry
 
@@ -163,7 +165,14 @@ def objective_class(name: str) -> type[Objective]:
 
 
 def create_objective(name: str, data: ImageData, **options: object) -> Objective:
-    """Build objective `name` for `data`; refuses objectives the dataset cannot serve."""
-    return objective_class(name)(data, **options)
+    """Build objective `name` for `data`; refuses objectives the dataset cannot serve, and unknown options."""
+    cls = objective_class(name)
+    known = inspect.signature(cls.__init__).parameters
+    unknown = sorted(k for k in options if k not in known)
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in known.values()):
+        # e.g. experiment=eval/<config> (supervised with `auxiliary`) combined with objective=rotation
+        raise ObjectiveError(f"objective {name!r} has no option {', '.join(unknown)}; its options: "
+                             f"{', '.join(k for k in known if k not in ('self', 'data')) or 'none'}")
+    return cls(data, **options)
 
 
