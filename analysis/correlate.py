@@ -261,6 +261,8 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
     keep = complete[objectives].all(axis=1)
     if reference in truth_cols:
         keep &= truth_table[reference].reindex(keep.index).notna()
+    if truth is not None and truth.common and truth_cols:  # the paper's cells common to every file, not pairwise
+        keep &= truth_table[truth_cols].reindex(keep.index).notna().all(axis=1)
     baselines, baseline_shape = trained_baselines(studies[0].cells, studies[0].scoped, [reference, "supervised"],
                                                   read_record)
     cells = values[objectives][keep].join(baselines, how="left").join(truth_table, how="left")

@@ -25,9 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from analysis import sources, tables
 from analysis.report import correlation_rows, markdown
-from analysis.selection import random_ranking
+from analysis.selection import QUANTILES, random_ranking, unnas_random_experiment
 from analysis.tables import RANDOM
-from analysis.unnas import column, paper_ids
+from analysis.unnas import column, paper_ids, unnas_keys
 from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
@@ -54,7 +54,7 @@ class Request:
     out: Path
     bootstrap: int = 1000
     permutations: int = 1000
-    trials: int = 1000
+    trials: int | None = None  # None: fig5.py's own draws (ceil(500/m) per size, each column's cells, seed 2)
     seed: int = 0
 
 
@@ -73,7 +73,8 @@ def parse(cfg: DictConfig) -> Request:
     return Request(settings.space_name(cfg), truth, str(cfg.reference), columns, Path(out).expanduser(),
                    bootstrap=settings.positive_int(cfg, "bootstrap", "bootstrap"),
                    permutations=settings.positive_int(cfg, "permutations", "permutations"),
-                   trials=settings.positive_int(cfg, "trials", "trials"), seed=settings.integer(cfg, "seed", "seed"))
+                   trials=None if cfg.get("trials") == "unnas" else settings.positive_int(cfg, "trials", "trials"),
+                   seed=settings.integer(cfg, "seed", "seed"))
 
 
 def check(req: Request) -> None:
@@ -115,10 +116,26 @@ def analyse(req: Request) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, lis
     corr = tables.correlations(cells, req.reference, [*columns, RANDOM], **stats)
     published = PUBLISHED.get((req.space, req.reference), {})
     corr["paper"] = corr["objective"].map(published).astype(float)
-    curves = tables.random_curves(cells, req.reference, [req.reference, *columns, RANDOM], req.trials, req.seed)
+    proxies = [req.reference, *columns, RANDOM]
+    if req.trials is None:
+        curves = fig5_curves(truth.table.assign(**{RANDOM: cells[RANDOM]}), req.reference, proxies, req.space)
+    else:
+        curves = tables.random_curves(cells, req.reference, proxies, req.trials, req.seed)
     if truth.key == "canonical" and req.space in ("darts", "nb101"):
         cells.insert(0, "paper_id", cells.index.map(paper_ids(req.space)))
     return cells, corr, curves, columns, truth.source
+
+
+def fig5_curves(table: pd.DataFrame, reference: str, proxies: list[str], space: str) -> pd.DataFrame:
+    """The random experiment as unnas' figs/fig5.py draws it: each column on its own cells (those it shares
+    with the reference), in the order of unnas' keys, seed 2, ceil(500/m) draws per size m."""
+    keys = unnas_keys(space) if space in ("darts", "nb101") else {}
+    order = sorted(table.index, key=lambda k: keys.get(k, k))
+    table = table.loc[order]
+    parts = [unnas_random_experiment(table[name], table[reference]).assign(objective=name,
+                                                                           kind=tables.kind_of(name, reference))
+             for name in proxies]
+    return pd.concat(parts, ignore_index=True)[["objective", "kind", "size", "trials", "mean", "std", *QUANTILES]]
 
 
 def render(req: Request, cells: pd.DataFrame, corr: pd.DataFrame, columns: list[str], source: str) -> str:
@@ -134,7 +151,8 @@ def render(req: Request, cells: pd.DataFrame, corr: pd.DataFrame, columns: list[
         "![paper](paper.png)", "", "*The paper's layout: each column against the reference, Theil-Sen line.*", "",
         "![random experiment](random_experiment_paper.png)", "",
         "*The random experiment: reference accuracy of each column's pick among m random cells (mean, two-SD band; "
-        f"{req.trials} draws per m).*", ""])
+        + (("ceil(500/m) draws per m on each column's own cells, seed 2, as unnas' figs/fig5.py).*")
+           if req.trials is None else f"{req.trials} nested draws per m on the cells every column has).*"), ""])
 
 
 def task(req: Request) -> None:

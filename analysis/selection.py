@@ -117,3 +117,30 @@ def random_experiment(
 def random_ranking(n: int, seed: int | np.random.Generator = 0) -> np.ndarray:
     """A proxy that carries no information: a uniformly random permutation of 0..n-1 as floats."""
     return np.random.default_rng(seed).permutation(n).astype(float)
+
+
+def unnas_random_experiment(proxy: pd.Series, target: pd.Series, n: int = 500, seed: int = 2) -> pd.DataFrame:
+    """UnNAS fig. 5 as its figs/fig5.py draws it: target of the best-by-proxy cell among m random cells.
+
+    The cells are those with both values, in the order of their index (the caller sorts it by unnas' own
+    keys); the legacy NumPy generator is seeded with `seed` afresh for every proxy; sizes m = 1, 2, 4, ...
+    below `n` (the paper's 500; capped at the number of cells, where fig5.py would stop with an error), each
+    with ceil(n / m) trials of `choice(cells, m, replace=False)`; the first strictly best proxy value wins.
+    Rows as `random_experiment`'s (std with ddof 0, as np.std), with the number of trials of each size.
+    """
+    both = pd.concat([proxy.rename("proxy"), target.rename("target")], axis=1).dropna()
+    keys = np.asarray(both.index)
+    values, truth = both["proxy"].to_numpy(float), both["target"].to_numpy(float)
+    rng = np.random.RandomState(seed)
+    rows = []
+    m = 1
+    while m < n and m <= len(keys):
+        picks = []
+        for _ in range(math.ceil(n / m)):
+            drawn = rng.choice(len(keys), m, replace=False)  # positions: the same stream as choosing the keys
+            picks.append(truth[drawn[int(np.argmax(values[drawn]))]])  # argmax: the first of equal maxima
+        picks = np.asarray(picks)
+        rows.append({"size": m, "trials": len(picks), "mean": picks.mean(), "std": picks.std(),
+                     **{name: np.quantile(picks, q) for name, q in QUANTILES.items()}})
+        m *= 2
+    return pd.DataFrame(rows, columns=["size", "trials", "mean", "std", *QUANTILES])

@@ -40,6 +40,7 @@ class Truth:
     source: str             # what it is, for the report ("NAS-Bench-201 (200 epochs)" or the file's path)
     table: pd.DataFrame
     key: str = "arch"       # the cells.jsonl column the table's index matches (arch, canonical, paper_id, ...)
+    common: bool = False    # compare only cells that have every column (the UnNAS paper's rule, fig234.py)
 
     @property
     def columns(self) -> list[str]:

@@ -5,9 +5,12 @@ README) are laid out as summaries/{darts,nas_bench}/{cifar10,imagenet}/{cls,rot,
 sweep_summary.json. Each file's `job_summaries` holds one entry per trained cell with `min_test_top1`,
 the lowest test top-1 error over epochs (a list over the sweep's checkpoints: its last entry is the
 run's). A cell is known by `net.genotype` (normal, reduce, normal_concat, reduce_concat) for DARTS and by
-its `job_id`, the paper's ID of the cell, for NAS-Bench-101. As the paper does (its figs/fig234.py), a
-column's accuracy is 100 - error, averaged over the seeds that hold the cell, and a cell counts for a
-column only when every seed of it holds the cell. Accuracies are returned as fractions, like a study's.
+its `job_id`, the paper's ID of the cell, for NAS-Bench-101. As the paper does (its figs/fig234.py
+get_acc and load_summaries), a column reads the seed folders 1, 2, 3 of CIFAR-10 and 1 of ImageNet (every
+seed folder of any other dataset), a cell counts for a column only when every one of them holds it, and
+its accuracy is 100 - error averaged over all its entries (a cell listed twice in one file counts twice).
+Accuracies are returned as fractions, like a study's. fig234.py compares cells common to every file:
+`analysis.correlate` does the same with this truth (`Truth.common`).
 
 Columns are named `unnas-<dataset>-<task>` (`unnas-cifar10-rot`, `unnas-imagenet-cls`). Rows are keyed by
 the space's canonical cell key, so the truth joins any study that trained these cells, however they
@@ -38,6 +41,7 @@ DATASETS = ("cifar10", "imagenet")
 TASKS = ("cls", "rot", "col", "jig")  # the paper's order: supervised, rotation, colorization, jigsaw
 SUMMARY = "sweep_summary.json"
 _FIX = "give the unnas_summaries.zip of the unnas README, or the folder it unpacks to"
+PAPER_SEEDS = {"cifar10": ("1", "2", "3"), "imagenet": ("1",)}  # the seed folders fig234.py reads
 
 
 def column(dataset: str, task: str) -> str:
@@ -84,6 +88,18 @@ def paper_ids(space: str) -> dict[str, str]:
     return {e.cell.canonical(): str(e.extra["paper_id"]) for e in listed}
 
 
+def unnas_keys(space: str) -> dict[str, str]:
+    """Canonical key -> the key figs/fig234.py get_arch gives the cell: DARTS str(normal + reduce + concats)
+    of the genotype as its config lists it, NAS-Bench-101 str(job_id). fig5.py draws from these, sorted."""
+    listed = read_list(get_space(space), named_lists(space)["unnas"])
+    if space == "nb101":
+        return {e.cell.canonical(): str(int(e.extra["paper_id"])) for e in listed}
+    concat = [2, 3, 4, 5]
+    return {e.cell.canonical(): str([[op, src] for node in e.cell.normal for op, src in node]
+                                    + [[op, src] for node in e.cell.reduce for op, src in node] + concat + concat)
+            for e in listed}
+
+
 def arch_key(job: dict, space: str) -> str | None:
     """The canonical key of a job summary's cell; None for a NAS-Bench-101 ID the paper's list lacks."""
     if space == "darts":
@@ -95,15 +111,15 @@ def arch_key(job: dict, space: str) -> str | None:
     return paper_cells(space).get(str(int(job["job_id"])))
 
 
-def read_seed(file: Any, space: str) -> dict[str, float]:
-    """Canonical key -> accuracy (fraction) of one sweep_summary.json."""
+def read_seed(file: Any, space: str) -> dict[str, list[float]]:
+    """Canonical key -> accuracies (fractions) of one sweep_summary.json, one per job of the cell."""
     try:
         jobs = json.loads(file.read_text())["job_summaries"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise TruthError(f"{file} is not a sweep summary with job_summaries ({type(e).__name__}: {e}); "
                          f"{_FIX}") from None
-    out: dict[str, float] = {}
-    unknown = 0
+    out: dict[str, list[float]] = {}
+    unknown = []
     for k, job in enumerate(jobs):
         try:
             key = arch_key(job, space)
@@ -112,18 +128,41 @@ def read_seed(file: Any, space: str) -> dict[str, float]:
             raise TruthError(f"{file}: job {k} has no readable cell or min_test_top1 ({type(e).__name__}: {e})") \
                 from None
         if key is None:
-            unknown += 1
+            unknown.append(job.get("job_id"))
             continue
-        out[key] = (100.0 - error) / 100.0
+        out.setdefault(key, []).append((100.0 - error) / 100.0)
+    if unknown and not out:
+        raise TruthError(f"{file}: none of its {len(unknown)} job_id(s) (e.g. {unknown[0]!r}) is an ID of the paper's "
+                         f"{space} cells (study/spaces/{space}/data/unnas.jsonl.gz, 000907..423150); these are not "
+                         "the paper's summaries, or their job_id is not the config's ID")
     if unknown:
-        log.warning("%s: %d job(s) name no cell of the paper's list; left out", file, unknown)
+        log.warning("%s: %d job(s) name no cell of the paper's list; left out", file, len(unknown))
     return out
 
 
-def merge_seeds(seeds: Iterable[dict[str, float]]) -> pd.Series:
-    """Mean over seeds of the cells every seed holds (the paper's rule)."""
-    table = pd.DataFrame(list(seeds)).T  # (cells, seeds), NaN where a seed lacks a cell
-    return table.dropna().mean(axis=1)
+def merge_seeds(seeds: Iterable[dict[str, list[float]]]) -> pd.Series:
+    """The cells every seed holds, each the mean of all its entries over the seeds (fig234.py's np.mean of
+    the appended values, so a cell listed twice in one file weighs twice)."""
+    seeds = list(seeds)
+    common = set.intersection(*(set(s) for s in seeds)) if seeds else set()
+    return pd.Series({key: sum(v for s in seeds for v in s[key]) / sum(len(s[key]) for s in seeds)
+                      for key in sorted(common)}, dtype=float)
+
+
+def seed_files(dataset: Any, task: Any) -> list[Any]:
+    """The sweep summaries of one column: the paper's seed folders for CIFAR-10 and ImageNet, else all."""
+    wanted = PAPER_SEEDS.get(dataset.name)
+    present = {seed.name: seed / SUMMARY for seed in _children(task) if (seed / SUMMARY).is_file()}
+    if wanted is None:
+        return list(present.values())
+    missing = [s for s in wanted if s not in present]
+    if missing and len(missing) < len(wanted):
+        raise TruthError(f"{task}: seed folder(s) {', '.join(missing)} lack {SUMMARY}; the paper averages seeds "
+                         f"{', '.join(wanted)} of {dataset.name}; {_FIX}")
+    ignored = sorted(set(present) - set(wanted))
+    if ignored and not missing:
+        log.info("%s: seed folder(s) %s left out (the paper reads %s)", task, ", ".join(ignored), ", ".join(wanted))
+    return [present[s] for s in wanted if s in present]
 
 
 def read_summaries(path: str | Path, space: str) -> pd.DataFrame:
@@ -142,7 +181,7 @@ def _read_summaries(path: str, stamp: int | None, space: str) -> pd.DataFrame:
     columns = {}
     for dataset in _children(base):
         for task in _children(dataset):
-            files = [seed / SUMMARY for seed in _children(task) if (seed / SUMMARY).is_file()]
+            files = seed_files(dataset, task)
             if files:
                 columns[column(dataset.name, task.name)] = merge_seeds(read_seed(f, space) for f in files)
     if not columns:
@@ -155,4 +194,5 @@ def _read_summaries(path: str, stamp: int | None, space: str) -> pd.DataFrame:
 def read(path: str | Path, space: str | None) -> Truth:
     """`truth=unnas:PATH` for a study of `space` (darts or nb101)."""
     table = read_summaries(path, space or "")
-    return Truth(f"UnNAS released results ({path}; 100 - min_test_top1, seeds averaged)", table, key="canonical")
+    return Truth(f"UnNAS released results ({path}; 100 - min_test_top1, seeds averaged)", table, key="canonical",
+                 common=True)

@@ -27,7 +27,7 @@ from study.store.cells import read_info
 from study.store.records import CELLS_FILE, STUDY_FILE, StudyError, has_runs, room_to_write, write_atomic, \
     write_json_atomic
 from study.spaces import Cell, NetShape, describe, get_space
-from study.spaces.lists import Listed, digest, read_list, resolve
+from study.spaces.lists import Listed, digest, pick, read_list, resolve, split_names
 
 log = logging.getLogger("study.sample")
 
@@ -76,8 +76,11 @@ def chosen(req: SampleRequest) -> tuple[list[Cell], list[dict], dict]:
         meta = {"space": req.space, "n": n, "seed": req.seed, "include_degenerate": req.include_degenerate,
                 "net": asdict(req.shape)}
         return space.sample(n, req.seed, req.include_degenerate), [{} for _ in range(n)], meta
-    name, path = resolve(req.space, req.cells)
+    value, names = split_names(req.cells)
+    name, path = resolve(req.space, value)
     listed: list[Listed] = read_list(space, path)
+    if names:  # `list:NAME+NAME`: the named rows only, a sample of its own (the selector is in its name)
+        listed, name = pick(listed, names, req.cells), f"{name}:{'+'.join(names)}"
     if req.n is not None and req.n > len(listed):
         raise UserError(f"n={req.n} is more than the {len(listed)} distinct cells of cells={req.cells}; "
                         f"use n<={len(listed)} or leave n out for all of them")

@@ -88,8 +88,8 @@ def test_colour_and_luma_constants_are_built_once_per_device():
     hits = color._constant.cache_info().hits
     rgb_to_lab(rgb)
     assert color._constant.cache_info().hits >= hits + 2  # the matrix and the white point
-    assert augment._luma_weights(torch.device("cpu"), torch.float32) is augment._luma_weights(
-        torch.device("cpu"), torch.float32)
+    assert augment._luma_weights(augment.REC601, torch.device("cpu"), torch.float32) is augment._luma_weights(
+        augment.REC601, torch.device("cpu"), torch.float32)
     x = torch.rand(3, 3, 4, 4) * 255
     gray = augment.random_grayscale(x, torch.Generator().manual_seed(0), 1.0)
     expected = (x * torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1, keepdim=True).expand_as(x)

@@ -180,7 +180,7 @@ def test_cifar_rule_is_the_depth_rule_at_3k_plus_2():
 
 
 @pytest.mark.parametrize("shape, words", [
-    (dict(width=6, stem="imagenet"), "divisible by 4"),
+    (dict(width=7, stem="imagenet"), "an even budget.width"),
     (dict(width=8, depth=2), "two reduction cells"),
 ])
 def test_imagenet_shapes_it_cannot_build_are_refused(shape, words):

@@ -91,7 +91,8 @@ def test_a_study_of_the_papers_cells_is_correlated_with_the_papers_numbers_cell_
     results, _, table = analyse(req)
     truth = results.truth
     row = truth[(truth["objective"] == "supervised") & (truth["reference"] == "unnas-cifar10-cls")].iloc[0]
-    assert row["spearman"] == pytest.approx(1.0) and row["n_cells"] == 30
+    # 29: the fixture's first cell lacks seed 3 of cifar10/rot, and fig234.py keeps only the cells every file has.
+    assert row["spearman"] == pytest.approx(1.0) and row["n_cells"] == 29
     row = truth[(truth["objective"] == "rotation") & (truth["reference"] == "unnas-imagenet-cls")].iloc[0]
     assert row["spearman"] == pytest.approx(1.0)
     assert table["paper_id"].tolist() == sorted(c10)[:30]  # cells.csv names each cell by the paper's ID
@@ -102,7 +103,7 @@ def test_a_study_of_the_papers_cells_is_correlated_with_the_papers_numbers_cell_
     corr = results.correlations.set_index("objective")
     assert corr.loc["rotation", "spearman"] == pytest.approx(1.0)
     assert corr.loc["supervised", "spearman"] == pytest.approx(
-        stats.spearmanr([c10[p] for p in sorted(c10)[:30]], [rot[p] for p in sorted(c10)[:30]])[0])
+        stats.spearmanr([c10[p] for p in sorted(c10)[1:30]], [rot[p] for p in sorted(c10)[1:30]])[0])
 
 
 def test_a_user_truth_file_keyed_by_paper_id_joins_a_listed_study(tmp_path):

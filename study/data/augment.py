@@ -11,14 +11,19 @@ import functools
 import torch
 
 
-def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
-    """Zero-pad by `padding` pixels and crop back to the input size at a random offset per image."""
+def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator, flush: bool = True) -> torch.Tensor:
+    """Zero-pad by `padding` pixels and crop back to the input size at a random offset per image.
+
+    Offsets 0..2p (torchvision's RandomCrop, NAS-Bench-201's); `flush=False`: 0..2p-1, as unnas draws them
+    (pycls/datasets/transforms.py random_crop, `randint(0, h - size)`), so the crop never ends at the far border.
+    """
     if padding <= 0:
         return x
     b, c, h, w = x.shape
+    span = 2 * padding + 1 if flush else 2 * padding
     padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))  # (B, C, H+2p, W+2p)
-    oy = torch.randint(0, 2 * padding + 1, (b,), generator=gen, device=x.device)
-    ox = torch.randint(0, 2 * padding + 1, (b,), generator=gen, device=x.device)
+    oy = torch.randint(0, span, (b,), generator=gen, device=x.device)
+    ox = torch.randint(0, span, (b,), generator=gen, device=x.device)
     rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
     cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
     batch = torch.arange(b, device=x.device)[:, None, None, None]
@@ -32,21 +37,26 @@ def random_flip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def random_grayscale(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
-    """Replace each RGB image by its luma (ITU-R 601, repeated over channels) with probability `p`."""
+REC601 = (0.299, 0.587, 0.114)  # ITU-R 601 luma (torchvision's Grayscale)
+REC709 = (0.2125, 0.7154, 0.0721)  # skimage.color.rgb2gray, which unnas' jigsaw uses
+
+
+def random_grayscale(x: torch.Tensor, gen: torch.Generator, p: float,
+                     weights: tuple[float, float, float] = REC601) -> torch.Tensor:
+    """Replace each RGB image by its luma (`weights` of R, G, B, repeated over channels) with probability `p`."""
     if x.shape[1] != 3 or p <= 0:
         return x
-    weights = _luma_weights(x.device, x.dtype)
-    gray = (x * weights[None, :, None, None]).sum(1, keepdim=True).expand_as(x)
+    w = _luma_weights(weights, x.device, x.dtype)
+    gray = (x * w[None, :, None, None]).sum(1, keepdim=True).expand_as(x)
     pick = torch.rand(x.shape[0], generator=gen, device=x.device) < p
     return torch.where(pick[:, None, None, None], gray, x)
 
 
 @functools.lru_cache(maxsize=None)
-def _luma_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _luma_weights(weights: tuple[float, float, float], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     # Built once per device: torch.tensor on a GPU copies from the host and waits, once per batch otherwise.
     with torch.inference_mode(False):
-        return torch.tensor([0.299, 0.587, 0.114], device=device, dtype=dtype)
+        return torch.tensor(weights, device=device, dtype=dtype)
 
 
 def rotations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,6 +21,18 @@ import torch
 
 Batch = tuple[list[torch.Tensor], list[torch.Tensor]]  # each model's images (B, C, H, W) uint8 and labels (B,)
 
+# Datasets whose training epoch drops its last partial batch, as unnas' train loader does (pycls/datasets/
+# loader.py, drop_last=True): the paper's CIFAR-10 and every streamed (ImageNet-layout) dataset. The small
+# CPU datasets keep every image, since their batches are a large share of a tiny training set.
+DROPS_LAST = frozenset({"cifar10"})
+
+
+def train_steps(n_images: int, batch_size: int, drop_last: bool) -> int:
+    """Training steps per epoch: full batches only with `drop_last` (but at least one), else ceil(n / b)."""
+    if drop_last:
+        return max(1, n_images // batch_size)
+    return -(-n_images // batch_size)
+
 
 class BatchSource:
     """The batches one training draws (see the module doc); `streams` says whether a loader decodes them."""
@@ -82,7 +94,7 @@ class InMemoryBatches(BatchSource):
         return self.data.train_x.device
 
     def steps(self, batch_size: int) -> int:
-        return -(-self.data.train_x.shape[0] // batch_size)
+        return train_steps(self.data.train_x.shape[0], batch_size, self.data.name in DROPS_LAST)
 
     def train(self, gens: list[torch.Generator], batch_size: int, epoch: int, start: int = 0) -> Iterator[Batch]:
         if start:
@@ -90,7 +102,7 @@ class InMemoryBatches(BatchSource):
         x, y = self.data.train_x, self.data.train_y
         # Every order is drawn before the first batch is augmented: each generator's stream is what it always was.
         orders = [torch.randperm(x.shape[0], generator=g, device=x.device) for g in gens]
-        for first in range(0, x.shape[0], batch_size):
+        for first in range(0, self.steps(batch_size) * batch_size, batch_size):
             idx = [order[first:first + batch_size] for order in orders]
             yield [x[i] for i in idx], [y[i] for i in idx]
 

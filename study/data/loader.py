@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from study.data.base import DataError
-from study.data.batches import Batch, BatchSource
+from study.data.batches import Batch, BatchSource, train_steps
 from study.data.decoders import make_decoder
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class StreamBatches(BatchSource):
         return self._loader
 
     def steps(self, batch_size: int) -> int:
-        return -(-len(self.data.train) // batch_size)
+        return train_steps(len(self.data.train), batch_size, drop_last=True)  # unnas' ImageNet loader drops it
 
     def _plans(self, split: int, view: int, key: tuple[int, ...], order: np.ndarray, batch_size: int,
                start: int = 0) -> Iterator[Plan]:
@@ -181,6 +181,7 @@ class StreamBatches(BatchSource):
         self._model(gens)
         key = (self.seed, epoch, ORDER)
         order = np.random.default_rng(key).permutation(len(self.data.train))
+        order = order[: self.steps(batch_size) * batch_size]  # the last partial batch is dropped
         for images, labels in self._run(self._plans(TRAIN, TRAIN, key, order, batch_size, start)):
             yield [images], [labels]
 

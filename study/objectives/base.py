@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from study.errors import UserError
 from study.registry import Registry
 
@@ -15,6 +17,9 @@ from study.data.views import ResizedCrop, ShortSideCrop, View
 from study.spaces.base import Backbone
 from study.spaces.modules import PooledLinear
 from study.data.augment import lighting, normalize
+
+
+UNNAS_CROP = frozenset({"cifar10"})  # in-memory datasets cropped as the paper's CIFAR-10 runs are
 
 
 class ObjectiveError(UserError):
@@ -105,6 +110,20 @@ class Objective:
         """Deterministic test inputs and targets; `gen` is seeded identically for every evaluation."""
         raise NotImplementedError
 
+    def crop_and_flip(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Normalised training images, randomly padded-cropped and flipped (supervised and rotation).
+
+        CIFAR-10 as unnas does it (pycls/datasets/prepare.py prepare_im): normalise, flip, pad the normalised
+        image (a mean-colour border), crop at offsets 0..7. Other in-memory data keep torchvision's order, as
+        NAS-Bench-201 trains ImageNet16: black padding, offsets 0..2p, flip, normalise. Streamed data arrive
+        cropped (padding 0): flip, then PCA lighting within `normalize`.
+        """
+        from study.data.augment import random_crop, random_flip
+
+        if self.data.name in UNNAS_CROP:
+            return random_crop(random_flip(self.normalize(images, gen), gen), self.crop_padding, gen, flush=False)
+        return self.normalize(random_flip(random_crop(images, self.crop_padding, gen), gen), gen)
+
     def normalize(self, images: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         """uint8 (or float 0..255) images to standardised floats with the dataset's statistics; with a training
         generator and a dataset that asks for it (ImageNet), AlexNet's PCA lighting noise first."""
@@ -146,5 +165,12 @@ def objective_class(name: str) -> type[Objective]:
 
 
 def create_objective(name: str, data: ImageData, **options: object) -> Objective:
-    """Build objective `name` for `data`; refuses objectives the dataset cannot serve."""
-    return objective_class(name)(data, **options)
+    """Build objective `name` for `data`; refuses objectives the dataset cannot serve, and unknown options."""
+    cls = objective_class(name)
+    known = inspect.signature(cls.__init__).parameters
+    unknown = sorted(k for k in options if k not in known)
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in known.values()):
+        # e.g. experiment=eval/<config> (supervised with `auxiliary`) combined with objective=rotation
+        raise ObjectiveError(f"objective {name!r} has no option {', '.join(unknown)}; its options: "
+                             f"{', '.join(k for k in known if k not in ('self', 'data')) or 'none'}")
+    return cls(data, **options)

@@ -4,8 +4,9 @@ Input: the L channel of CIE Lab, normalised as (L/100 - 0.4735)/0.2507 (UnNAS di
 the mean of the CIFAR channel means and stds; on streamed ImageNet the mean of ImageNet's, 0.449 and 0.226). Target: per pixel, the nearest of the 313 in-gamut ab bins
 (study/objectives/color.py derives them from the sRGB gamut and documents how); plain per-pixel cross-entropy, no
 class rebalancing. Head: a 1x1 convolution to 313 on the trunk's last feature map, bilinearly upsampled
-to the input size. Accuracy: per-pixel top-1. Augmentation: horizontal flip only, no crop (as UnNAS); streamed
-data arrives through the workers' random resized crop (UnNAS on ImageNet), and gets no PCA lighting.
+to the input size (corners aligned, as unnas). Accuracy: per-pixel top-1. Augmentation: horizontal flip
+only, no crop (as UnNAS); streamed data arrives through the workers' random resized crop (UnNAS on
+ImageNet), and gets no PCA lighting.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from study.objectives.base import Objective, register_objective
 
 
 class PixelClassifier(nn.Module):
-    """Trunk, a 1x1 conv to K classes on its last feature map, bilinear upsampling to the input size."""
+    """Trunk, a 1x1 conv to K classes on its last feature map, bilinear upsampling (corners aligned) to the
+    input size."""
 
     stackable = True  # acts on each channel alone: K models side by side stay apart (study/training/stacking.py)
 
@@ -37,7 +39,8 @@ class PixelClassifier(nn.Module):
         # Channels-last: each pixel's K logits contiguous, which makes the upsampling and the per-pixel
         # cross-entropy over 313 classes about twice as fast on CPU (benchmarks/objectives.py).
         logits = logits.contiguous(memory_format=torch.channels_last)
-        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        # align_corners=True: unnas' Classifier (pycls/models/common.py) upsamples with nn.Upsample(..., True).
+        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=True)
 
 
 @register_objective

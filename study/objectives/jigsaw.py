@@ -2,20 +2,22 @@
 
 The image is cut into a g x g grid of cells of side `image_size // g`; each tile is a random crop of side
 int(0.76 * cell), rounded down to a multiple of 4, inside its cell (12 of 16 at 32 pixels, the 0.76 of
-UnNAS's code; the gap keeps networks from matching tile edges), normalised by its own mean and std (one of each over the tile's
-channels and pixels, as UnNAS does; against low-level shortcuts). A permutation p drawn from the set
-says which tile goes in slot i: slot i shows tile p[i]; its index in the set is the class. Tiles go
-through the shared trunk one by one; their pooled features are concatenated in slot order into one
-linear layer over the permutation classes.
+UnNAS's code; the gap keeps networks from matching tile edges), normalised by its own mean and std (one of
+each over the tile's channels and pixels, population std, as UnNAS does; against low-level shortcuts). A
+permutation p of the set sends tile k (row-major grid position) to slot p[k], as unnas' prepare_jig
+places them; its index in the set is the class. Tiles go through the shared trunk one by one; their pooled
+features are concatenated in slot order into one linear layer over the permutation classes.
 
-Grid: 2x2 with all 24 permutations below 64 pixels (the paper's CIFAR-10 setting), 3x3 with the 1000
-maximal-Hamming permutations of study/objectives/permutations.py (generated here, seed `permutation_seed`) from 64
-pixels up, where cells of 21+ pixels still leave tiles the trunk can reduce twice. `grid=2|3` forces one.
+Grid: 2x2 with all 24 permutations in lexicographic order below 64 pixels (the paper's CIFAR-10 setting,
+unnas' permutations_24.npy), 3x3 from 64 pixels up, where cells of 21+ pixels still leave tiles the trunk
+can reduce twice: with `permutations=1000`, the paper's set, unnas' hamming_perms_1000_patches_9_max.npy
+(shipped, study/objectives/data/); another count, a maximal-Hamming set generated here
+(study/objectives/permutations.py, seed `permutation_seed`). `grid=2|3` forces one.
 
-Training: horizontal flip, then 30% of the images converted to grayscale (against colour shortcuts such
-as chromatic aberration), then the dataset's PCA lighting where it has one (streamed ImageNet, as UnNAS), its
-normalisation, then tiling. Streamed data arrives cut by the workers as UnNAS cuts ImageNet for jigsaw: the
-shorter side resized to `dataset.resize` (256), then a random (testing: centred) crop of grid * (256 // grid)
+Training: horizontal flip, then 30% of the images converted to grayscale with skimage's rgb2gray weights
+(Rec. 709, as unnas; against colour shortcuts such as chromatic aberration), then the dataset's PCA
+lighting where it has one (streamed ImageNet, as UnNAS), its normalisation, then tiling. Streamed data
+arrives cut by the workers as UnNAS cuts ImageNet for jigsaw: the shorter side resized to `dataset.resize` (256), then a random (testing: centred) crop of grid * (256 // grid)
 pixels, 255 = 3 x 85 on the 3x3 grid, whose cells of 85 give tiles of 64. Testing: no flip or grayscale;
 the paper draws test permutations and crops at random, here they come from the trainer's test generator,
 which is seeded identically for every evaluation, so two evaluations of one network agree.
@@ -23,18 +25,20 @@ which is seeded identically for every evaluation, so two evaluations of one netw
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from study.data.augment import random_flip, random_grayscale
+from study.data.augment import REC709, random_flip, random_grayscale
 from study.data import ImageData
 from study.data.views import ShortSideCrop, View
 from study.spaces.base import Backbone
 from study.objectives.base import Objective, ObjectiveError, register_objective
-from study.objectives.permutations import all_permutations, hamming_permutations
+from study.objectives.permutations import all_permutations, hamming_permutations, unnas_permutations
 
 TILE_SCALE = 0.76  # tile side / cell side (UnNAS: int(16 * 0.76) = 12 at 32 pixels)
 LARGE_IMAGE = 64  # from this image size up, a 3x3 grid
+PAPER_PERMUTATIONS = 1000  # this many on a 3x3 grid: unnas' own file, not a generated set
 
 
 def grid_for(image_size: int) -> int:
@@ -67,7 +71,7 @@ def cut_tiles(x: torch.Tensor, grid: int, tile: int, offsets: torch.Tensor) -> t
 def normalize_tiles(tiles: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Standardise every tile (B, T, C, h, w) by its own mean and std over channels and pixels."""
     mean = tiles.mean(dim=(2, 3, 4), keepdim=True)
-    std = tiles.std(dim=(2, 3, 4), keepdim=True)
+    std = tiles.std(dim=(2, 3, 4), keepdim=True, correction=0)  # np.std, as unnas
     return (tiles - mean) / std.clamp_min(eps)  # a flat tile (std 0) becomes zeros, not NaN
 
 
@@ -127,12 +131,16 @@ class Jigsaw(Objective):
         n_tiles = self.grid * self.grid
         if n_tiles == 4:
             table = all_permutations(4)  # all 24: the paper's CIFAR-10 classes
+        elif permutations == PAPER_PERMUTATIONS:
+            table = unnas_permutations()
         else:
             try:
                 table = hamming_permutations(n_tiles, permutations, seed=permutation_seed)
             except ValueError as e:
                 raise ObjectiveError(f"jigsaw: objective.permutations: {e}") from None
-        self.perms = torch.from_numpy(table).to(data.device)  # (P, T)
+        self.table = table  # (P, T): class c sends tile k to slot table[c, k]
+        # Slot i shows tile argsort(p)[i]: the gather that places tile k in slot p[k].
+        self.perms = torch.from_numpy(np.argsort(table, axis=1)).to(data.device)  # (P, T)
 
     @property
     def n_classes(self) -> int:
@@ -168,7 +176,7 @@ class Jigsaw(Objective):
         return (x / 255.0 - mean) / std
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
-        x = random_grayscale(random_flip(images, gen).float(), gen, self.grayscale)  # float: gray needs fractions
+        x = random_grayscale(random_flip(images, gen).float(), gen, self.grayscale, REC709)  # float: gray has fractions
         return self.puzzles(self._standardize(x, gen), gen)
 
     def test_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):

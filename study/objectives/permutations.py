@@ -23,6 +23,8 @@ import functools
 import logging
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -101,3 +103,15 @@ def hamming_permutations(n_tiles: int = 9, n_perms: int = 1000, seed: int = 0, c
     perms = _hamming_set(n_tiles, n_perms, seed, criterion)
     log.debug("hamming set: %d of %d! permutations, seed %d, %s", n_perms, n_tiles, seed, criterion)
     return perms.copy()  # the cached array must not be mutated by callers
+
+
+UNNAS_FILE = Path(__file__).resolve().parent / "data" / "hamming_perms_1000_patches_9_max.npy"
+
+
+def unnas_permutations() -> np.ndarray:
+    """The paper's 1000 permutations of 9 tiles: unnas' pycls/datasets/files/hamming_perms_1000_patches_9_max.npy
+    (MIT, shipped with its notice in study/objectives/data/), rows in the file's order, shape (1000, 9)."""
+    perms = np.load(UNNAS_FILE, allow_pickle=False)
+    if perms.shape != (1000, 9):
+        raise ValueError(f"{UNNAS_FILE} holds an array of shape {perms.shape}, not (1000, 9)")
+    return perms.astype(np.int64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from study.data.augment import random_crop, random_flip, rotations
+from study.data.augment import rotations
 from study.objectives.base import Objective, register_objective
 
 
@@ -12,9 +12,9 @@ from study.objectives.base import Objective, register_objective
 class Rotation(Objective):
     """Predict which of 0/90/180/270 degrees an image was rotated by; labels are never used.
 
-    Each image is augmented once (crop + flip; streamed data: the workers' random resized crop, flip and PCA
-    lighting), then all four rotations enter the batch, so a batch of B images is 4B inputs; the test set
-    is scored on all four rotations of every image.
+    Each image is augmented once (crop + flip, CIFAR-10 in unnas' order: `Objective.crop_and_flip`; streamed
+    data: the workers' random resized crop, flip and PCA lighting), then all four rotations enter the batch,
+    so a batch of B images is 4B inputs; the test set is scored on all four rotations of every image.
     """
 
     name = "rotation"
@@ -29,8 +29,7 @@ class Rotation(Objective):
         return 4
 
     def train_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
-        x = random_flip(random_crop(images, self.crop_padding, gen), gen)
-        return rotations(self.normalize(x, gen))
+        return rotations(self.crop_and_flip(images, gen))
 
     def test_batch(self, images: torch.Tensor, labels: torch.Tensor, gen: torch.Generator):
         return rotations(self.normalize(images))

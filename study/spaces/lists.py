@@ -8,6 +8,10 @@ Two file forms, told apart by their first cell line:
 Either may be gzipped (`.gz`). Every line is parsed and validated before anything is written; a cell
 whose canonical key repeats an earlier line's is kept once and reported. A list shipped with a space
 lives in `study/spaces/<space>/data/<name>.jsonl.gz` (or `.jsonl`, `.txt`), with its NOTICE.md beside it.
+
+`<list>:<name>[+<name>...]` keeps only the named rows of a JSON-lines list, in the order named
+(`cells=unnas-searched:UNNAS_IMAGENET_ROT`: one of the paper's searched genotypes, as its evaluation recipe
+trains it).
 """
 
 from __future__ import annotations
@@ -46,6 +50,24 @@ def named_lists(space: str) -> dict[str, Path]:
         if suffix and not path.name.startswith("."):
             found[path.name[: -len(suffix)]] = path
     return found
+
+
+def split_names(value: str) -> tuple[str, list[str]]:
+    """`list:NAME+NAME` -> ("list", ["NAME", "NAME"]); a value without a selector names every row."""
+    head, sep, tail = value.rpartition(":")
+    if sep and head and tail and "/" not in tail and not Path(value).expanduser().exists():
+        return head, [n for n in tail.split("+") if n]
+    return value, []
+
+
+def pick(listed: list[Listed], names: list[str], value: str) -> list[Listed]:
+    """The rows of `listed` whose `name` (the list's `id`) is one of `names`, in the order named."""
+    by_name = {entry.extra.get("name"): entry for entry in listed}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        known = ", ".join(str(k) for k in by_name if k is not None) or "none (the list has no id column)"
+        raise SpaceError(f"cells={value}: no row named {', '.join(missing)}; named rows: {known}")
+    return [by_name[n] for n in dict.fromkeys(names)]
 
 
 def resolve(space: str, value: str) -> tuple[str, Path]:

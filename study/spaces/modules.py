@@ -26,6 +26,30 @@ class PooledLinear(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))  # (B, n_classes)
 
 
+class AuxiliaryHead(nn.Module):
+    """DARTS' auxiliary classifier on the feature map after the second reduction cell, as unnas builds it.
+
+    ReLU, avg-pool 5 (stride 2 after the ImageNet stem, 3 after the CIFAR stem; padding excluded), conv1x1 to
+    128 + BN + ReLU, conv2x2 to 768 (+ BN after the CIFAR stem only: unnas' ImageNet head omits it, as the
+    paper's runs did) + ReLU, linear. A map smaller than the pool's 5 pixels (tiny test images; the paper's
+    224 px gives 7) is average-pooled to 2x2 instead, so the same weights apply.
+    """
+
+    def __init__(self, c_in: int, n_classes: int, imagenet: bool = True) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(5, stride=2 if imagenet else 3, padding=0, count_include_pad=False)
+        tail = [nn.ReLU()] if imagenet else [nn.BatchNorm2d(768), nn.ReLU()]
+        self.features = nn.Sequential(nn.Conv2d(c_in, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
+                                      nn.Conv2d(128, 768, 2, bias=False), *tail)
+        self.fc = nn.Linear(768, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(x)
+        x = self.pool(x) if min(x.shape[-2:]) >= 5 else nn.functional.adaptive_avg_pool2d(x, 2)  # (B, C, h, w)
+        x = self.features(x)  # (B, 768, h - 1, w - 1): 1x1 from the paper's 2x2
+        return self.fc(x.flatten(1))  # (B, n_classes)
+
+
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

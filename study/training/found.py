@@ -1,6 +1,7 @@
 """The cells a study's searches found, as a study of their own that `study.train` trains as it is.
 
-The paper's evaluation phase: a search's cell is judged by training it with labels. After every finished
+A search's cell is judged by training it with labels (at CIFAR size here; the paper's own evaluation phase
+trains it on ImageNet, conf/experiment/eval/). After every finished
 search, `<study_dir>/found/<space>/` is rewritten from all complete search records of that space: a
 `cells.jsonl` with one row per distinct cell found (id, arch, canonical, benchmark keys, params and FLOPs
 at the first search's network shape, and `found_by`, the searches that found it) and a `study.json`

@@ -36,6 +36,7 @@ class Recipe:
     once; types come from the config schema, study/commands/settings.py)."""
 
     group: ClassVar[str] = "budget"  # the config group, for messages
+    later: ClassVar[dict[str, Any]] = {}  # fields added after studies existed: in identities only when not default
 
     name: str
     epochs: int
@@ -64,12 +65,19 @@ class Recipe:
 class Budget(Recipe):
     """How long to train and with what optimiser recipe (the network's size is a NetShape, not this)."""
 
+    # Settings added after studies existed, with their defaults: in a run's identity only when set otherwise,
+    # so earlier runs keep their hashes.
+    later: ClassVar[dict[str, Any]] = {"warmup_epochs": 0}
+
     precise_bn: int = 0  # training images that recompute BN statistics before each test (0 = off)
+    warmup_epochs: int = 0  # linear warm-up from lr / 10 over these epochs (unnas' evaluation phase: 5)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.precise_bn < 0:
             raise ValueError(f"budget.precise_bn must not be negative, got {self.precise_bn}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"budget.warmup_epochs must be in [0, budget.epochs), got {self.warmup_epochs}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,9 @@ class JobSetup:
         # Width and depth stay under "budget", where they were when they were budget fields: same hashes. The
         # ImageNet stem and a depth in cells enter only when set, so every earlier study keeps its hashes.
         budget = {**asdict(self.budget), "width": self.shape.width, "cells_per_stage": self.shape.cells_per_stage}
+        for key, default in self.budget.later.items():  # added later: only when set, so earlier jobs keep their hashes
+            if budget[key] == default:
+                del budget[key]
         if self.shape.stem != "cifar":
             budget["stem"] = self.shape.stem
         if self.shape.depth:

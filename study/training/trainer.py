@@ -62,9 +62,17 @@ class History:
         return self.test_acc[-1]
 
 
-def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
-    """Cosine schedule evaluated once per epoch, no warm-up (lr at epoch 0 is base_lr)."""
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+WARMUP_FACTOR = 0.1  # unnas' OPTIM.WARMUP_FACTOR: the warm-up starts at a tenth of the schedule's lr
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int, warmup_epochs: int = 0) -> float:
+    """Cosine schedule evaluated once per epoch (lr at epoch 0 is base_lr); with `warmup_epochs`, scaled by
+    a factor rising linearly from 0.1 at epoch 0 towards 1 at the last warm-up epoch (pycls get_epoch_lr)."""
+    lr = 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+    if epoch < warmup_epochs:
+        alpha = epoch / warmup_epochs
+        lr *= WARMUP_FACTOR * (1.0 - alpha) + alpha
+    return lr
 
 
 def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.SGD:
@@ -153,21 +161,35 @@ def precise_bn(
     model: nn.Module, objective: Objective, data: Any, n_samples: int, batch_size: int,
     gens: list[torch.Generator], precision: str = "auto", alive: list[bool] | None = None, epoch: int = 0,
 ) -> None:
-    """Recompute BN running statistics as exact averages over `n_samples` training images (per model)."""
+    """Recompute BN running statistics over `n_samples` training images (per model), as unnas does.
+
+    unnas' pycls/core/net.py compute_precise_bn_stats (pycls before its 2020 change to averaging the batch
+    variances): the mean of the batch means, and the *total* variance, E[var_b + mean_b^2] - mean^2, so the
+    spread of the batch means counts too. Each batch variance is the unbiased one BN itself keeps.
+    """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns or n_samples <= 0:
         return
     momenta = [bn.momentum for bn in bns]
+    means = [torch.zeros_like(bn.running_mean) for bn in bns]
+    squares = [torch.zeros_like(bn.running_var) for bn in bns]
     for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over the batches below
+        bn.momentum = 1.0  # running stats = this batch's
     model.train()
     alive = alive or [True] * len(gens)
+    batches = 0
     for images, labels in source_of(data, objective).bn(gens, n_samples, batch_size, epoch):
         inputs, _ = _batch(objective.train_batch, images, labels, gens, alive)
         with autocast(inputs.device, precision):  # the statistics training sees
             model(inputs)
-    for bn, m in zip(bns, momenta):
+        for bn, mean, square in zip(bns, means, squares):
+            mean += bn.running_mean
+            square += bn.running_var + bn.running_mean * bn.running_mean
+        batches += 1
+    for bn, mean, square, m in zip(bns, means, squares, momenta):
+        if batches:
+            bn.running_mean.copy_(mean / batches)
+            bn.running_var.copy_(square / batches - (mean / batches) ** 2)
         bn.momentum = m
 
 
@@ -331,7 +353,7 @@ def _fit(model: nn.Module, objective: Objective, source: BatchSource, budget: Bu
     for epoch in range(first, budget.epochs):
         t0 = time.perf_counter()
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs)
+            group["lr"] = cosine_lr(budget.lr, epoch, budget.epochs, budget.warmup_epochs)
         on_step = None
         if source.resumes_mid_epoch:  # one model: a state within the epoch is that model's
             def save(step: int, loss_sum: torch.Tensor, epoch: int = epoch) -> None:

@@ -184,18 +184,30 @@ class Backbone(nn.Module):
         c = width
         self.cells = nn.ModuleList()
         reduction_prev = stem == "imagenet"  # the ImageNet stem's older output is at twice the resolution
-        for reduction in layout(cell_count(cells_per_stage, depth)):
+        cells = cell_count(cells_per_stage, depth)
+        self.aux_at = 2 * cells // 3  # DARTS' auxiliary head reads the output of this cell (the second reduction)
+        self.aux_imagenet = stem == "imagenet"
+        for i, reduction in enumerate(layout(cells)):
             c = 2 * c if reduction else c
             block = Cell(cell.reduce if reduction else cell.normal, c_pp, c_p, c, reduction, reduction_prev)
             self.cells.append(block)
             c_pp, c_p, reduction_prev = c_p, block.c_out, reduction
+            if i == self.aux_at:
+                self.aux_c_out = c_p
         self.c_out = c_p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_aux(x)[0]  # (B, 16C, H/4, W/4) (CIFAR stem), (B, 16C, H/32, W/32) (ImageNet stem)
+
+    def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last feature map and the one the auxiliary head reads (after cell `aux_at`)."""
         s0, s1 = self.stem.pair(x)
-        for cell in self.cells:
+        aux = s1
+        for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)
-        return s1  # (B, 16C, H/4, W/4) (CIFAR stem), (B, 16C, H/32, W/32) (ImageNet stem)
+            if i == self.aux_at:
+                aux = s1  # (B, 4 * 4C, H', W')
+        return s1, aux
 
 
 def _edge_cost(name: str, c: int, stride: int) -> tuple[int, int]:

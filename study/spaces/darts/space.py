@@ -103,9 +103,9 @@ class DartsSpace:
 def _check(shape: NetShape) -> None:
     """DARTS has both stems and a depth in cells; the ImageNet stem halves the width once, which must stay even."""
     shape.check_variants("darts", stems=("cifar", "imagenet"), depth=True)
-    if shape.stem == "imagenet" and shape.width % 4:
-        # C/2 stem channels, then FactorizedReduce halves of C: both need even counts.
-        raise SpaceError(f"the DARTS ImageNet network needs budget.width divisible by 4, got {shape.width}; e.g. 32")
+    if shape.stem == "imagenet" and shape.width % 2:
+        # The first cell's FactorizedReduce splits C into halves (the stem's C // 2 may be odd: unnas' 42, 46, 54).
+        raise SpaceError(f"the DARTS ImageNet network needs an even budget.width, got {shape.width}; e.g. 32")
     if 0 < shape.depth < 3:
         raise SpaceError(f"budget.depth={shape.depth} leaves no room for DARTS' two reduction cells; use 0 or 3 and up")
 
