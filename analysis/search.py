@@ -25,6 +25,7 @@ if __name__ == "__main__":  # before the imports below: Ctrl-C while they load i
 
     start("analysis.search", "every file of the analysis is whole (written atomically)")
 
+import logging
 import math
 import sys
 from pathlib import Path
@@ -35,7 +36,10 @@ import pandas as pd
 
 from study.errors import UserError
 from study.store.records import iter_records, write_atomic
+from study.training import search_fields
 from study.training.searches import iter_searches
+
+log = logging.getLogger("analysis.search")
 
 TRUTH = ["nb201-cifar10", "nb201-cifar100", "nb201-imagenet16-120"]
 # A search's setting: its budget, epochs and warm-up; searches are grouped by their identity (every setting).
@@ -44,7 +48,8 @@ KEYS = ["space", "dataset", "setting", "method", "objective", "identity"]
 
 def setting(rec: dict[str, Any]) -> str:
     """`cpu, 80 ep` (and `, warm-up 20`): how long and how a search ran, for tables and figure panels."""
-    warmup = ((rec.get("config") or {}).get("search_budget") or {}).get("warmup_epochs") or 0
+    budget = (rec.get("config") or {}).get("search_budget")
+    warmup = budget.get("warmup_epochs") if isinstance(budget, dict) else 0
     return f"{rec['budget']}, {rec['epochs']} ep" + (f", warm-up {warmup}" if warmup else "")
 # NAS-Bench-201 paper (Dong & Yang, ICLR 2020), table 5, CIFAR-10 test accuracy of the cell each search found.
 PUBLISHED = [("DARTS-V1 (supervised, 50 epochs)", 54.30, 0.00), ("GDAS (supervised, 250 epochs)", 93.51, 0.13),
@@ -52,13 +57,28 @@ PUBLISHED = [("DARTS-V1 (supervised, 50 epochs)", 54.30, 0.00), ("GDAS (supervis
              ("a random cell (mean of all 15,625)", 87.06, None), ("the optimum", 94.37, None)]
 
 
-def searches_table(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Any]]:
+def read_searches(study_dir: Path) -> tuple[list[dict[str, Any]], int, int]:
+    """(the complete search records whose fields are as study.search writes them, how many searches failed,
+    how many records were left out with a warning naming the file and the field)."""
+    complete, failed, odd = [], 0, 0
+    for path, rec in iter_searches(study_dir):
+        wrong = search_fields.problem(rec)
+        if wrong:
+            log.warning("%s: %s; left out of the analysis", path, wrong)
+            odd += 1
+        elif rec["status"] == "complete":
+            complete.append(rec)
+        else:
+            failed += 1
+    return complete, failed, odd
+
+
+def searches_table(study_dir: Path, records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                            dict[tuple, Any]]:
     """(one row per complete search, one row per search epoch, final alpha per search) of a study."""
     rows, epochs, alphas = [], [], {}
     trained = trained_accuracy(study_dir)
-    for _, rec in iter_searches(study_dir):
-        if rec.get("status") != "complete":
-            continue
+    for rec in records:
         key = {**{k: rec[k] for k in KEYS if k != "setting"}, "setting": setting(rec)}
         truth = rec.get("truth") or {}
         row = {**key, "seed": rec["seed"], "epochs": rec["epochs"],
@@ -81,7 +101,8 @@ def trained_accuracy(study_dir: Path) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], list[float]] = {}
     for folder in sorted((Path(study_dir) / "found").glob("*")):
         for _, rec in iter_records(folder):
-            if rec.get("status") == "complete" and rec.get("objective") == "supervised":
+            if (rec.get("status") == "complete" and rec.get("objective") == "supervised"
+                    and isinstance(rec["cell_id"], str) and search_fields.fraction(rec.get("test_acc_best"))):
                 out.setdefault((folder.name, rec["cell_id"]), []).append(rec["test_acc_best"])
     return {k: float(np.mean(v)) for k, v in out.items()}
 
@@ -161,7 +182,7 @@ def _pm(row: pd.Series, column: str = "nb201-cifar10") -> str:
     return f"{100 * row[column]:.2f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.2f}") + "%"
 
 
-def report(table: pd.DataFrame, failed: int) -> str:
+def report(table: pd.DataFrame, failed: int, odd: int = 0) -> str:
     """report.md: the summary table, the published rows, the random baselines, and the verdict."""
     lines = ["# Searches", "", "CIFAR-10 test accuracy after 200 epochs (NAS-Bench-201's truth) of the cell each "
              "search derived at its last epoch; mean ± sd over seeds. `random, by params` / `by truth`: the best of "
@@ -194,6 +215,9 @@ def report(table: pd.DataFrame, failed: int) -> str:
                               for _, r in table.iterrows() if not math.isnan(r["trained_supervised"])) + "."]
     if failed:
         lines += ["", f"{failed} search(es) failed; see `python -m launch.status`."]
+    if odd:
+        lines += ["", f"{odd} search record(s) left out: fields not as study.search writes them (named by "
+                  "`python -m launch.status`); run those searches again."]
     lines += ["", "![truth by epoch](truth_by_epoch.png)", "", "![alpha](alpha.png)", ""]
     return "\n".join(lines)
 
@@ -222,20 +246,20 @@ def analyse(study_dir: Path, out: Path, random_cells: str | int = "auto", trials
     """Write every table and figure of the study's searches to `out`; returns it."""
     from analysis import plots, search_plots
 
-    searches, epochs, alphas = searches_table(study_dir)
+    records, failed, odd = read_searches(study_dir)
+    searches, epochs, alphas = searches_table(study_dir, records)
     if searches.empty:
-        raise UserError(f"no finished search in {study_dir}/searches; run one first, e.g. "
+        left = f" ({odd} record(s) left out, named above)" if odd else ""
+        raise UserError(f"no finished search in {study_dir}/searches{left}; run one first, e.g. "
                         f"`python -m study.search study_dir={study_dir}`")
     nets = {}
-    for _, rec in iter_searches(study_dir):
-        if rec.get("status") == "complete":
-            nets.setdefault(rec["identity"], rec["net"])
-    failed = sum(1 for _, rec in iter_searches(study_dir) if rec.get("status") != "complete")
+    for rec in records:
+        nets.setdefault(rec["identity"], rec["net"])
     table = summary(searches, random_cells, trials, seed, nets)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("searches", searches), ("epochs", epochs), ("summary", table)):
         write_atomic(out / f"{name}.csv", frame.to_csv(index=False))
-    write_atomic(out / "report.md", report(table, failed))
+    write_atomic(out / "report.md", report(table, failed, odd))
     column = "nb201-cifar10" if epochs["nb201-cifar10"].notna().any() else "supernet_acc"
     label = "CIFAR-10 truth of the derived cell" if column != "supernet_acc" else "supernet accuracy (arch. part)"
     plots.save(search_plots.truth_by_epoch(panelled(epochs), column, label), out / "truth_by_epoch")

@@ -29,6 +29,7 @@ from study.errors import UserError
 from study.shell import command
 from study.store.cells import read_cells
 from study.store.records import RUNS_DIR, StudyError, read_record
+from study.training import search_fields
 from study.training.searches import SEARCHES_DIR
 
 
@@ -60,7 +61,7 @@ def scan(study_dir: Path, ids: list[str]) -> list[Group]:
         g = Group(folder.parent.parent.name, folder.parent.name, int(folder.name[4:]))
         for path in sorted(folder.glob("*.json")):
             rec = read_record(path)
-            if rec is None or rec["cell_id"] not in known:
+            if rec is None or not isinstance(rec["cell_id"], str) or rec["cell_id"] not in known:
                 continue
             g.config = g.config or rec.get("config")
             if rec["status"] == "complete":
@@ -160,6 +161,10 @@ def search_report(study_dir: Path) -> list[str]:
         for path in sorted(folder.glob("seed*.json")):
             rec = read_record(path)
             if rec is None:
+                continue
+            wrong = search_fields.problem(rec)
+            if wrong:  # a hand-made or edited record: named, never a traceback
+                failed.append(f"{path.name}: {wrong}; run this search again")
                 continue
             if rec["status"] == "complete":
                 truth = (rec.get("truth") or {}).get("nb201-cifar10")
