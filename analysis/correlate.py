@@ -111,7 +111,7 @@ def _out(cfg: DictConfig) -> Path | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise UserError(f"out must be a folder path, got {value!r}; e.g. out=/tmp/analysis")
-    return Path(value).expanduser()
+    return Path(settings.literal_folder(value, "out")).expanduser()
 
 
 def output_dir(req: Request) -> Path:

@@ -84,7 +84,7 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
     """Compose the config for every value on the command line, parse and check each; exit 2 on error."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import GrammarParseError, InterpolationResolutionError, OmegaConfBaseException
 
     from study.store.records import StudyError
 
@@ -122,6 +122,8 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
                      or f"{composition_error(e)} (see `python -m {module} --help`)")
             try:
                 check(parse(cfg))
+            except (InterpolationResolutionError, GrammarParseError) as e:  # an app reading its config directly
+                fail(settings.interpolation_problem(e))
             except StudyError as e:
                 if not printing:  # `--cfg job` only prints the config: it needs no sample yet
                     fail(str(e))
