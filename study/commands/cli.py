@@ -112,8 +112,11 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
     for k, o in enumerate(overrides):
         if o.is_sweep_override():
             variants += [base[:k] + [f"{o.get_key_element()}={v}"] + base[k + 1:] for v in _sweep_values(o)[1:]]
+    if line.set_aside:  # a dry run's dropped launcher settings, composed as the real run would compose them
+        variants.append([o for o in base if not o.startswith("hydra/launcher=")]
+                        + [o.input_line for o in line.set_aside])
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        _check_hydra_groups(overrides)
+        _check_hydra_groups([*overrides, *line.set_aside])
         for overrides_now in variants:
             try:
                 cfg = compose(config_name, overrides=overrides_now)
