@@ -27,7 +27,7 @@ from study.commands.argv import CommandLine
 from study.commands.cli import CONF_DIR, fail
 from study.errors import UserError
 from study.shell import command
-from study.store.cells import read_cells
+from study.store.cells import read_cells, read_info
 from study.store.records import RUNS_DIR, StudyError, read_record
 from study.training import search_fields
 from study.training.searches import SEARCHES_DIR
@@ -79,6 +79,7 @@ def scan(study_dir: Path, ids: list[str]) -> list[Group]:
 
 def report(study_dir: Path) -> str:
     """The progress report of a study, as printed by `python -m launch.status`."""
+    read_info(study_dir)  # a damaged study.json stops every command (docs/outputs.md): StudyError naming the fix
     searches = search_report(study_dir)
     try:
         runs = run_report(study_dir)

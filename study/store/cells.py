@@ -20,7 +20,7 @@ def read_info(study_dir: Path) -> dict[str, Any]:
     path = Path(study_dir) / STUDY_FILE
     try:
         info = json.loads(path.read_bytes())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no study.json, or study_dir a file (read_cells says so)
         return {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         problem = e.strerror if isinstance(e, OSError) else "not JSON text"
