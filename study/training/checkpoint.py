@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -105,7 +106,10 @@ class Checkpointer:
                 return None
             model.load_state_dict(saved["model"])
         except Exception as e:  # unreadable or from an incompatible model: training from scratch is safe
-            log.warning("ignoring unreadable checkpoint %s (%s: %s)", self.path, type(e).__name__, e)
+            # Our words, one line: torch's refusal advises weights_only=False, which would run the file's code.
+            why = ("it holds objects a weights-only load refuses" if isinstance(e, pickle.UnpicklingError)
+                   else f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+            log.warning("ignoring unreadable checkpoint %s (%s); this run starts from scratch", self.path, why)
             return None
         h = saved["history"]
         history = History(list(h["train_loss"]), list(h["test_acc"]), list(h["epoch_s"]), list(h.get("test_loss", [])),
