@@ -104,7 +104,7 @@ def _problem(cell: Any, first: dict[str, int]) -> str | None:
         return "a cell needs 'id' and 'arch'"
     for key in ("id", "arch"):
         if not isinstance(cell[key], str) or not cell[key]:
-            return f"the cell's {key!r} must be a string, got {cell[key]!r}"
+            return f"the cell's {key!r} must be a string, got {repr(cell[key])[:60]}"
     if cell["id"] in first:
         return f"cell {cell['id']} repeats line {first[cell['id']]} (delete one of the two)"
     return None
