@@ -58,7 +58,7 @@ def test_odd_accuracies_are_dropped_named_and_counted(tmp_path, caplog):
 
 def test_the_values_of_good_records_are_what_the_analysis_uses(tmp_path):
     study = odd_study(tmp_path)
-    _, runs, table = analyse(request(study))
+    _, _, table = analyse(request(study))
     kept = table[table["in_analysis"]]
     assert list(kept.index) == [f"c{i:02d}" for i in range(10)]
     assert kept["rotation"].tolist() == pytest.approx([0.5 + 0.01 * i for i in range(10)])

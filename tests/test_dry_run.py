@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from study.commands.argv import expand
-from study.commands.argv import CommandLine
+from study.commands.argv import CommandLine, expand
 from tests.test_bad_input import assert_refused
-
-
-@pytest.fixture
-def sampled(cli, tmp_path):
-    study = tmp_path / "s"
-    assert cli("study.sample", "n=3", f"study_dir={study}").returncode == 0
-    return study
+from tests.test_cli import sampled  # noqa: F401  (fixture: a sampled study)
 
 
 @pytest.mark.parametrize("launcher, words", [
@@ -23,12 +16,12 @@ def sampled(cli, tmp_path):
     (["hydra/launcher=slurm", "hydra.launcher.timeout_min=soon"], ["hydra.launcher.timeout_min", "soon"]),
     (["hydra/launcher=nosuch"], ["nosuch"]),
 ])
-def test_a_dry_run_refuses_what_the_real_run_refuses(inline, sampled, launcher, words):
+def test_a_dry_run_refuses_what_the_real_run_refuses(inline, sampled, launcher, words):  # noqa: F811
     for dry in ([], ["dry_run=true"]):
         assert_refused(inline("study.train", "-m", *launcher, *dry, "budget=tiny", f"study_dir={sampled}"), words)
 
 
-def test_a_dry_run_with_good_launcher_settings_goes_on(inline, sampled):
+def test_a_dry_run_with_good_launcher_settings_goes_on(inline, sampled):  # noqa: F811
     with pytest.raises(AssertionError, match="Hydra started"):  # the tripwire: every check passed
         inline("study.train", "-m", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "dry_run=true",
                "budget=tiny", f"study_dir={sampled}")

@@ -47,5 +47,5 @@ def test_two_sample_commands_at_once_never_both_write(tmp_path):
     assert sorted(code for code, _ in results) == [0, 2], results  # never both: one wrote, one was refused
     (err,) = [e for c, e in results if c == 2]
     assert len(err.strip().splitlines()) == 1 and "different sample" in err, err
-    winner = [s for s, (c, _) in enumerate(results) if c == 0][0]
+    winner = next(s for s, (c, _) in enumerate(results) if c == 0)
     assert _seed(study) == winner

@@ -11,7 +11,7 @@ DAMAGE = {**DAMAGED_STUDY_JSON, "random bytes": bytes(range(256)) * 4, "[1]": b"
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 @pytest.mark.parametrize("module, args", [("study.train", ["budget=tiny"]), ("launch.status", [])])
-def test_a_damaged_study_json_stops_the_command(invoke, tmp_path, damage, module, args):
+def test_a_damaged_study_json_stops_the_command(invoke, tmp_path, damage, module, args):  # noqa: F811
     study = tmp_path / "s"
     _sample_in_process(study, "n=2")
     (study / "study.json").write_bytes(DAMAGE[damage])

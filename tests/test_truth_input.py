@@ -13,7 +13,7 @@ from analysis import unnas
 from analysis.truth import TruthError
 from study.spaces.nb101.cell import NB101Cell
 from tests.test_nb101_truth import CHAIN
-from tests.unnas_fixtures import crc32c_bitwise, nasbench_row, tfrecord, write_summaries, _mask
+from tests.unnas_fixtures import _mask, crc32c_bitwise, nasbench_row, tfrecord, write_summaries
 
 
 def _refused(call, *words: str) -> str:

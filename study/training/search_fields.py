@@ -8,7 +8,8 @@ edited record with a string where a number belongs must be named and left out by
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Check = Callable[[Any], bool]
 
