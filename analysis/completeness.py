@@ -8,6 +8,8 @@ one complete seed suffices. Otherwise it is failed when one of its runs failed, 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -62,6 +64,13 @@ def dropped_cells(status: pd.DataFrame, extra: dict[str, str] | None = None,
         if bad:
             rows.append({"cell_id": cid, "reason": "; ".join(bad)})
     return pd.DataFrame(rows, columns=["cell_id", "reason"])
+
+
+def refusal_reasons(scoped: pd.DataFrame, column: Callable[[str], str] = str) -> dict[tuple[str, str], str]:
+    """(cell id, column(objective)) -> why a complete record of it was counted failed (its value was refused)."""
+    refused = scoped[scoped["refused"].notna()] if "refused" in scoped.columns else scoped.iloc[:0]
+    return {(r.cell_id, column(r.objective)): f"{r.objective} failed: {r.refused} ({Path(r.path).name})"
+            for r in refused.itertuples()}
 
 
 def _complete_seeds(scoped: pd.DataFrame, cell_ids: list[str]) -> dict[str, pd.Series]:

@@ -30,7 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from analysis import caveats, combine, metrics, report, sources, summaries, tables, truth as truths
 from analysis.baselines import trained_baselines
-from analysis.completeness import cell_status, dropped_cells, seed_notes, seed_reasons, summarize
+from analysis.completeness import (cell_status, dropped_cells, refusal_reasons, seed_notes, seed_reasons,
+                                   summarize)
 from analysis.load import cell_table, load_runs
 from analysis.selection import random_ranking
 from analysis.studies import (StudyData, StudySpec, budget_settings, chance_of, load_study, parse_compare, seed_table,
@@ -111,7 +112,7 @@ def _out(cfg: DictConfig) -> Path | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise UserError(f"out must be a folder path, got {value!r}; e.g. out=/tmp/analysis")
-    return Path(value).expanduser()
+    return Path(settings.literal_folder(value, "out")).expanduser()
 
 
 def output_dir(req: Request) -> Path:
@@ -238,6 +239,7 @@ def analyse(req: Request) -> tuple[report.Results, pd.DataFrame, pd.DataFrame]:
         chosen.update({s.spec.column(o): m for o, m in resolved.items() if o != metrics.DEFAULT})
         chosen.setdefault(metrics.DEFAULT, resolved[metrics.DEFAULT])
         st = cell_status(s.scoped, ids, req.require_all_seeds, known=list(s.cells.index))
+        why.update(refusal_reasons(s.scoped, s.spec.column))  # a refused value: say which and where
         if req.require_all_seeds:  # name the seed a dropped cell lacks, not a bare "missing"
             why.update({(c, s.spec.column(o)): r for (c, o), r in seed_reasons(s.scoped, ids).items()})
             seed_gaps += seed_notes(s.scoped, ids, "" if s.spec.primary else f"{s.spec.label}/")

@@ -30,6 +30,8 @@ import base64
 import gzip
 import json
 import logging
+import math
+import os
 import struct
 import sys
 from collections import defaultdict
@@ -39,7 +41,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from analysis.truth import Truth, TruthError
+from analysis.truth import Truth, TruthError, numeric_measures
 from study.spaces.base import SpaceError
 from study.spaces.nb101.cell import NB101Cell
 
@@ -116,6 +118,7 @@ def records(path: Path, verify: bool = True) -> Iterator[bytes]:
     crcs: list[int] = []
     count = 0
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         while True:
             head = f.read(12)
             if not head:
@@ -125,6 +128,9 @@ def records(path: Path, verify: bool = True) -> Iterator[bytes]:
             (length,), (length_crc,) = struct.unpack("<Q", head[:8]), struct.unpack("<I", head[8:])
             if verify and _masked_crc_of_length(head[:8]) != length_crc:
                 raise _damaged(path, count, "length")
+            if length + 4 > size - f.tell():  # a length beyond the file is not read (it may ask for exabytes)
+                raise TruthError(f"{path}: record {count} is cut short (its length field says {length} bytes, "
+                                 f"{max(0, size - f.tell() - 4)} remain); the file is truncated or damaged")
             body = f.read(length + 4)
             if len(body) < length + 4:
                 raise TruthError(f"{path}: record {count} is cut short ({len(body)} of {length + 4} bytes); "
@@ -146,6 +152,8 @@ def records(path: Path, verify: bool = True) -> Iterator[bytes]:
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("a protobuf varint runs past the end of its message")
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -155,7 +163,10 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def fields(buf: bytes) -> dict[int, list[Any]]:
-    """A protobuf message's fields by number: ints (varint), floats (fixed64 as double) or bytes (length)."""
+    """A protobuf message's fields by number: ints (varint), floats (fixed64 as double) or bytes (length).
+
+    ValueError for a message cut short or of a wire type protobuf does not have.
+    """
     out: dict[int, list[Any]] = defaultdict(list)
     pos = 0
     while pos < len(buf):
@@ -163,27 +174,63 @@ def fields(buf: bytes) -> dict[int, list[Any]]:
         number, wire = tag >> 3, tag & 7
         if wire == 0:
             value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = struct.unpack_from("<d", buf, pos)[0], pos + 8
+        elif wire in (1, 5):
+            fmt = "<d" if wire == 1 else "<f"
+            if pos + struct.calcsize(fmt) > len(buf):
+                raise ValueError(f"field {number} is cut short")
+            value, pos = struct.unpack_from(fmt, buf, pos)[0], pos + struct.calcsize(fmt)
         elif wire == 2:
             size, pos = _varint(buf, pos)
+            if pos + size > len(buf):
+                raise ValueError(f"field {number} is longer than its message")
             value, pos = buf[pos: pos + size], pos + size
-        elif wire == 5:
-            value, pos = struct.unpack_from("<f", buf, pos)[0], pos + 4
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
         out[number].append(value)
     return out
 
 
+def _accuracy(evaluation: dict[int, list[Any]], number: int, name: str) -> float:
+    values = evaluation.get(number, [])
+    if not values or not isinstance(values[0], float) or not 0.0 <= values[0] <= 1.0:  # NaN fails the range too
+        raise ValueError(f"{name} {values[0] if values else 'missing'!r} is not a fraction from 0 to 1")
+    return values[0]
+
+
 def final_accuracies(metrics: bytes) -> tuple[float, float, int]:
     """(validation, test) accuracy at the last checkpoint of a ModelMetrics, and its parameter count."""
     message = fields(metrics)
-    evaluations = [fields(e) for e in message[1]]
-    if not evaluations:
-        raise ValueError("no evaluation_data")
-    last = max(evaluations, key=lambda e: e.get(1, [0.0])[0])  # the latest current_epoch
-    return last[4][0], last[5][0], int(message.get(2, [0])[0])
+    evaluations = [fields(e) for e in message[1] if isinstance(e, bytes)]
+    if not evaluations or len(evaluations) != len(message[1]):
+        raise ValueError("no evaluation_data" if not evaluations else "evaluation_data that is not a message")
+    epochs = [e.get(1, [0.0])[0] for e in evaluations]
+    if not all(isinstance(x, float) and math.isfinite(x) for x in epochs):
+        raise ValueError("a current_epoch that is not a number")
+    last = evaluations[epochs.index(max(epochs))]  # the latest current_epoch
+    params = message.get(2, [0])[0]
+    if not isinstance(params, int):
+        raise ValueError(f"a parameter count {params!r} that is not an integer")
+    return _accuracy(last, 4, "validation_accuracy"), _accuracy(last, 5, "test_accuracy"), params
+
+
+def _row(payload: bytes, epochs: int) -> tuple[str, str, str, float, float, int] | None:
+    """(hash, adjacency, ops, validation, test, params) of one payload; None for a run at other epochs."""
+    row = json.loads(payload.decode("utf-8"))
+    if not isinstance(row, list) or len(row) != 5:
+        raise ValueError("not a JSON list of 5 fields")
+    module_hash, run_epochs, adjacency, ops, metrics = row
+    if isinstance(run_epochs, bool) or not isinstance(run_epochs, int):
+        raise ValueError(f"epochs {run_epochs!r} is not an integer")
+    if run_epochs != epochs:
+        return None
+    for name, value in (("module hash", module_hash), ("adjacency", adjacency), ("ops", ops), ("metrics", metrics)):
+        if not isinstance(value, str):
+            raise ValueError(f"its {name} is a {type(value).__name__}, not a string")
+    n = int(round(len(adjacency) ** 0.5))
+    if n * n != len(adjacency) or set(adjacency) - {"0", "1"}:
+        raise ValueError(f"adjacency {adjacency[:60]!r} is not a square 0/1 matrix")
+    valid, test, n_params = final_accuracies(base64.b64decode(metrics, validate=True))
+    return module_hash, adjacency, ops, valid, test, n_params
 
 
 def convert(path: str | Path, epochs: int = 108, verify: bool = True) -> pd.DataFrame:
@@ -197,12 +244,14 @@ def convert(path: str | Path, epochs: int = 108, verify: bool = True) -> pd.Data
     checked = 0
     for k, payload in enumerate(records(path, verify)):
         try:
-            module_hash, run_epochs, adjacency, ops, metrics = json.loads(payload.decode("utf-8"))
-            if int(run_epochs) != epochs:
-                continue
-            valid, test, n_params = final_accuracies(base64.b64decode(metrics))
-        except (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError) as e:
-            raise TruthError(f"{path}: record {k} is not a NAS-Bench-101 row ({type(e).__name__}: {e})") from None
+            row = _row(payload, epochs)
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSON and base64 errors are ValueErrors
+            why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise TruthError(f"{path}: record {k} is not a NAS-Bench-101 row ({why}); download "
+                             "nasbench_only108.tfrecord again") from None
+        if row is None:
+            continue
+        module_hash, adjacency, ops, valid, test, n_params = row
         if module_hash not in params and checked < _CHECKED:
             _check_hash(path, module_hash, adjacency, ops)
             checked += 1
@@ -220,7 +269,7 @@ def convert(path: str | Path, epochs: int = 108, verify: bool = True) -> pd.Data
 
 def _check_hash(path: Path, module_hash: str, adjacency: str, ops: str) -> None:
     """Refuse a file whose hashes this project's canonical key does not reproduce (joins would fail)."""
-    n = int(round(len(adjacency) ** 0.5))
+    n = int(round(len(adjacency) ** 0.5))  # a square 0/1 string, checked by _row
     try:
         cell = NB101Cell.from_lists([[int(c) for c in adjacency[i * n:(i + 1) * n]] for i in range(n)], ops.split(","))
     except SpaceError as e:
@@ -242,6 +291,8 @@ def read(path: str | Path, space: str | None = None) -> Truth:
         if KEY not in table.columns or not set(MEASURES) <= set(table.columns):
             raise TruthError(f"{path} is not a converted NAS-Bench-101 truth (needs {KEY}, {', '.join(MEASURES)}); "
                              "convert the data file with python -m analysis.nb101_truth IN.tfrecord OUT.csv.gz")
+        numeric_measures(table, list(MEASURES), KEY, f"NAS-Bench-101 truth {str(path)!r}", "convert the data "
+                         "file again with python -m analysis.nb101_truth IN.tfrecord OUT.csv.gz")
     else:
         log.info("converting %s (a few minutes for the full file; convert it once with "
                  "python -m analysis.nb101_truth)", path)

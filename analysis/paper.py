@@ -70,6 +70,7 @@ def parse(cfg: DictConfig) -> Request:
     out = OmegaConf.select(cfg, "out", default=None)
     if not isinstance(out, str) or not out.strip():
         raise UserError(f"out must be a folder path, got {out!r}; e.g. out=studies/unnas-darts")
+    settings.literal_folder(out, "out")
     return Request(settings.space_name(cfg), truth, str(cfg.reference), columns, Path(out).expanduser(),
                    bootstrap=settings.positive_int(cfg, "bootstrap", "bootstrap"),
                    permutations=settings.positive_int(cfg, "permutations", "permutations"),

@@ -25,6 +25,7 @@ if __name__ == "__main__":  # before the imports below: Ctrl-C while they load i
 
     start("analysis.search", "every file of the analysis is whole (written atomically)")
 
+import logging
 import math
 import sys
 from pathlib import Path
@@ -35,34 +36,50 @@ import pandas as pd
 
 from study.errors import UserError
 from study.store.records import iter_records, write_atomic
+from study.training import search_fields
 from study.training.searches import iter_searches
-from study.spaces import NetShape, get_space
-from study.spaces.nb201.truth import all_truths
+from study.spaces import SPACES, NetShape, benchmark_of, get_space
+from study.spaces.benchmark import Benchmark
 from analysis import plots, search_plots
 from study.commands.cli import CONF_DIR, fail
 
-TRUTH = ["nb201-cifar10", "nb201-cifar100", "nb201-imagenet16-120"]
+log = logging.getLogger("analysis.search")
+
+# Each space's benchmark, asked of the space: its truth columns are the searches' truth columns.
+BENCHMARKS: dict[str, Benchmark] = {n: b for n in SPACES.names() if (b := benchmark_of(n)) is not None}
+TRUTH = list(dict.fromkeys(c for b in BENCHMARKS.values() for c in b.columns.values()))
 # A search's setting: its budget, epochs and warm-up; searches are grouped by their identity (every setting).
 KEYS = ["space", "dataset", "setting", "method", "objective", "identity"]
 
 
 def setting(rec: dict[str, Any]) -> str:
     """`cpu, 80 ep` (and `, warm-up 20`): how long and how a search ran, for tables and figure panels."""
-    warmup = ((rec.get("config") or {}).get("search_budget") or {}).get("warmup_epochs") or 0
+    budget = (rec.get("config") or {}).get("search_budget")
+    warmup = budget.get("warmup_epochs") if isinstance(budget, dict) else 0
     return f"{rec['budget']}, {rec['epochs']} ep" + (f", warm-up {warmup}" if warmup else "")
-# NAS-Bench-201 paper (Dong & Yang, ICLR 2020), table 5, CIFAR-10 test accuracy of the cell each search found.
-PUBLISHED = [("DARTS-V1 (supervised, 50 epochs)", 54.30, 0.00), ("GDAS (supervised, 250 epochs)", 93.51, 0.13),
-             ("RSPS (random sampling + parameter sharing)", 87.66, 1.69),
-             ("a random cell (mean of all 15,625)", 87.06, None), ("the optimum", 94.37, None)]
+
+def read_searches(study_dir: Path) -> tuple[list[dict[str, Any]], int, int]:
+    """(the complete search records whose fields are as study.search writes them, how many searches failed,
+    how many records were left out with a warning naming the file and the field)."""
+    complete, failed, odd = [], 0, 0
+    for path, rec in iter_searches(study_dir):
+        wrong = search_fields.problem(rec)
+        if wrong:
+            log.warning("%s: %s; left out of the analysis", path, wrong)
+            odd += 1
+        elif rec["status"] == "complete":
+            complete.append(rec)
+        else:
+            failed += 1
+    return complete, failed, odd
 
 
-def searches_table(study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, Any]]:
+def searches_table(study_dir: Path, records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                            dict[tuple, Any]]:
     """(one row per complete search, one row per search epoch, final alpha per search) of a study."""
     rows, epochs, alphas = [], [], {}
     trained = trained_accuracy(study_dir)
-    for _, rec in iter_searches(study_dir):
-        if rec.get("status") != "complete":
-            continue
+    for rec in records:
         key = {**{k: rec[k] for k in KEYS if k != "setting"}, "setting": setting(rec)}
         truth = rec.get("truth") or {}
         row = {**key, "seed": rec["seed"], "epochs": rec["epochs"],
@@ -85,17 +102,19 @@ def trained_accuracy(study_dir: Path) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], list[float]] = {}
     for folder in sorted((Path(study_dir) / "found").glob("*")):
         for _, rec in iter_records(folder):
-            if rec.get("status") == "complete" and rec.get("objective") == "supervised":
+            if (rec.get("status") == "complete" and rec.get("objective") == "supervised"
+                    and isinstance(rec["cell_id"], str) and search_fields.fraction(rec.get("test_acc_best"))):
                 out.setdefault((folder.name, rec["cell_id"]), []).append(rec["test_acc_best"])
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
 def random_baseline(space: str, net: dict[str, int], m: int, trials: int, seed: int) -> dict[str, float]:
-    """Expected truth of the best of m uniformly drawn NAS-Bench-201 cells, by parameter count and by truth."""
-
-    table = all_truths()
+    """Expected truth (the benchmark's main column) of the best of m uniformly drawn cells of a space with a
+    benchmark, by parameter count and by truth."""
+    bench = BENCHMARKS[space]
+    table = bench.all_truths()
     archs = sorted(table)
-    acc = np.array([table[a]["nb201-cifar10"] for a in archs])
+    acc = np.array([table[a][bench.main] for a in archs])
     sp = get_space(space)
     params = np.array([sp.complexity(sp.parse(a), NetShape(**net))[0] for a in archs], dtype=float)
     rng = np.random.default_rng(seed)
@@ -125,22 +144,24 @@ def summary(searches: pd.DataFrame, random_cells: str | int, trials: int, seed: 
         per_cell = part["cell_epoch_cpu_s"] * part["epochs"]
         m = int(random_cells) if random_cells != "auto" else max(1, int(round(float((part["cpu_s"] / per_cell).mean()))))
         row["random_m"] = m
-        if row["space"] == "nb201":
+        if row["space"] in BENCHMARKS:
             row.update(random_baseline(row["space"], nets[row["identity"]], m, trials, seed))
         out.append(row)
     return pd.DataFrame(out)
 
 
 def verdict(table: pd.DataFrame) -> list[str]:
-    """Per method: did the label-free searches find cells as good as the supervised one (by CIFAR-10 truth)?
+    """Per method: did the label-free searches find cells as good as the supervised one (by the main truth)?
 
     "As good" means a mean within the larger of the two seed standard deviations (or 0.1 points with one
     seed) of the supervised search's mean, or above it."""
     lines = []
     for (space, dataset, where, method), part in table.groupby(["space", "dataset", "setting", "method"]):
         part = part.set_index("objective")
-        if "supervised" not in part.index or part["nb201-cifar10"].isna().all():
+        bench = BENCHMARKS.get(space)
+        if bench is None or "supervised" not in part.index or part[bench.main].isna().all():
             continue
+        main = bench.main
         sup = part.loc["supervised"]
         others = [o for o in part.index if o != "supervised"]
         if not others:
@@ -148,43 +169,49 @@ def verdict(table: pd.DataFrame) -> list[str]:
         said = []
         for o in others:
             row = part.loc[o]
-            slack = max(np.nan_to_num(sup["nb201-cifar10_sd"]), np.nan_to_num(row["nb201-cifar10_sd"]), 0.001)
-            gap = 100 * (row["nb201-cifar10"] - sup["nb201-cifar10"])
-            good = row["nb201-cifar10"] >= sup["nb201-cifar10"] - slack
-            said.append(f"{o} {_pm(row)} ({'as good' if good else 'worse'}, {gap:+.2f} points)")
+            slack = max(np.nan_to_num(sup[f"{main}_sd"]), np.nan_to_num(row[f"{main}_sd"]), 0.001)
+            gap = 100 * (row[main] - sup[main])
+            good = row[main] >= sup[main] - slack
+            said.append(f"{o} {_pm(row, main)} ({'as good' if good else 'worse'}, {gap:+.2f} points)")
         lines.append(f"{method} on {space} ({dataset}, {where}): the supervised search found "
-                     f"{_pm(sup)} CIFAR-10 accuracy after 200 epochs (NAS-Bench-201 truth, mean ± sd over "
+                     f"{_pm(sup, main)} {bench.label(main)} accuracy ({bench.name}, mean ± sd over "
                      f"{int(sup['seeds'])} seed(s)); the label-free searches: " + "; ".join(said) + ".")
     return lines
 
 
-def _pm(row: pd.Series, column: str = "nb201-cifar10") -> str:
+def _pm(row: pd.Series, column: str) -> str:
     sd = row[f"{column}_sd"]
     return f"{100 * row[column]:.2f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.2f}") + "%"
 
 
-def report(table: pd.DataFrame, failed: int) -> str:
+def report(table: pd.DataFrame, failed: int, odd: int = 0) -> str:
     """report.md: the summary table, the published rows, the random baselines, and the verdict."""
-    lines = ["# Searches", "", "CIFAR-10 test accuracy after 200 epochs (NAS-Bench-201's truth) of the cell each "
-             "search derived at its last epoch; mean ± sd over seeds. `random, by params` / `by truth`: the best of "
+    names = "; ".join(b.name for b in BENCHMARKS.values())
+    labels = [next(b.label(c) for b in BENCHMARKS.values() if c in b.columns.values()) for c in TRUTH]
+    lines = ["# Searches", "", f"The truth of the cell each search derived at its last epoch, where its space has a "
+             f"benchmark ({names}); mean ± sd over seeds. `random, by params` / `by truth`: the best of "
              "as many uniformly drawn cells as the search cost (m, in trainings of one cell for the search's "
              "epochs), picked by parameter count or by the truth itself.", "",
-             "| space | data | setting | method | objective | seeds | CPU s | cells | CIFAR-10 | CIFAR-100 "
-             "| ImageNet16-120 | supernet acc | m | random, by params | random, by truth |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| space | data | setting | method | objective | seeds | CPU s | cells | " + " | ".join(labels)
+             + " | supernet acc | m | random, by params | random, by truth |",
+             "|" + "---|" * (12 + len(TRUTH))]
     for _, r in table.iterrows():
-        nb = not math.isnan(r["nb201-cifar10"])
-        cols = [_pm(r, c) if nb else "—" for c in TRUTH]
+        cols = [_pm(r, c) if not math.isnan(r[c]) else "—" for c in TRUTH]
         rand = ([f"{100 * r['random_best_by_params']:.2f}%", f"{100 * r['random_best_by_truth']:.2f}%"]
                 if "random_best_by_truth" in r and not math.isnan(r.get("random_best_by_truth", math.nan)) else ["—", "—"])
         lines.append(f"| {r['space']} | {r['dataset']} | {r['setting']} | {r['method']} | {r['objective']} | "
                      f"{int(r['seeds'])} | {r['cpu_s']:.0f} | {int(r['cells'])} | "
                      + " | ".join(cols) + f" | {_pm(r, 'supernet_acc')} | {int(r['random_m'])} | " + " | ".join(rand) + " |")
-    has_truth = table["nb201-cifar10"].notna().any()
-    if has_truth:  # the published rows are NAS-Bench-201's: beside other spaces' searches they compare nothing
-        lines += ["", "Published (NAS-Bench-201 paper: searches on a GPU at C=16, N=5, 32 px, 25k / 25k CIFAR-10 "
-                  "images; CIFAR-10 truth of the cell found):", "", "| search | CIFAR-10 |", "|---|---|"]
-        lines += [f"| {name} | {acc:.2f}%{'' if sd is None else f' ± {sd:.2f}'} |" for name, acc, sd in PUBLISHED]
+    has_truth = False
+    for space, bench in BENCHMARKS.items():  # a benchmark's published rows, beside its own space's searches only
+        if not table[(table["space"] == space)][bench.main].notna().any():
+            continue
+        has_truth = True
+        if bench.published:
+            lines += ["", f"Published ({bench.published_setting}; {bench.label(bench.main)} truth of the cell found):",
+                      "", f"| search | {bench.label(bench.main)} |", "|---|---|"]
+            lines += [f"| {p.search} | {p.accuracy:.2f}%{'' if p.sd is None else f' ± {p.sd:.2f}'} |"
+                      for p in bench.published]
     said = verdict(table)
     missing = ("No method has both a supervised and a label-free search with a truth yet." if has_truth else
                "These searches' space has no built-in truth: the found cells trained with labels (below, once "
@@ -196,6 +223,9 @@ def report(table: pd.DataFrame, failed: int) -> str:
                               for _, r in table.iterrows() if not math.isnan(r["trained_supervised"])) + "."]
     if failed:
         lines += ["", f"{failed} search(es) failed; see `python -m launch.status`."]
+    if odd:
+        lines += ["", f"{odd} search record(s) left out: fields not as study.search writes them (named by "
+                  "`python -m launch.status`); run those searches again."]
     lines += ["", "![truth by epoch](truth_by_epoch.png)", "", "![alpha](alpha.png)", ""]
     return "\n".join(lines)
 
@@ -223,22 +253,23 @@ def alpha_panels(alphas: dict[tuple, Any]) -> list[tuple[str, np.ndarray, list[s
 def analyse(study_dir: Path, out: Path, random_cells: str | int = "auto", trials: int = 20000, seed: int = 0) -> Path:
     """Write every table and figure of the study's searches to `out`; returns it."""
 
-    searches, epochs, alphas = searches_table(study_dir)
+    records, failed, odd = read_searches(study_dir)
+    searches, epochs, alphas = searches_table(study_dir, records)
     if searches.empty:
-        raise UserError(f"no finished search in {study_dir}/searches; run one first, e.g. "
+        left = f" ({odd} record(s) left out, named above)" if odd else ""
+        raise UserError(f"no finished search in {study_dir}/searches{left}; run one first, e.g. "
                         f"`python -m study.search study_dir={study_dir}`")
     nets = {}
-    for _, rec in iter_searches(study_dir):
-        if rec.get("status") == "complete":
-            nets.setdefault(rec["identity"], rec["net"])
-    failed = sum(1 for _, rec in iter_searches(study_dir) if rec.get("status") != "complete")
+    for rec in records:
+        nets.setdefault(rec["identity"], rec["net"])
     table = summary(searches, random_cells, trials, seed, nets)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("searches", searches), ("epochs", epochs), ("summary", table)):
         write_atomic(out / f"{name}.csv", frame.to_csv(index=False))
-    write_atomic(out / "report.md", report(table, failed))
-    column = "nb201-cifar10" if epochs["nb201-cifar10"].notna().any() else "supernet_acc"
-    label = "CIFAR-10 truth of the derived cell" if column != "supernet_acc" else "supernet accuracy (arch. part)"
+    write_atomic(out / "report.md", report(table, failed, odd))
+    judged = [b for s, b in BENCHMARKS.items() if epochs[epochs["space"] == s][b.main].notna().any()]
+    column = judged[0].main if judged else "supernet_acc"
+    label = f"{judged[0].label(column)} truth of the derived cell" if judged else "supernet accuracy (arch. part)"
     plots.save(search_plots.truth_by_epoch(panelled(epochs), column, label), out / "truth_by_epoch")
     panels = alpha_panels(alphas)
     plots.save(search_plots.alpha_heatmaps(panels), out / "alpha")

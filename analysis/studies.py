@@ -221,6 +221,7 @@ def summarise_runs(study: StudyData, chosen: dict[str, str]) -> dict[str, str]:
         names = scoped.loc[bad, "objective"].map(lambda o: metrics.for_objective(chosen, o))
         scoped.loc[bad, "reason"] = [f"complete record without a finite {m} value ({p})"
                                      for m, p in zip(names, scoped.loc[bad, "path"])]
+        scoped.loc[bad, "refused"] = [f"complete record without a finite {m} value" for m in names]
         scoped.loc[bad, "status"] = "failed"
         log.warning("%d complete record(s) of %s have no finite value for the chosen summary; counted as failed: "
                     "%s", int(bad.sum()), study.spec.label, "; ".join(scoped.loc[bad, "reason"].head(3)))

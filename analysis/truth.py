@@ -90,16 +90,28 @@ def read_truth_csv(path: str | Path) -> Truth:
         raise TruthError(f"truth file {str(path)!r} has no `arch` column (columns: {', '.join(map(str, table.columns))}); "
                          f"{fix}")
     measures = [c for c in table.columns if c not in KEY_COLUMNS]  # other keys are labels, not measures
-    bad = [c for c in measures if not pd.api.types.is_numeric_dtype(table[c])]
-    if not measures or bad:
-        what = f"non-numeric column(s) {', '.join(map(str, bad))}" if bad else "no measure column"
-        raise TruthError(f"truth file {str(path)!r} has {what}; {fix}")
+    if not measures:
+        raise TruthError(f"truth file {str(path)!r} has no measure column; {fix}")
+    numeric_measures(table, measures, key, f"truth file {str(path)!r}", fix)
     table[key] = table[key].astype(str).str.strip()
     dup = table[key][table[key].duplicated()]
     if len(dup):
         raise TruthError(f"truth file {str(path)!r} lists architecture {dup.iloc[0]!r} more than once; "
                          "keep one row per architecture (average repeated runs first)")
     return Truth(str(path), table.set_index(key)[measures].astype(float), key=key)
+
+
+def numeric_measures(table: pd.DataFrame, measures: list[str], key: str, source: str, fix: str) -> None:
+    """TruthError naming the first row of `table` whose value in one of `measures` is not a finite number."""
+    for column in measures:
+        values = table[column]
+        numbers = (pd.Series(float("nan"), index=values.index) if pd.api.types.is_bool_dtype(values)
+                   else pd.to_numeric(values, errors="coerce").astype(float))
+        wrong = values.notna() & ~numbers.abs().lt(float("inf"))  # text, true/false, inf; an empty cell is NaN
+        if wrong.any():
+            i = wrong.to_numpy().nonzero()[0][0]
+            raise TruthError(f"{source} has non-numeric column(s) {column}: {str(values.iloc[i])[:40]!r} (not a "
+                             f"finite number) in the row of {str(table[key].iloc[i])[:60]!r}; {fix}")
 
 
 def for_study(space: str | None, path: str | None) -> Truth | None:

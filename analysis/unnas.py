@@ -70,9 +70,15 @@ def _children(folder: Any) -> list[Any]:
     return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.name) if folder.is_dir() else []
 
 
-def scalar(value: Any) -> float:
-    """A summary's metric: the last entry of a list, or the value itself."""
-    return float(value[-1] if isinstance(value, list) else value)
+def top1_error(value: Any) -> float:
+    """A summary's `min_test_top1`: the last entry of a list, or the value itself; a percentage from 0 to 100.
+
+    ValueError for anything else (a string, true, inf, -500, 10**400): the paper's numbers are never those.
+    """
+    last = value[-1] if isinstance(value, list) and value else value
+    if isinstance(last, bool) or not isinstance(last, (int, float)) or not 0 <= last <= 100:  # NaN fails too
+        raise ValueError(f"min_test_top1 {str(value)[:40]} is not an error percentage from 0 to 100")
+    return float(last)
 
 
 @functools.lru_cache(maxsize=2)
@@ -115,18 +121,20 @@ def read_seed(file: Any, space: str) -> dict[str, list[float]]:
     """Canonical key -> accuracies (fractions) of one sweep_summary.json, one per job of the cell."""
     try:
         jobs = json.loads(file.read_text())["job_summaries"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise TruthError(f"{file} is not a sweep summary with job_summaries ({type(e).__name__}: {e}); "
-                         f"{_FIX}") from None
+        if not isinstance(jobs, list):
+            raise TypeError(f"job_summaries is a {type(jobs).__name__}, not a list")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: JSON nested deep
+        raise TruthError(f"{file} is not a sweep summary with job_summaries ({type(e).__name__}: "
+                         f"{str(e)[:120]}); {_FIX}") from None
     out: dict[str, list[float]] = {}
     unknown = []
     for k, job in enumerate(jobs):
         try:
             key = arch_key(job, space)
-            error = scalar(job["min_test_top1"])
-        except (KeyError, TypeError, ValueError, IndexError, SpaceError) as e:
-            raise TruthError(f"{file}: job {k} has no readable cell or min_test_top1 ({type(e).__name__}: {e})") \
-                from None
+            error = top1_error(job["min_test_top1"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError, SpaceError) as e:
+            raise TruthError(f"{file}: job {k} has no readable cell or min_test_top1 ({type(e).__name__}: "
+                             f"{str(e)[:160]}); {_FIX}") from None
         if key is None:
             unknown.append(job.get("job_id"))
             continue

@@ -27,8 +27,9 @@ from study.commands.argv import CommandLine
 from study.commands.cli import CONF_DIR, fail
 from study.errors import UserError
 from study.shell import command
-from study.store.cells import read_cells, space_words
+from study.store.cells import read_cells, read_info, space_words
 from study.store.records import RUNS_DIR, StudyError, complete_at, is_complete, read_record
+from study.training import search_fields
 from study.training.searches import SEARCHES_DIR, truth_note
 
 
@@ -60,7 +61,7 @@ def scan(study_dir: Path, ids: list[str]) -> list[Group]:
         g = Group(folder.parent.parent.name, folder.parent.name, int(folder.name[4:]))
         for path in sorted(folder.glob("*.json")):
             rec = read_record(path)
-            if rec is None or rec["cell_id"] not in known:
+            if rec is None or not isinstance(rec["cell_id"], str) or rec["cell_id"] not in known:
                 continue
             g.config = g.config or rec.get("config")
             if is_complete(rec):
@@ -78,6 +79,7 @@ def scan(study_dir: Path, ids: list[str]) -> list[Group]:
 
 def report(study_dir: Path) -> str:
     """The progress report of a study, as printed by `python -m launch.status`."""
+    read_info(study_dir)  # a damaged study.json stops every command (docs/outputs.md): StudyError naming the fix
     searches = search_report(study_dir)
     try:
         runs = run_report(study_dir)
@@ -161,6 +163,10 @@ def search_report(study_dir: Path) -> list[str]:
         for path in sorted(folder.glob("seed*.json")):
             rec = read_record(path)
             if rec is None:
+                continue
+            wrong = search_fields.problem(rec)
+            if wrong:  # a hand-made or edited record: named, never a traceback
+                failed.append(f"{path.name}: {wrong}; run this search again")
                 continue
             if is_complete(rec):
                 note = truth_note(rec.get("truth"), rec.get("space"))

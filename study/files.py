@@ -1,8 +1,11 @@
-"""File permissions shared by every floor that writes a study's files (records, caches, checkpoints)."""
+"""File permissions and locks shared by every floor that writes a study's files (records, caches, checkpoints)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -21,3 +24,18 @@ def file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created when missing, its folder too) for the block.
+
+    Opened read-only: a lock file another user of a shared study created with their umask still opens.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDONLY, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from study.commands import settings
 from study.commands.cli import hydra_entry
 from study.errors import UserError
+from study.files import locked
 from study.store.cells import read_info
 from study.store.records import CELLS_FILE, STUDY_FILE, StudyError, has_runs, room_to_write, write_atomic, \
     write_json_atomic
@@ -47,6 +48,7 @@ class SampleRequest:
 
 
 DEFAULT_N = 500
+SAMPLE_LOCK = ".sample.lock"  # held while a sample is checked against the folder and written
 
 
 def parse(cfg: DictConfig) -> SampleRequest:
@@ -104,6 +106,11 @@ def check(req: SampleRequest) -> None:
         raise UserError(f"study_dir {req.study_dir} is a file; point study_dir at a folder")
     # Before Hydra, whose first act is a log folder inside study_dir.
     room_to_write(req.study_dir, "study_dir", "choose a writable study_dir= (the sample and its logs go there)")
+    refuse_another(req, meta)
+
+
+def refuse_another(req: SampleRequest, meta: dict) -> None:
+    """UserError when study_dir holds a sample other than `meta` that force=true is needed to replace."""
     old = _read_meta(req.study_dir)
     cells_file = req.study_dir / CELLS_FILE
     if old == meta or req.force or not (cells_file.exists() or has_runs(req.study_dir)):
@@ -146,12 +153,28 @@ def task(req: SampleRequest) -> None:
     cells, extras, meta = chosen(req)
     rows = [_row(describe(space, c, req.shape), extra) for c, extra in zip(cells, extras)]
     text = "".join(json.dumps(r) + "\n" for r in rows)
+    # The check and the write are one step: two samples started together both passed `check` on an empty
+    # folder; under the lock, the second sees the first's sample and is refused (or finds it already there).
+    with locked(req.study_dir / SAMPLE_LOCK):
+        refuse_another(req, meta)
+        if not _write(req, meta, text):
+            return
+    params = sorted(r["params"] for r in rows)
+    how = f"from cells={req.cells}" if req.cells is not None else f"(seed {req.seed})"
+    log.info(
+        "sampled %d distinct %s cells %s into %s; params %d..%d (median %d)",
+        len(rows), req.space, how, req.study_dir / CELLS_FILE, params[0], params[-1], params[len(params) // 2],
+    )
+
+
+def _write(req: SampleRequest, meta: dict, text: str) -> bool:
+    """Write the cells file, then study.json; False (nothing written) when the folder holds this very sample."""
     path = req.study_dir / CELLS_FILE
     if _read_meta(req.study_dir) == meta and path.exists():
         # study.json alone is not trusted: the cells file may have been damaged or edited since.
         if _current(path) == text:
-            log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, len(rows))
-            return
+            log.info("%s already holds this sample (%d cells); nothing to do", req.study_dir, text.count("\n"))
+            return False
         if not req.force:
             raise UserError(f"{path} is damaged or edited: it does not hold the sample study.json describes; "
                             "add force=true to rewrite it (run records are kept and still match by cell id)")
@@ -159,12 +182,7 @@ def task(req: SampleRequest) -> None:
     # Cells first: a crash in between leaves old metadata, so the next call simply redraws.
     write_atomic(path, text)
     write_json_atomic(req.study_dir / STUDY_FILE, {"sample": meta})
-    params = sorted(r["params"] for r in rows)
-    how = f"from cells={req.cells}" if req.cells is not None else f"(seed {req.seed})"
-    log.info(
-        "sampled %d distinct %s cells %s into %s; params %d..%d (median %d)",
-        len(rows), req.space, how, req.study_dir / CELLS_FILE, params[0], params[-1], params[len(params) // 2],
-    )
+    return True
 
 
 def _row(described: dict, extra: dict) -> dict:

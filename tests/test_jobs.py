@@ -105,3 +105,21 @@ def test_a_multi_seed_search_with_two_workers_runs_every_seed_once_and_resumes_a
     again = run_cli(*args)
     assert again.returncode == 0 and "all 3 searches are complete" in again.stdout + again.stderr, again.stderr
     assert {p: p.read_bytes() for p in study.glob("searches/*/*/*/seed*.json")} == written  # never redone
+
+
+def test_a_finished_search_stays_complete_when_its_found_list_cannot_be_rebuilt(tmp_path, monkeypatch, caplog):
+    """The found-cells list is derived data: a failure rebuilding it after the record is written (a lock file
+    another user owns, a record that no longer parses) is a warning, never a failed record."""
+    from study.training import search_run
+    from study.training.jobs import load_data, run_claimed
+    from study.training.searches import plan
+
+    def broken(study_dir):
+        raise PermissionError("[Errno 13] Permission denied: '.found.lock'")
+
+    monkeypatch.setattr(search_run, "write_found", broken)
+    setup = _setup("search", [f"study_dir={tmp_path}", "search_budget=tiny", "search_budget.epochs=1"])
+    todo, _ = plan(tmp_path, setup, [0])
+    rec = run_claimed(todo, setup, load_data(setup), search_run.Searches)[0]
+    assert rec["status"] == "complete" and is_complete(read_record(todo[0].path))
+    assert "list of found cells was not rebuilt" in caplog.text and "PermissionError" in caplog.text

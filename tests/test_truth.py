@@ -98,7 +98,7 @@ def archs() -> list[str]:
 def test_the_analysis_joins_the_truth_and_judges_the_reference_against_params(tmp_path, archs):
     true = truths.builtin("nb201").table.loc[archs, "nb201-cifar10"].to_numpy()
     # supervised ranks cells backwards, rotation exactly like the truth
-    study = write_study(tmp_path, archs, {("supervised", 0): list(-true), ("rotation", 0): list(true)})
+    study = write_study(tmp_path, archs, {("supervised", 0): list(1 - true), ("rotation", 0): list(true)})
     results, _, table = analyse(request(study))
     assert {"nb201-cifar10", "nb201-cifar100", "nb201-imagenet16-120"} <= set(table.columns)
     assert np.allclose(table["nb201-cifar10"].to_numpy(), true)
@@ -123,7 +123,7 @@ def test_a_study_whose_rankings_are_chance_says_so_and_points_to_what_ranks(tmp_
     true = truths.builtin("nb201").table.loc[archs, "nb201-cifar10"].to_numpy()
     rank = stats.rankdata(true) - 1
     # Orders that scramble the truth's (rho 0.04 and 0.01 with it), as a study on unrelated data would.
-    noise = {("supervised", 0): list((rank * 19) % 30), ("rotation", 0): list((rank * 19 + 5) % 30)}
+    noise = {("supervised", 0): list((rank * 19) % 30 / 30), ("rotation", 0): list((rank * 19 + 5) % 30 / 30)}
     assert all(abs(stats.spearmanr(v, true).statistic) < 0.1 for v in noise.values())
     results, _, table = analyse(request(write_study(tmp_path, archs, noise), reference="nb201-cifar10"))
     [chance] = [line for line in results.verdict if "better than chance" in line]
@@ -145,7 +145,7 @@ def test_a_truth_column_as_reference_lets_a_study_train_pretext_tasks_only(tmp_p
 
 
 def test_a_user_truth_file_is_joined_for_any_study(tmp_path, archs):
-    study = write_study(tmp_path / "s", archs, {("supervised", 0): list(range(len(archs)))})
+    study = write_study(tmp_path / "s", archs, {("supervised", 0): list(np.arange(len(archs)) / 100)})
     path = tmp_path / "mine.csv"
     pd.DataFrame({"arch": archs[:20], "mine": np.arange(20)[::-1]}).to_csv(path, index=False)
     results, _, table = analyse(request(study, truth=str(path)))
@@ -155,7 +155,7 @@ def test_a_user_truth_file_is_joined_for_any_study(tmp_path, archs):
 
 
 def test_baselines_are_those_of_the_network_that_was_trained(tmp_path, archs):
-    study = write_study(tmp_path, archs, {("supervised", 0): list(range(len(archs)))}, width=16)
+    study = write_study(tmp_path, archs, {("supervised", 0): list(np.arange(len(archs)) / 100)}, width=16)
     results, _, table = analyse(request(study))
     sampled = pd.read_json(study / CELLS_FILE, lines=True).set_index("id")
     for cid, arch in table["arch"].items():
@@ -170,7 +170,7 @@ def test_the_report_says_which_objective_ranks_beyond_size_and_which_only_counts
     true = truths.builtin("nb201").table.loc[archs, "nb201-cifar10"].to_numpy()
     size = np.array([nb201_complexity(NB201Cell.from_str(a), NetShape(1, 8, 10, 8, 1))[0] for a in archs], float)
     # rotation ranks like the truth (which knows more than size); supervised ranks exactly like the count.
-    study = write_study(tmp_path, archs, {("rotation", 0): list(true), ("supervised", 0): list(np.log(size))})
+    study = write_study(tmp_path, archs, {("rotation", 0): list(true), ("supervised", 0): list(np.log(size) / 100)})
     results, _, table = analyse(request(study, reference="nb201-cifar10"))
     corr = results.correlations.set_index("objective")
     assert corr.loc["supervised", "partial"] == 0.0 and corr.loc["params", "partial"] == 0.0

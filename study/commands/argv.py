@@ -19,7 +19,7 @@ works on that value. The conveniences of `study.train`, applied before Hydra see
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 from study.errors import UserError
@@ -44,9 +44,14 @@ def _quote_hint(arg: str) -> str:
 
 @dataclass(frozen=True)
 class CommandLine:
-    """Flags and overrides of one command line, in their order; overrides parsed by Hydra's grammar."""
+    """Flags and overrides of one command line, in their order; overrides parsed by Hydra's grammar.
+
+    `set_aside`: the launcher settings a dry run dropped (it runs with the basic launcher); validation still
+    composes them, so a dry run refuses what the real run would.
+    """
 
     items: tuple[Item, ...]
+    set_aside: tuple[Any, ...] = ()
 
     @classmethod
     def parse(cls, argv: list[str]) -> "CommandLine":
@@ -163,6 +168,7 @@ def expand(line: CommandLine, n_cells: int | None = None) -> CommandLine:
     multirun, dry = line.multirun, line.is_true("dry_run")
     fuse_one = (line.value("fuse") or "").strip() == "1"
     out: list[Item] = []
+    aside: list[Any] = []
     for item in line.items:
         key = None if isinstance(item, str) else item.key_or_group
         if key == "seed" and multirun and seed_list(item) and not fuse_one:
@@ -171,7 +177,8 @@ def expand(line: CommandLine, n_cells: int | None = None) -> CommandLine:
             values = list(item.value().list) if item.is_sweep_override() else [item.value()]
             out.append("cells=[" + ",".join(_quoted(v) for v in values if str(v).strip()) + "]")
         elif multirun and dry and key is not None and (key == "hydra/launcher" or key.startswith("hydra.launcher.")):
-            continue  # replaced by the basic launcher below, which has none of the other launcher's settings
+            aside.append(item)  # the basic launcher below has none of these settings; validation checks them
+            continue
         else:
             out.append(item)
     launcher = line.value("hydra/launcher")
@@ -190,7 +197,7 @@ def expand(line: CommandLine, n_cells: int | None = None) -> CommandLine:
                 out.append("shard=" + ",".join(str(k) for k in range(n)))
         if dry:
             out.append("hydra/launcher=basic")
-    return line.with_items(out)
+    return replace(line.with_items(out), set_aside=tuple(aside))
 
 
 def dry_run_here(line: CommandLine, items: list[Item]) -> list[Item]:

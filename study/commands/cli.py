@@ -85,7 +85,7 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
     """Compose the config for every value on the command line, parse and check each; exit 2 on error."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import GrammarParseError, InterpolationResolutionError, OmegaConfBaseException
 
     if any(f.split("=")[0] in _HYDRA_OWNS for f in line.flags):
         return
@@ -111,8 +111,11 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
     for k, o in enumerate(overrides):
         if o.is_sweep_override():
             variants += [base[:k] + [f"{o.get_key_element()}={v}"] + base[k + 1:] for v in _sweep_values(o)[1:]]
+    if line.set_aside:  # a dry run's dropped launcher settings, composed as the real run would compose them
+        variants.append([o for o in base if not o.startswith("hydra/launcher=")]
+                        + [o.input_line for o in line.set_aside])
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        _check_hydra_groups(overrides)
+        _check_hydra_groups([*overrides, *line.set_aside])
         for overrides_now in variants:
             try:
                 cfg = compose(config_name, overrides=overrides_now)
@@ -121,6 +124,8 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
                      or f"{composition_error(e)} (see `python -m {module} --help`)")
             try:
                 check(parse(cfg))
+            except (InterpolationResolutionError, GrammarParseError) as e:  # an app reading its config directly
+                fail(settings.interpolation_problem(e))
             except StudyError as e:
                 if not printing:  # `--cfg job` only prints the config: it needs no sample yet
                     fail(str(e))

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 def check(req: TrainRequest) -> None:
     """Refuse a train request before anything runs: no sample, a read-only study, a bad dataset or objective."""
     cells = read_cells(req.study_dir)
+    read_info(req.study_dir)  # a damaged study.json stops the command (docs/outputs.md), as it stops the analysis
     # Before Hydra, whose first act is a log folder inside study_dir.
     room_to_write(req.study_dir, "study_dir", f"training writes its records and logs there; copy the study to a "
                   f"writable folder (cp -r {req.study_dir} NEW) and train with study_dir=NEW")

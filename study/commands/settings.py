@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import GrammarParseError, InterpolationResolutionError
 
 from study.errors import UserError
 from study.store.claims import ClaimSettings
@@ -26,7 +27,26 @@ if TYPE_CHECKING:
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
-    value = OmegaConf.select(cfg, key, default=None)
+    try:
+        return OmegaConf.select(cfg, key, default=None)
+    except (InterpolationResolutionError, GrammarParseError) as e:
+        raise UserError(interpolation_problem(e, key)) from None
+
+
+def interpolation_problem(e: Exception, key: str = "") -> str:
+    """One line for a value whose `${...}` names no setting or resolver (OmegaConf's error has three lines)."""
+    key = getattr(e, "full_key", None) or key or "a setting"
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return (f"{key}: {first}; `${{...}}` in a value names another setting or a resolver (e.g. "
+            "${oc.env:HOME}): write the value without '${'")
+
+
+def literal_folder(value: str, key: str) -> str:
+    """`value`, refused when it still holds '${' once resolved: Hydra names its log folder after it and would
+    read the '${' as an interpolation when it starts (after creating the folder)."""
+    if "${" in value:
+        raise UserError(f"{key} {value!r} holds '${{', which Hydra reads as an interpolation when it names the "
+                        f"log folder; choose a {key} without '${{'")
     return value
 
 
@@ -88,6 +108,7 @@ def study_dir(cfg: DictConfig) -> Path:
     value = _get(cfg, "study_dir")
     if not isinstance(value, str) or not value:
         raise UserError(f"study_dir must be a folder path, got {value!r}")
+    literal_folder(value, "study_dir")
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():
         raise UserError(f"study_dir {value!r} is a file, not a folder; point study_dir at a folder")

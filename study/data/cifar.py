@@ -7,13 +7,13 @@ no `data_root`, torchvision downloads into `<cache_dir>/cifar10` (study.train se
 torchvision verifies the md5 sum of every file and refuses a copy that differs (re-pickled, truncated,
 or the tiny copies the tests build). Such a copy is still read, by our own reader of the same pickle
 format (tests check that it equals torchvision's reader), with a warning naming the folder, so results
-from it are never silently taken for the official release.
+from it are never silently taken for the official release. That reader resolves arrays and containers only
+(study/data/pickles.py): an unchecked file cannot run code.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from study.data.base import DataError, ImageData, finish, register_dataset, stats_from_config
+from study.data.pickles import load_data_pickle
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,11 @@ def read_cifar_batches(folder: Path, names: Sequence[str]) -> tuple[torch.Tensor
     images, labels = [], []
     for name in names:
         path = folder / name
+        entry = load_data_pickle(path, "cifar10")  # refuses anything but arrays and containers: no code runs
         try:
-            with open(path, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")  # the official files were pickled by Python 2
             data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             target = np.asarray(entry["labels"], dtype=np.int64)
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as e:
+        except (KeyError, IndexError, ValueError, TypeError, OverflowError) as e:
             raise DataError(f"cifar10: cannot read {path} ({type(e).__name__}: {e}); "
                             "replace it with torchvision's cifar-10-batches-py files") from None
         if len(target) != len(data):

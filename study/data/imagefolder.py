@@ -28,11 +28,11 @@ import torch
 
 from study.data.base import (DataError, ImageData, channel_stats_chunked, check_subset, finish, register_dataset,
                              stats_from_config)
+from study.data.listing import IMAGE_EXTENSIONS, image_files
 from study.files import file_mode
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 SPLITS = ("train", "test")
 LAYOUT = "train/<class>/* and test/<class>/* images"
 _CACHE_VERSION = 1  # part of the fingerprint: bump when decoding changes so old caches are rebuilt
@@ -61,19 +61,6 @@ def check_root(data_root: str | None) -> tuple[Path, list[str]]:
     return root, classes
 
 
-def _image_files(folder: Path) -> list[os.DirEntry]:
-    """Image files below `folder` (recursively), in sorted path order."""
-    found = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            found += _image_files(Path(entry.path))
-        elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-            found.append(entry)
-    return found
-
-
 def scan(root: Path, classes: list[str]) -> Listing:
     """Every image of both splits with its label, byte size and mtime (what the fingerprint hashes)."""
     listing: Listing = {}
@@ -83,12 +70,11 @@ def scan(root: Path, classes: list[str]) -> Listing:
             folder = root / split / name
             if not folder.is_dir():
                 continue
-            files = _image_files(folder)
+            files = image_files(folder, "imagefolder", stat=True)
             if split == "train" and not files:
                 raise DataError(f"imagefolder: {folder} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            for entry in files:
-                st = entry.stat()
-                rows.append((Path(entry.path).relative_to(root).as_posix(), label, st.st_size, st.st_mtime_ns))
+            for rel, st in files:
+                rows.append((f"{split}/{name}/{rel}", label, st.st_size, st.st_mtime_ns))
         if not rows:
             raise DataError(f"imagefolder: {root / split} holds no images; expected {LAYOUT}")
         listing[split] = rows

@@ -12,7 +12,6 @@ crop padding in conf/dataset/imagenet16.yaml are NAS-Bench-201's (xautodl's get_
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from study.data.base import DataError, ImageData, finish, register_dataset, stats_from_config
+from study.data.pickles import load_data_pickle
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,11 @@ def read_split(root: Path, names: list[str], classes: int) -> tuple[torch.Tensor
     images, labels = [], []
     for name in names:  # one file at a time: the whole training set is 983 MB before filtering
         path = root / name
+        entry = load_data_pickle(path, "imagenet16")  # refuses anything but arrays and containers: no code runs
         try:
-            with open(path, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
             data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, SIDE, SIDE)
             target = np.asarray(entry["labels"], dtype=np.int64)
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as e:
+        except (KeyError, IndexError, ValueError, TypeError, OverflowError) as e:
             raise DataError(f"imagenet16: cannot read {path} ({type(e).__name__}: {e}); replace the file") from None
         if len(target) != len(data) or (len(target) and (target.min() < 1 or target.max() > 1000)):
             raise DataError(f"imagenet16: {path} holds {len(data)} images and {len(target)} labels (1..1000 "

@@ -60,6 +60,14 @@ class PlanSampler(torch.utils.data.Sampler):
         return iter(self.plans)
 
 
+@dataclass(frozen=True)
+class WorkerError:
+    """A DataError of a loader worker, handed back as a batch: torch re-raises a worker's exception with its
+    whole traceback in the message, which would reach the one-line error, the progress lines and the records."""
+
+    message: str
+
+
 class Decoder(torch.utils.data.Dataset):
     """What a loader worker does with one plan: read, decode (RGB) and cut each image, stack them."""
 
@@ -72,7 +80,13 @@ class Decoder(torch.utils.data.Dataset):
     def __len__(self) -> int:  # plans come from the sampler; the loader never asks
         return 0
 
-    def __getitem__(self, plan: Plan) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]], bool]:
+    def __getitem__(self, plan: Plan) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]], bool] | WorkerError:
+        try:
+            return self._batch(plan)
+        except DataError as e:
+            return WorkerError(str(e))
+
+    def _batch(self, plan: Plan) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]], bool]:
         view, listing, decoder = self.views[plan.view], self.listings[plan.split], self.decoder
         # PIL's batches stay channels-last, as decoded, and the device puts channels first (a strided copy
         # here costs about a third of a resize per image); TorchCodec's come channels-first.
@@ -149,7 +163,10 @@ class StreamBatches(BatchSource):
     def _run(self, plans: Iterator[Plan]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.sampler.plans = plans
         device = self.data.device
-        for images, labels, bad, channels_last in self.loader():
+        for batch in self.loader():
+            if isinstance(batch, WorkerError):
+                raise DataError(batch.message)
+            images, labels, bad, channels_last = batch
             if bad:
                 self._note(bad)
             images = images.to(device, non_blocking=True)

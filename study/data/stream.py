@@ -36,6 +36,7 @@ import torch
 
 from study.data.base import DataError, check_subset, register_dataset, stats_from_config
 from study.data.decoders import check_decoder
+from study.data.listing import IMAGE_EXTENSIONS, image_files, is_image
 from study.data.loader import StreamBatches
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 # ImageNet's channel statistics in 0..255 units (RGB), the values torchvision and pycls use.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -126,7 +126,7 @@ def _split_dirs(folder: Path) -> tuple[list[str], list[str]]:
             continue
         if entry.is_dir():
             dirs.append(entry.name)
-        elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+        elif is_image(entry.name):
             images.append(entry.name)
     return sorted(dirs), images
 
@@ -167,25 +167,12 @@ def check_root(name: str, data_root: Any, test_split: str) -> tuple[Path, list[s
     return root, classes
 
 
-def _image_files(folder: Path, prefix: str) -> list[str]:
-    """Relative paths of the image files below `folder` (recursively), sorted."""
-    found = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            found += _image_files(Path(entry.path), f"{prefix}{entry.name}/")
-        elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-            found.append(prefix + entry.name)
-    return found
-
-
 def scan(name: str, folder: Path, classes: list[str], every_class: bool) -> Listing:
     """Every image of one split with its label; DataError for an empty class (if `every_class`) or split."""
     files: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     for label, cls in enumerate(classes):
-        found = _image_files(folder / cls, f"{cls}/")
+        found = [f"{cls}/{rel}" for rel, _ in image_files(folder / cls, name)]
         if every_class and not found:
             raise DataError(f"{name}: {folder / cls} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
                             "every class needs training images")

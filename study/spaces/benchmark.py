@@ -23,7 +23,7 @@ class Published:
     sd: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one value per space, hashed by identity (it holds dicts)
 class Benchmark:
     """The table of every cell's accuracies (percent, keyed by the space's cell string) and what it means."""
 

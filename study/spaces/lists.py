@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SUFFIXES = (".jsonl.gz", ".jsonl", ".txt.gz", ".txt")
 _SHOWN = 3  # duplicates named in the warning
+_LINE_SHOWN = 100  # characters of a bad line an error message shows
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,11 @@ def resolve(space: str, value: str) -> tuple[str, Path]:
     if path.is_file():
         return str(path.resolve()), path
     names = ", ".join(shipped) or "none"
-    if path.exists():
+    if path.is_dir():
         raise SpaceError(f"cells={value}: {value!r} is a folder; give a file of cells, one per line")
+    if path.exists():  # a device (/dev/zero), a pipe or a socket: reading it may never end
+        raise SpaceError(f"cells={value}: {value!r} is not a regular file (a device, pipe or socket); give a file "
+                         "of cells, one per line")
     raise SpaceError(f"cells={value}: no such file, and no list of that name ships with space {space!r} "
                      f"(shipped: {names}); give a file with one cell per line or a shipped name")
 
@@ -96,11 +100,21 @@ def _lines(path: Path) -> list[str]:
         raw = Path(path).read_bytes()
         if path.name.endswith(".gz"):
             raw = gzip.decompress(raw)
-        return raw.decode("utf-8").splitlines()
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors save UTF-8, is not part of a cell
     except OSError as e:
         raise SpaceError(f"cannot read cells file {path}: {e.strerror or e}") from None
     except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
         raise SpaceError(f"cells file {path} is not UTF-8 text ({type(e).__name__}); give one cell per line") from None
+    if "\x00" in text:  # /proc/self/environ and other binary files: never echo a line of theirs
+        raise SpaceError(f"cells file {path} is not a text file (it holds NUL bytes); give one cell per line")
+    return text.splitlines()
+
+
+def _shown(message: str, line: str) -> str:
+    """A parse error's message with the offending line cut to its start: a line may be megabytes long."""
+    if len(line) > _LINE_SHOWN:
+        message = message.replace(line, line[:_LINE_SHOWN] + f"... ({len(line)} characters)")
+    return message if len(message) <= 2 * _LINE_SHOWN else message[: 2 * _LINE_SHOWN] + "..."
 
 
 def _row(text: str, json_lines: bool) -> tuple[str, dict[str, Any]]:
@@ -132,11 +146,12 @@ def read_list(space: Space, path: Path) -> list[Listed]:
     first: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
     for number, text in content:
+        arch = text
         try:
             arch, extra = _row(text, json_lines)
             cell = space.parse(arch)
         except SpaceError as e:
-            bad.append((number, str(e)))
+            bad.append((number, _shown(str(e), arch)))
             continue
         key = cell.canonical()
         if key in first:

@@ -20,7 +20,7 @@ def read_info(study_dir: Path) -> dict[str, Any]:
     path = Path(study_dir) / STUDY_FILE
     try:
         info = json.loads(path.read_bytes())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no study.json, or study_dir a file (read_cells says so)
         return {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         problem = e.strerror if isinstance(e, OSError) else "not JSON text"
@@ -114,7 +114,7 @@ def _problem(cell: Any, first: dict[str, int]) -> str | None:
         return "a cell needs 'id' and 'arch'"
     for key in ("id", "arch"):
         if not isinstance(cell[key], str) or not cell[key]:
-            return f"the cell's {key!r} must be a string, got {cell[key]!r}"
+            return f"the cell's {key!r} must be a string, got {repr(cell[key])[:60]}"
     if cell["id"] in first:
         return f"cell {cell['id']} repeats line {first[cell['id']]} (delete one of the two)"
     return None

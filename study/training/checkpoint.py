@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -109,7 +110,10 @@ class Checkpointer:
             model.load_state_dict(saved["model"])
             saved["generator"] = self._generator_state(saved)
         except Exception as e:  # unreadable or from an incompatible model: starting from scratch is safe
-            log.warning("ignoring unreadable checkpoint %s (%s: %s)", self.path, type(e).__name__, e)
+            # Our words, one line: torch's refusal advises weights_only=False, which would run the file's code.
+            why = ("it holds objects a weights-only load refuses" if isinstance(e, pickle.UnpicklingError)
+                   else f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+            log.warning("ignoring unreadable checkpoint %s (%s); this job starts from scratch", self.path, why)
             return None
         epoch = int(saved["epoch"])
         self.resumes = list(saved["resumes"]) + [epoch]

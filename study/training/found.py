@@ -16,14 +16,12 @@ once both land in the file.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from study.files import locked
 from study.spaces import NetShape, describe, get_space
 from study.store.records import CELLS_FILE, STUDY_FILE, is_complete, write_atomic, write_json_atomic
 from study.training.searches import SEARCHES_DIR, iter_searches
@@ -33,17 +31,6 @@ log = logging.getLogger(__name__)
 FOUND_DIR = "found"
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def found_dir(study_dir: Path, space: str) -> Path:
     """The study of the cells found by the searches of `space`."""
     return Path(study_dir) / FOUND_DIR / space
@@ -51,7 +38,7 @@ def found_dir(study_dir: Path, space: str) -> Path:
 
 def write_found(study_dir: Path) -> list[Path]:
     """Rewrite every space's found-cells study from the complete search records; returns their folders."""
-    with _locked(Path(study_dir) / SEARCHES_DIR / ".found.lock"):
+    with locked(Path(study_dir) / SEARCHES_DIR / ".found.lock"):
         by_space: dict[str, list[dict[str, Any]]] = {}
         for _, rec in iter_searches(study_dir):
             if is_complete(rec) and rec.get("arch"):
