@@ -48,9 +48,9 @@ def dataset_build_options(cfg: DictConfig, study_dir: Path) -> dict[str, Any]:
     return options
 
 
-def parse(cfg: DictConfig) -> TrainRequest:
-    """The request of a composed train config; UserError for anything invalid."""
-    from study.data import DATASETS
+def job_setup(cfg: DictConfig, group: str) -> dict[str, Any]:
+    """What a train and a search command read alike from their config: the fields of a `JobSetup` (all but
+    `threads`, which each command sets by its own policy), with `group`'s recipe for the objective."""
     from study.objectives.base import objective_class
 
     # A task of a local multi-GPU job takes its own GPU before anything in the process can initialise CUDA.
@@ -58,10 +58,24 @@ def parse(cfg: DictConfig) -> TrainRequest:
     study_dir = settings.study_dir(cfg)
     objective = OmegaConf.select(cfg, "objective.name")
     objective_class(objective)  # unknown name -> UserError listing the choices
-    budget, shape = settings.budget_for(cfg, objective)
-    dataset_options = dataset_build_options(cfg, study_dir)
+    budget, shape = settings.recipe_for(cfg, group, objective)
     device = devices.resolve_device(str(OmegaConf.select(cfg, "device")))
-    precision = devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
+    options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
+    options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
+    return dict(space=settings.space_name(cfg), objective=objective, objective_options=options,
+                dataset=cfg.dataset.name, dataset_options=dataset_build_options(cfg, study_dir), budget=budget,
+                shape=shape, device=device, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
+                precision=devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device))
+
+
+def parse(cfg: DictConfig) -> TrainRequest:
+    """The request of a composed train config; UserError for anything invalid."""
+    from study.data import DATASETS
+
+    common = job_setup(cfg, "budget")
+    settings.check_summary(cfg)
+    study_dir, device, shape = settings.study_dir(cfg), common["device"], common["shape"]
+    dataset_options = common["dataset_options"]
     cores = devices.cpu_count()
     streams = DATASETS.get(cfg.dataset.name).streams
     # CPU: one single-threaded worker per core (a small network cannot keep two threads busy inside a
@@ -75,15 +89,8 @@ def parse(cfg: DictConfig) -> TrainRequest:
     fuse = 1 if streams else settings.auto_int(cfg, "fuse", devices.fuse_auto(device.split(":")[0], shape))
     if streams and dataset_options.get("loader_workers", "auto") == "auto":
         dataset_options["loader_workers"] = max(1, cores // workers - 1)  # the cores this training's process leaves
-    options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
-    options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
-    setup = Setup(
-        space=settings.space_name(cfg), objective=objective, objective_options=options,
-        dataset=cfg.dataset.name, dataset_options=dataset_options, budget=budget, shape=shape,
-        device=device, threads=threads, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
-        precision=precision, fuse=min(fuse, len(seeds)),
-        checkpoint_s=settings.number(cfg, "checkpoint_s", "checkpoint_s"),
-    )
+    setup = Setup(**common, threads=threads, fuse=min(fuse, len(seeds)),
+                  checkpoint_s=settings.number(cfg, "checkpoint_s", "checkpoint_s"))
     shard = OmegaConf.select(cfg, "shard")
     wanted = OmegaConf.select(cfg, "cells")
     if wanted is not None and not OmegaConf.is_list(wanted):

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from study.commands import settings
 from study.data import DATASETS
-from study.commands.request import dataset_build_options
+from study.commands.request import job_setup
 from study.errors import UserError
 from study.store.records import writable
 from study.training import devices
@@ -49,31 +49,19 @@ def _job_overrides() -> tuple[str, ...]:
 def parse(cfg: DictConfig) -> SearchRequest:
     """The request of a composed search config; UserError for anything invalid."""
 
-    devices.pin_visible_gpus(devices.current_slot())
-    study_dir = settings.study_dir(cfg)
-    objective = OmegaConf.select(cfg, "objective.name")
-    objective_class(objective)  # unknown name -> UserError listing the choices
-    budget, shape = settings.search_budget(cfg, objective)
+    common = job_setup(cfg, "search_budget")
     method = OmegaConf.to_container(cfg.method, resolve=True)
     method_name = method.pop("name")
     method.pop("paper_epochs", None)  # a fact the paper budget reads, not an option of the method
     create_method(method_name, **method)  # unknown method or option -> one line
-    device = devices.resolve_device(str(OmegaConf.select(cfg, "device")))
-    precision = devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device)
     seeds = settings.seeds(cfg)
     cores = devices.cpu_count()
     # One search per process: on a CPU, one single-threaded search per core (as trainings); on a GPU, one.
-    workers = settings.auto_int(cfg, "workers", min(len(seeds), cores) if device == "cpu" else 1)
+    workers = settings.auto_int(cfg, "workers", min(len(seeds), cores) if common["device"] == "cpu" else 1)
     threads = settings.auto_int(cfg, "threads", max(1, cores // min(workers, len(seeds))))
-    options = {k: v for k, v in OmegaConf.to_container(cfg.objective, resolve=True).items() if k != "name"}
-    options["crop_padding"] = settings.non_negative_int(cfg, "dataset.crop_padding", "dataset.crop_padding")
-    setup = SearchSetup(
-        space=settings.space_name(cfg), method=method_name, method_options=method, objective=objective,
-        objective_options=options, dataset=cfg.dataset.name, dataset_options=dataset_build_options(cfg, study_dir),
-        budget=budget, shape=shape, device=device, threads=threads, config=settings.plain(cfg),
-        claims=settings.claim_settings(cfg), precision=precision, command=_job_overrides(),
-    )
-    return SearchRequest(study_dir=study_dir, setup=setup, seeds=seeds, workers=workers,
+    setup = SearchSetup(**common, threads=threads, method=method_name, method_options=method,
+                        command=_job_overrides())
+    return SearchRequest(study_dir=settings.study_dir(cfg), setup=setup, seeds=seeds, workers=workers,
                          dry_run=settings.boolean(cfg, "dry_run"))
 
 

@@ -237,12 +237,18 @@ def recipe_for(cfg: DictConfig, group: str, objective: str) -> tuple[Any, "NetSh
         raise UserError(str(e)) from None
 
 
-def budget_for(cfg: DictConfig, objective: str) -> tuple["Budget", "NetShape"]:
-    """The optimiser recipe and network shape trained for `objective`: the budget with its overrides applied."""
+def check_summary(cfg: DictConfig) -> None:
+    """Refuse a `budget.summary` that names no run summary (the summary is the analysis', not the Budget's)."""
+    from study.training.run import SUMMARIES, is_summary
 
     summary = OmegaConf.select(cfg, "budget.summary", default="best")
     if not is_summary(summary):
         raise UserError(f"budget.summary {summary!r} is not a run summary; use one of: {', '.join(SUMMARIES)}, tse-E")
+
+
+def budget_for(cfg: DictConfig, objective: str) -> tuple["Budget", "NetShape"]:
+    """The optimiser recipe and network shape trained for `objective`: the budget with its overrides applied."""
+    check_summary(cfg)
     return recipe_for(cfg, "budget", objective)
 
 
