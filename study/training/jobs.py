@@ -48,6 +48,7 @@ class Kind:
     """What differs between kinds of job; subclasses are passed as classes (they pickle by reference)."""
 
     noun: ClassVar[str] = "job"
+    nouns: ClassVar[str] = "jobs"
     kept: ClassVar[str] = "jobs in progress keep their last epoch"
 
     @staticmethod
@@ -283,5 +284,5 @@ def _died(codes: dict[int, int | None], lost: list[Any], progress: Progress, kin
     verb = "training" if kind.noun == "run" else f"running {kind.noun}"
     hint = "; if memory ran out, run with fewer workers=" if culprits[0] == -signal.SIGKILL else ""
     return (f"a worker process was {how_it_died(culprits[0])}{f' while {verb} ' + jobs if jobs else ''}; "
-            f"the command stopped: {progress.done} {kind.noun}(s) finished and are kept, {kind.kept}; "
+            f"the command stopped: {progress.done} {kind.nouns} finished and are kept, {kind.kept}; "
             f"rerun the same command to resume{hint}")

@@ -212,7 +212,7 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
 class Runs(Kind):
     """Trainings (and training-free scores) as jobs: up to `fuse` seeds of a cell run as one group."""
 
-    noun = "run"
+    noun, nouns = "run", "runs"
     kept = "runs in training keep their last epoch"
 
     @staticmethod

@@ -153,7 +153,7 @@ class EpochLine:
 class Searches(Kind):
     """Searches as jobs: each seed alone."""
 
-    noun = "search"
+    noun, nouns = "search", "searches"
     kept = "searches in progress keep their last epoch"
 
     @staticmethod
