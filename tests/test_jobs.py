@@ -123,3 +123,22 @@ def test_a_finished_search_stays_complete_when_its_found_list_cannot_be_rebuilt(
     rec = run_claimed(todo, setup, load_data(setup), search_run.Searches)[0]
     assert rec["status"] == "complete" and is_complete(read_record(todo[0].path))
     assert "list of found cells was not rebuilt" in caplog.text and "PermissionError" in caplog.text
+
+
+def test_a_process_that_lost_its_claim_writes_no_checkpoint(tmp_path):
+    """A search (or run) owner whose claim was taken over must not leave a checkpoint beside the record the new
+    owner writes: the one checkpoint writer asks the claim first."""
+    import torch
+
+    from study.store.records import NotOwner, write_guard
+    from study.training.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(tmp_path / "seed0.ckpt", {"seed": 0, "identity": "x"})
+    weights = {"w": torch.zeros(2)}
+    with write_guard(lambda path: False, {}):
+        with pytest.raises(NotOwner):
+            ckpt.keep(weights, 1, history=[])
+    assert not ckpt.path.exists()
+    with write_guard(lambda path: True, {}):
+        ckpt.keep(weights, 1, history=[])
+    assert ckpt.path.exists()
