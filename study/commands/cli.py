@@ -12,18 +12,19 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from omegaconf import DictConfig
 
 from study.commands import settings  # noqa: F401  (registers the config schemas before anything composes)
 from study.commands.argv import CommandLine
+from study.commands.confdir import conf_dir, register
 from study.errors import Failed, UserError
 from study.registry import unknown
 from study.store.records import StudyError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = conf_dir()
+register()  # conf/common.yaml's searchpath: site values in ./conf/local/ beside an installed package
 # Hydra's flags that pick another config, rerun a job, complete a shell or print help leave validation to Hydra.
 _HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun",
                "-sc", "--shell-completion", "-h", "--help", "--hydra-help", "-i", "--info"}
