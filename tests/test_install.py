@@ -90,3 +90,26 @@ def test_site_values_in_working_directory_override(installed, tmp_path):
     assert "timeout_min: 7" in done.stdout
     plain = _run(installed, tmp_path / "conf", "unnas-train", "--cfg", "hydra", "hydra/launcher=local")
     assert "timeout_min: 7" not in plain.stdout  # the folder is read from where the command runs
+
+
+@pytest.mark.parametrize("script, typed, expected", [
+    ("unnas-train", "objective=rot", "objective=rotation"),
+    ("unnas-sample", "space=nb2", "space=nb201"),
+    ("unnas-correlate", "budget=ti", "budget=tiny"),
+])
+def test_completion_query_answers(installed, tmp_path, script, typed, expected):
+    env = {**_clean_env(), "COMP_LINE": f"{script} {typed}", "COMP_POINT": str(len(script) + 1 + len(typed))}
+    done = subprocess.run([str(installed / script), "-sc", "query=bash"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [expected]
+
+
+def test_bash_hook_completes_a_console_script(installed, tmp_path):
+    """What docs/install.md tells users to run: Hydra's hook, installed for unnas-train, fills in a value."""
+    script = ('eval "$(unnas-train -sc install=bash)"; COMP_LINE="unnas-train objective=rot"; '
+              'COMP_WORDS=(unnas-train objective=rot); COMP_CWORD=1; COMP_POINT=${#COMP_LINE}; '
+              'hydra_bash_completion; printf "%s\\n" "${COMPREPLY[@]}"')
+    env = {**_clean_env(), "PATH": f"{installed}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["objective=rotation"], done.stderr[-2000:]
