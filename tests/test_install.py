@@ -53,8 +53,8 @@ def _run(bin_dir: Path, cwd: Path, *argv: str) -> subprocess.CompletedProcess:
 
 
 def test_the_package_runs_from_its_own_files(installed, tmp_path):
-    out = _run(installed, tmp_path, "python", "-c",
-               "import study, analysis; from study.commands.cli import CONF_DIR; print(study.__file__); print(CONF_DIR)")
+    code = "import study; from study.commands.cli import CONF_DIR; print(study.__file__); print(CONF_DIR)"
+    out = _run(installed, tmp_path, "python", "-c", code)
     module, conf = out.stdout.split()
     assert not Path(module).is_relative_to(ROOT) and Path(conf).is_relative_to(Path(module).parent)
     assert (Path(conf) / "train.yaml").is_file() and not (Path(conf) / "local").exists()
@@ -113,3 +113,17 @@ def test_bash_hook_completes_a_console_script(installed, tmp_path):
     env = {**_clean_env(), "PATH": f"{installed}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["objective=rotation"], done.stderr[-2000:]
+
+
+def test_the_wheel_carries_the_version_and_licence(installed, tmp_path):
+    code = ("import importlib.metadata as m, study; d = m.distribution('unnas-study'); "
+            "print(d.version, study.__version__, any(f.name == 'LICENSE' for f in d.files))")
+    out = _run(installed, tmp_path, "python", "-c", code)
+    assert out.stdout.split() == [study_version(), study_version(), "True"], out.stderr[-2000:]
+
+
+def study_version() -> str:
+    """The version the clone declares (study/__init__.py)."""
+    import study
+
+    return study.__version__
