@@ -126,9 +126,20 @@ def stop_children(grace_s: float = 10.0) -> None:
             pass
 
 
+def version_line(module: str) -> str:
+    """What `--version` prints for every command: this tool's version (not Hydra's), and the command."""
+    from study import __version__
+
+    return f"unnas-study {__version__} ({module})"
+
+
 def start(module: str, kept: str) -> NoReturn:
-    """Run `module`'s main() with the stop signals handled; exit 128 + the signal's number when stopped."""
+    """Run `module`'s main() with the stop signals handled; exit 128 + the signal's number when stopped.
+    `--version` prints this tool's version before anything loads (no study, no config needed)."""
     argv = sys.argv[1:]
+    if "--version" in argv:
+        print(version_line(module))
+        sys.exit(0)
     _STATE["importing"] = (module, argv, kept)
     install()
     try:
