@@ -25,15 +25,8 @@ def user_conf_dir(cwd: Path | None = None) -> Path | None:
     return folder
 
 
-def _searchpath() -> str:
-    # conf/common.yaml's hydra.searchpath: the working directory's conf/ when it holds site values for an
-    # installed package; otherwise the package's own folder again, which adds nothing.
-    return (user_conf_dir() or conf_dir()).as_posix()
-
-
-def register() -> None:
-    """Register the `unnas_user_conf` resolver that conf/common.yaml's hydra.searchpath reads (once per process)."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("unnas_user_conf"):
-        OmegaConf.register_new_resolver("unnas_user_conf", _searchpath)
+def user_overrides(cwd: Path | None = None) -> list[str]:
+    """The override that adds `./conf/` (site values in ./conf/local/) to Hydra's search path beside an
+    installed package: `hydra/launcher=slurm` then reads ./conf/local/slurm.yaml as in a clone. Empty otherwise."""
+    folder = user_conf_dir(cwd)
+    return [] if folder is None else [f"hydra.searchpath=['file://{folder.resolve().as_posix()}']"]
