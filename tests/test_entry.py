@@ -27,3 +27,11 @@ def test_help_describes_the_command(cli, tmp_path, script, module):
         return
     assert first.startswith(f"{script} (python -m {module}): ") and len(first) > 80
     assert "Hydra" not in first and "== Settings (key=value) ==" in done.stdout
+
+
+@pytest.mark.parametrize("topic", ["defaults", "searchpath", None])
+def test_info_takes_its_optional_topic(cli, tmp_path, topic):
+    done = cli("study.train", "--info", *([topic] if topic else []), "budget=tiny", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {"defaults": "Defaults List", "searchpath": "Config search path", None: "Config search path"}[topic] \
+        in done.stdout
