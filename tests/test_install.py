@@ -78,8 +78,10 @@ def test_cfg_job_outside_the_clone(installed, tmp_path, argv):
     assert "study_dir: nowhere" in done.stdout
 
 
-def test_console_scripts_are_installed(installed):
-    assert all((installed / name).is_file() for name in SCRIPTS)
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_console_scripts_print_this_tools_version(installed, tmp_path, script):
+    done = _run(installed, tmp_path, script, "--version")
+    assert done.returncode == 0 and done.stdout.startswith(f"unnas-study {study_version()} ("), done.stderr[-2000:]
 
 
 def test_site_values_in_working_directory_override(installed, tmp_path):
