@@ -48,10 +48,15 @@ class Truth:
         return list(self.table.columns)
 
 
-@functools.lru_cache(maxsize=4)
 def _builtin_table(bench: Benchmark) -> pd.DataFrame:
-    table = pd.read_csv(bench.file, compression="gzip")
-    return table.set_index("arch")[list(bench.columns)].rename(columns=bench.columns)
+    # Cached by the file and its columns: a Benchmark holds dicts, so it cannot be a cache key itself.
+    return _read_table(bench.file, tuple(bench.columns.items())).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_table(file: Path, columns: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+    table = pd.read_csv(file, compression="gzip")
+    return table.set_index("arch")[[c for c, _ in columns]].rename(columns=dict(columns))
 
 
 def builtin(space: str | None) -> Truth | None:

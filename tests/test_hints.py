@@ -36,7 +36,7 @@ def test_correlate_hint_names_the_study_and_its_budget(cli, tmp_path):
     assert {f"study_dir={tmp_path / 's'}", "objective=supervised", "dataset=cifar10", "budget=tiny"} <= set(hint)
     study = write_study(tmp_path / "r", ["a", "b", "c"], {("rotation", 0): {"a": 0.3, "b": 0.4, "c": 0.5}})
     done = cli("analysis.correlate", f"study_dir={study}")
-    assert done.returncode == 2 and f"python -m study.train study_dir={study} objective=supervised" in done.stderr
+    assert done.returncode == 2 and f"python -m study.train study_dir={study} space=nb201 objective=supervised" in done.stderr
 
 
 def test_status_without_runs_names_the_study(cli, tmp_path):

@@ -230,7 +230,10 @@ def test_search_stops_cleanly_and_the_rerun_resumes_to_one_record(tmp_path, mome
 
     study = tmp_path / "s"
     args = [*FAST, "method=gdas", "objective=supervised", "search_budget.epochs=4", f"study_dir={study}"]
-    checkpoint = lambda pid: any((study / "searches").rglob("*.ckpt")) if (study / "searches").exists() else False
+
+    def checkpoint(pid: int) -> bool:
+        return (study / "searches").exists() and any((study / "searches").rglob("*.ckpt"))
+
     out = interrupt("study.search", args, tmp_path / "logs", moment,
                     handlers_ready if moment == "imports" else checkpoint, signum, target)
     assert_stopped_cleanly(out, "study.search", signum)

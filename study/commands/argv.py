@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 MULTIRUN = ("-m", "--multirun")
 FLAGS_WITH_VALUE = {"-c", "--cfg", "-p", "--package", "-cn", "--config-name", "-cp", "--config-path", "-cd",
                     "--config-dir", "--experimental-rerun", "-sc", "--shell-completion"}
+# `--info` takes an optional topic: `--info defaults` is one flag, `--info key=value` is `--info all key=value`.
+INFO_FLAGS = {"-i", "--info"}
+INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 GPU_PRESETS = ("gpus",)  # launcher presets that exist to train on GPUs
 
 Item = Union[str, Any]  # a flag (str) or a parsed Hydra Override, in command-line order
@@ -63,9 +66,13 @@ class CommandLine:
         items: list[Item] = []
         takes_value = False
         for arg in argv:
-            if takes_value or arg.startswith("-"):
+            after_info = bool(items) and isinstance(items[-1], str) and items[-1] in INFO_FLAGS
+            if after_info and arg not in INFO_TOPICS:
+                items.append("all")  # what a bare --info means; Hydra would take the next word for its topic
+            topic = after_info and arg in INFO_TOPICS
+            if takes_value or topic or arg.startswith("-"):
                 items.append(arg)
-                takes_value = not takes_value and arg in FLAGS_WITH_VALUE
+                takes_value = not takes_value and not topic and arg in FLAGS_WITH_VALUE
                 continue
             try:
                 items.append(parser.parse_override(arg))
@@ -82,6 +89,8 @@ class CommandLine:
                                     f"{_quote_hint(joined)}") from None
                 raise UserError(f"cannot parse {arg!r} on the command line ({reason}); write overrides as "
                                 "key=value") from None
+        if items and isinstance(items[-1], str) and items[-1] in INFO_FLAGS:
+            items.append("all")
         return cls(tuple(items))
 
     @property

@@ -12,18 +12,18 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from omegaconf import DictConfig
 
 from study.commands import settings  # noqa: F401  (registers the config schemas before anything composes)
 from study.commands.argv import CommandLine
+from study.commands.confdir import conf_dir, user_overrides
 from study.errors import Failed, UserError
 from study.registry import unknown
 from study.store.records import StudyError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = conf_dir()
 # Hydra's flags that pick another config, rerun a job, complete a shell or print help leave validation to Hydra.
 _HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun",
                "-sc", "--shell-completion", "-h", "--help", "--hydra-help", "-i", "--info"}
@@ -118,7 +118,7 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
         _check_hydra_groups([*overrides, *line.set_aside])
         for overrides_now in variants:
             try:
-                cfg = compose(config_name, overrides=overrides_now)
+                cfg = compose(config_name, overrides=[*overrides_now, *user_overrides()])
             except (HydraException, OmegaConfBaseException) as e:
                 fail(_unknown_key(config_name, overrides_now, e)
                      or f"{composition_error(e)} (see `python -m {module} --help`)")
@@ -224,7 +224,7 @@ def hydra_entry(config_name: str, parse: Parse, check: Check, task: Task) -> Cal
             except UserError as e:
                 fail(str(e))
         validate(config_name, line, parse, check)
-        sys.argv[1:] = line.argv()
+        sys.argv[1:] = [*line.argv(), *user_overrides()]
         hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(guarded)()
 
     return main

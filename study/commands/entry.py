@@ -126,9 +126,20 @@ def stop_children(grace_s: float = 10.0) -> None:
             pass
 
 
+def version_line(module: str) -> str:
+    """What `--version` prints for every command: this tool's version (not Hydra's), and the command."""
+    from study import __version__
+
+    return f"unnas-study {__version__} ({module})"
+
+
 def start(module: str, kept: str) -> NoReturn:
-    """Run `module`'s main() with the stop signals handled; exit 128 + the signal's number when stopped."""
+    """Run `module`'s main() with the stop signals handled; exit 128 + the signal's number when stopped.
+    `--version` prints this tool's version before anything loads (no study, no config needed)."""
     argv = sys.argv[1:]
+    if "--version" in argv:
+        print(version_line(module))
+        sys.exit(0)
     _STATE["importing"] = (module, argv, kept)
     install()
     try:
@@ -145,3 +156,51 @@ def start(module: str, kept: str) -> NoReturn:
             pass
         sys.exit(128 + signum)
     sys.exit(code or 0)
+
+
+# The console scripts (pyproject's [project.scripts]): name -> (module, what a stop keeps), the same start as
+# `python -m module`. The module's own `if __name__ == "__main__"` block states the same kept-line.
+SCRIPTS = {
+    "unnas-sample": ("study.sample", "cells.jsonl and study.json are each whole (written atomically)"),
+    "unnas-train": ("study.train", "finished runs and each run's last epoch are kept"),
+    "unnas-search": ("study.search", "finished searches and each search's last epoch are kept"),
+    "unnas-correlate": ("analysis.correlate",
+                        "every file of the analysis is whole (written atomically), from this run or the last"),
+    "unnas-paper": ("analysis.paper", "every figure and table is whole (written atomically)"),
+    "unnas-status": ("launch.status", "it only reads the study"),
+}
+
+
+def script(name: str) -> NoReturn:
+    """Start the command behind console script `name` as `python -m` starts it (each config names its Hydra job)."""
+    start(*SCRIPTS[name])
+
+
+def sample() -> NoReturn:
+    """`unnas-sample`: python -m study.sample."""
+    script("unnas-sample")
+
+
+def train() -> NoReturn:
+    """`unnas-train`: python -m study.train."""
+    script("unnas-train")
+
+
+def search() -> NoReturn:
+    """`unnas-search`: python -m study.search."""
+    script("unnas-search")
+
+
+def correlate() -> NoReturn:
+    """`unnas-correlate`: python -m analysis.correlate."""
+    script("unnas-correlate")
+
+
+def paper() -> NoReturn:
+    """`unnas-paper`: python -m analysis.paper."""
+    script("unnas-paper")
+
+
+def status() -> NoReturn:
+    """`unnas-status`: python -m launch.status."""
+    script("unnas-status")
