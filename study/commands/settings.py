@@ -239,7 +239,6 @@ def recipe_for(cfg: DictConfig, group: str, objective: str) -> tuple[Any, "NetSh
 
 def check_summary(cfg: DictConfig) -> None:
     """Refuse a `budget.summary` that names no run summary (the summary is the analysis', not the Budget's)."""
-    from study.training.run import SUMMARIES, is_summary
 
     summary = OmegaConf.select(cfg, "budget.summary", default="best")
     if not is_summary(summary):
