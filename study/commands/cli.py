@@ -212,7 +212,7 @@ def hydra_entry(config_name: str, parse: Parse, check: Check, task: Task) -> Cal
             # its log rather than a traceback through submitit's frames.
             signum = getattr(e, "signum", signal.SIGINT)
             progress = getattr(e, "progress", None)
-            done = f"{progress.done} run(s) finished, " if progress is not None else ""
+            done = f"{progress.done} {getattr(progress.kind, 'nouns', 'jobs')} finished, " if progress is not None else ""
             print(f"interrupted by {signal.Signals(signum).name}: {done}finished runs and each run's last epoch "
                   "are kept; rerunning the sweep resumes", file=sys.stderr)
             sys.exit(128 + signum)

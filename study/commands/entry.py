@@ -60,7 +60,7 @@ def stopped_line(module: str, argv: list[str], e: BaseException, kept: str) -> s
     signum = getattr(e, "signum", signal.SIGINT)
     what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
     progress = getattr(e, "progress", None)
-    done = f"{progress.done} run(s) finished, " if progress is not None else ""
+    done = f"{progress.done} {getattr(progress.kind, 'nouns', 'jobs')} finished, " if progress is not None else ""
     return f"{what}: {done}{kept}; {'resume' if progress is not None else 'rerun'} with: " + \
         shlex.join(["python", "-m", module, *argv])
 
