@@ -137,10 +137,6 @@ def slurm_preflight(line: CommandLine, config_name: str = "train") -> bool:
 
     if line.value("hydra/launcher") != "slurm" or not line.multirun:
         return False
-    if shutil.which("sbatch") is None:
-        fail("hydra/launcher=slurm submits with SLURM's sbatch, which this machine does not have; run the command "
-             "on the cluster's login node, add dry_run=true to print the plan here, or leave out "
-             "hydra/launcher=slurm to run here")
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             # The launcher's request is the same for every job of the sweep: the first job's config tells it.
@@ -149,6 +145,10 @@ def slurm_preflight(line: CommandLine, config_name: str = "train") -> bool:
     except (HydraException, ValueError, KeyError) as e:  # the command line's own validation reports it
         log.debug("no slurm preflight: %s", e)
         return False
+    if shutil.which("sbatch") is None:  # after composing: a wrong launcher setting is named first
+        fail("hydra/launcher=slurm submits with SLURM's sbatch, which this machine does not have; run the command "
+             "on the cluster's login node, add dry_run=true to print the plan here, or leave out "
+             "hydra/launcher=slurm to run here")
     try:
         preflight(request)
     except UserError as e:
