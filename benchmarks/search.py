@@ -131,14 +131,14 @@ def report(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from analysis import plots, search_plots
-    from analysis.search import alpha_panels, panelled, searches_table, summary
+    from analysis.search import alpha_panels, panelled, read_searches, searches_table, summary
     from analysis.search import report as search_report
     from study.training.searches import iter_searches
 
     cost = json.loads(Path(args.cost).read_text())
     frames, epoch_frames, alphas, nets = [], [], {}, {}
     for study in args.study:
-        searches, epochs, found = searches_table(Path(study))
+        searches, epochs, found = searches_table(Path(study), read_searches(Path(study))[0])
         frames.append(searches)
         epoch_frames.append(epochs)
         alphas.update(found)

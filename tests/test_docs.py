@@ -34,7 +34,6 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.docs
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Commands that may refuse here, with the words their one line must hold: what they need that CI cannot have.
@@ -184,7 +183,7 @@ def test_the_collector_finds_the_readme_commands():
     assert not any("#" in c for c in found)
 
 
-@pytest.mark.slow
+@pytest.mark.docs  # minutes: `pytest -m docs` (the default run leaves it out, see pyproject.toml)
 def test_every_documented_command_runs_as_written(tmp_path):
     pages = [p for p in PAGES if commands(p)]
     data = _fixtures(tmp_path)
