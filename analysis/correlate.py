@@ -15,7 +15,7 @@ if __name__ == "__main__":  # before the imports below: Ctrl-C while they load i
     # reference, and functions of `__main__` cannot be found in the job's process.
     from study.commands.entry import start
 
-    start("analysis.correlate", "every file of the analysis is whole (written atomically), from this run or the last")
+    start("analysis.correlate")
 
 import logging
 import math

@@ -23,7 +23,7 @@ from __future__ import annotations
 if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
     from study.commands.entry import start
 
-    start("analysis.nb101_truth", "the table is written whole (atomically) or not at all")
+    start("analysis.nb101_truth")
 
 import argparse
 import base64

@@ -23,7 +23,7 @@ from __future__ import annotations
 if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
     from study.commands.entry import start
 
-    start("analysis.search", "every file of the analysis is whole (written atomically)")
+    start("analysis.search")
 
 import logging
 import math

@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-CIFAR_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
-CIFAR_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+from benchmarks.cifar_images import CIFAR_MEAN, CIFAR_STD, require_folder, training_images  # noqa: E402
+
 TRUTHS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "imagenet16-120": "imagenet16_120_test"}
 WIDTH, DEPTH, SIZE = 8, 1, 16  # the `short` network (conf/budget/short.yaml, conf/experiment/short.yaml)
 
@@ -39,22 +39,13 @@ WIDTH, DEPTH, SIZE = 8, 1, 16  # the `short` network (conf/budget/short.yaml, co
 def load_data(root: Path, n: int, seed: int, size: int):
     """An in-memory dataset whose training set is n CIFAR-10 training images (uint8, resized to size) and labels."""
     import torch
-    from PIL import Image
 
     from study.data.base import ImageData
 
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    files = [(f, k) for k, c in enumerate(classes) for f in sorted((root / "train" / c).iterdir())
-             if f.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    if len(files) < n:
-        raise SystemExit(f"{root}/train/<class>/ holds {len(files)} images, fewer than --batch {n}")
-    pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-    x = torch.from_numpy(np.stack([np.asarray(Image.open(files[i][0]).convert("RGB")) for i in pick]))
-    x = x.permute(0, 3, 1, 2).contiguous()  # (n, 3, 32, 32) uint8
+    x, y = training_images(root, n, seed)  # (n, 3, 32, 32) uint8
     if size != x.shape[-1]:  # as study/data/cifar.py downsamples: bilinear, antialiased, rounded
         x = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True,
                                             align_corners=False).round().clamp_(0, 255).to(torch.uint8)
-    y = torch.tensor([files[i][1] for i in pick])
     return ImageData("cifar10", x, y, x[:2], y[:2], 10, torch.tensor(CIFAR_MEAN), torch.tensor(CIFAR_STD))
 
 
@@ -126,10 +117,8 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=None, help="where the report goes (default: --out)")
     p.add_argument("--report", action="store_true", help="summarise --out/proxies.jsonl instead of measuring")
     args = p.parse_args()
-    if not args.report and not (args.data_root / "train").is_dir():
-        print(f"error: no CIFAR-10 image folder at {args.data_root} (train/<class>/*.jpg, test/<class>/*.jpg); "
-              "pass --data-root DIR", file=sys.stderr)
-        sys.exit(2)
+    if not args.report:
+        require_folder(args.data_root)
     if args.report:
         report(args)
     else:

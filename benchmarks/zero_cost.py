@@ -26,8 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-CIFAR_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
-CIFAR_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+from benchmarks.cifar_images import normalised, require_folder, training_images  # noqa: E402
+
 SCORES = ("naswot", "synflow", "jacob_cov", "snip", "grad_norm")
 GOALS = {"naswot": 0.85, "synflow": 0.85, "jacob_cov": 0.70}
 MAX_CPU_S = 3.0
@@ -36,19 +36,8 @@ _STATE: dict = {}
 
 def load_batch(root: Path, n: int, seed: int):
     """n CIFAR-10 training images (normalised (n, 3, 32, 32)) and labels, chosen by a seeded permutation."""
-    import torch
-    from PIL import Image
-
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    files = [(f, k) for k, c in enumerate(classes) for f in sorted((root / "train" / c).iterdir())
-             if f.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    if len(files) < n:
-        raise SystemExit(f"{root}/train/<class>/ holds {len(files)} images, fewer than --batch {n}")
-    pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-    x = torch.from_numpy(np.stack([np.asarray(Image.open(files[i][0]).convert("RGB")) for i in pick]))
-    x = x.permute(0, 3, 1, 2).float() / 255  # (n, 3, 32, 32)
-    x = (x - torch.tensor(CIFAR_MEAN)[:, None, None]) / torch.tensor(CIFAR_STD)[:, None, None]
-    return x, torch.tensor([files[i][1] for i in pick])
+    x, y = training_images(root, n, seed)
+    return normalised(x), y
 
 
 def _init(x, y, width: int, depth: int) -> None:
@@ -161,10 +150,7 @@ def main() -> None:
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args()
-    if not (args.data_root / "train").is_dir():
-        print(f"error: no CIFAR-10 image folder at {args.data_root} (train/<class>/*.jpg, test/<class>/*.jpg); "
-              "pass --data-root DIR", file=sys.stderr)
-        sys.exit(2)
+    require_folder(args.data_root)
     args.out.mkdir(parents=True, exist_ok=True)
     jsonl = args.out / "zero_cost.jsonl"
     done = {}

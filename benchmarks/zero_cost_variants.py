@@ -28,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.cifar_images import require_folder  # noqa: E402
+
 OUT = Path(__file__).resolve().parent / "results" / "zero_cost_variants.jsonl"
 SHAPE = (3, 32, 32)
 
@@ -146,11 +148,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--report", action="store_true", help="only summarise the rows already in --out")
     args = p.parse_args()
-    if not args.report and not (args.data_root / "train").is_dir():
-        print(f"error: no CIFAR-10 image folder at {args.data_root} (train/<class>/*.jpg, test/<class>/*.jpg); "
-              "pass --data-root DIR", file=sys.stderr)
-        sys.exit(2)
     if not args.report:
+        require_folder(args.data_root)
         measure(args.cells, args.data_root, args.out)
     table = report(args.out)
     print(table)

@@ -13,7 +13,7 @@ from __future__ import annotations
 if __name__ == "__main__":  # before the imports below: Ctrl-C while they load is one line too
     from study.commands.entry import start
 
-    start("launch.status", "it only reads the study")
+    start("launch.status")
 
 import sys
 from collections import defaultdict

@@ -11,7 +11,7 @@ if __name__ == "__main__":  # before the imports below: Ctrl-C while they load i
     # reference, and functions of `__main__` cannot be found in the job's process.
     from study.commands.entry import start
 
-    start("study.sample", "cells.jsonl and study.json are each whole (written atomically)")
+    start("study.sample")
 
 import json
 import logging

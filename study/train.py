@@ -13,7 +13,7 @@ if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-
     # reference, and functions of `__main__` cannot be found in the job's process.
     from study.commands.entry import start
 
-    start("study.train", "finished runs and each run's last epoch are kept")
+    start("study.train")
 
 import logging
 from dataclasses import replace

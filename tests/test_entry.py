@@ -7,17 +7,17 @@ import pytest
 import study
 from study.commands.entry import SCRIPTS
 
-COMMANDS = sorted(SCRIPTS.items())  # console script -> (module, kept): every command, parametrised
+COMMANDS = sorted(SCRIPTS.items())  # console script -> module: every command, parametrised
 
 
-@pytest.mark.parametrize("script, module", [(s, m) for s, (m, _) in COMMANDS])
+@pytest.mark.parametrize("script, module", COMMANDS)
 def test_version_is_this_tools_and_needs_no_study(cli, tmp_path, script, module):
     # Run where no study exists: the version is printed before any check could refuse the command.
     done = cli(module, "--version", f"study_dir={tmp_path / 'none'}", cwd=tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (0, f"unnas-study {study.__version__} ({module})\n", "")
 
 
-@pytest.mark.parametrize("script, module", [(s, m) for s, (m, _) in COMMANDS])
+@pytest.mark.parametrize("script, module", COMMANDS)
 def test_help_describes_the_command(cli, tmp_path, script, module):
     done = cli(module, "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

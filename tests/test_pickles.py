@@ -87,3 +87,26 @@ def test_a_python2_latin1_pickle_loads(tmp_path):
     # protocol 2 as Python 2 writes a dict with a str key and a (py2) str value
     path.write_bytes(b"\x80\x02}q\x00U\x05labelq\x01U\x03\xe9abq\x02s.")
     assert load_data_pickle(path, "test") == {"label": "\xe9ab"}
+
+
+class _FromBuffer:
+    """Pickles as numpy.frombuffer(raw, dtype), the portable form benchmarks/gpu_bundle.py writes pixels in."""
+
+    def __init__(self, raw: bytes | bytearray, dtype: str) -> None:
+        self.raw, self.dtype = raw, dtype
+
+    def __reduce__(self):
+        return np.frombuffer, (self.raw, self.dtype)
+
+
+def test_frombuffer_pixels_load_and_only_as_numbers(tmp_path):
+    from study.data.pickles import load_data_pickle
+
+    path = tmp_path / "portable"
+    path.write_bytes(pickle.dumps({"data": _FromBuffer(bytearray(range(6)), "uint8")}, protocol=4))
+    got = load_data_pickle(path, "test")["data"]
+    assert got.dtype == np.uint8 and got.tolist() == list(range(6))
+    path.write_bytes(pickle.dumps({"data": _FromBuffer(b"\0" * 8, "O")}, protocol=4))
+    with pytest.raises(DataError, match="frombuffer") as e:
+        load_data_pickle(path, "test")
+    assert "\n" not in str(e.value)

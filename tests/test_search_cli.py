@@ -138,3 +138,23 @@ def test_the_genotypes_found_in_the_darts_space_train_with_labels_as_a_study(tmp
     report = (study / "analysis" / "search" / "report.md").read_text()
     assert "darts/rotation" in report
     assert "Published" not in report  # NAS-Bench-201's published searches compare nothing in the DARTS space
+
+
+@pytest.mark.slow
+def test_unnas_search_phase_runs_on_an_image_folder_with_the_imagenet_stem(tmp_path):
+    """search_budget=unnas at tiny width: 2 epochs, alpha frozen in the first, the ImageNet-stem supernet."""
+    from tests.image_fixtures import write_tiny_folder
+
+    write_tiny_folder(tmp_path / "images", per_class={"train": 16, "test": 4})
+    study = tmp_path / "u"
+    done = run_cli("study.search", "space=darts", "search_budget=unnas", "objective=rotation", "search_budget.width=2",
+                   "dataset=imagefolder", f"data_root={tmp_path / 'images'}", "dataset.image_size=32",
+                   "dataset.n_classes=2", "dataset.train_subset=0", "dataset.test_subset=0", "workers=1", "threads=1",
+                   f"study_dir={study}")
+    assert done.returncode == 0, done.stderr
+    (rec,) = records(study)
+    first, second = rec["history"]
+    assert rec["status"] == "complete" and len(rec["history"]) == 2
+    assert first["arch_loss"] is None and second["arch_loss"] is not None  # alpha frozen in the first epoch
+    assert first["lr"] == pytest.approx(0.05) and second["lr"] == pytest.approx(0.025)  # rotation: half of 0.1, cos to 0
+    assert rec["net"]["stem"] == "imagenet" and rec["net"]["cells_per_stage"] == 2

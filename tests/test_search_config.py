@@ -64,3 +64,23 @@ def test_a_seed_sweep_is_one_job_unless_slurm_runs_each_seed(argv, expected):
     from study.search import seeds_together
 
     assert seeds_together(CommandLine.parse(argv)).argv() == [a for a in argv if a == "-m"] + expected
+
+
+@pytest.mark.parametrize("objective,batch,lr,arch_lr", [("supervised", 64, 0.1, 3e-4), ("colorization", 64, 0.1, 3e-4),
+                                                        ("rotation", 32, 0.05, 1.5e-4), ("jigsaw", 32, 0.05, 1.5e-4)])
+def test_the_unnas_search_budget_is_unnas_search_phase(objective, batch, lr, arch_lr, tmp_path):
+    """configs/search_based/search_phase/imagenet/{cls,col,rot,jig}.yaml of facebookresearch/unnas."""
+    req = parse(compose_cfg("search", ["space=darts", "search_budget=unnas", f"objective={objective}",
+                                       f"study_dir={tmp_path}"]))
+    b, shape = req.setup.budget, req.setup.shape
+    assert (b.batch_size, b.lr, b.arch_lr) == (batch, lr, arch_lr)
+    assert (b.epochs, b.warmup_epochs, b.lr_min, b.momentum, b.nesterov, b.weight_decay) == (2, 1, 0.0, 0.9, False, 3e-5)
+    assert (b.arch_beta1, b.arch_beta2, b.arch_weight_decay, b.portion, b.grad_clip) == (0.5, 0.999, 1e-3, 0.5, 5.0)
+    assert b.grad_clip_alpha and (shape.width, shape.cells_per_stage, shape.stem) == (16, 2, "imagenet")
+
+
+def test_the_alpha_clip_enters_the_identity_only_when_set(tmp_path):
+    base = parse(compose_cfg("search", [f"study_dir={tmp_path}"])).setup
+    clipped = parse(compose_cfg("search", ["search_budget.grad_clip_alpha=true", f"study_dir={tmp_path}"])).setup
+    assert "grad_clip_alpha" not in base.identity()["budget"] and clipped.identity()["budget"]["grad_clip_alpha"]
+    assert base.tag() != clipped.tag()

@@ -198,3 +198,34 @@ def test_nb201_supernet_computes_xautodls_outputs_and_alpha_gradients(method):
     (expected ** 2).sum().backward()
     (got ** 2).sum().backward()
     assert torch.allclose(ours.alphas["cell"].grad, ref.arch_parameters.grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("with_alpha", [False, True])
+def test_the_weight_step_clips_as_torch_clips_every_parameter_it_counts(with_alpha):
+    from study.training.search import weight_grads
+
+    torch.manual_seed(0)
+    w, a = nn.Parameter(torch.randn(5)), nn.Parameter(torch.randn(3))
+    loss = (w * 3).sum() ** 2 + (w.sum() * a * 10).sum()
+    weight_grads(loss, [w], [a] if with_alpha else [], clip=1.0)
+    ref_w, ref_a = nn.Parameter(w.detach().clone()), nn.Parameter(a.detach().clone())
+    ((ref_w * 3).sum() ** 2 + (ref_w.sum() * ref_a * 10).sum()).backward()
+    torch.nn.utils.clip_grad_norm_([ref_w, ref_a] if with_alpha else [ref_w], 1.0)
+    assert torch.allclose(w.grad, ref_w.grad) and a.grad is None  # alpha's own step is the architecture step's
+
+
+def test_darts_imagenet_stem_supernet_is_unnas_search_network():
+    """unnas' ImageNet search network: three stride-2 convs, the first cell's older input reduced, 1/32 out."""
+    from study.spaces.darts.network import FactorizedReduce, ImageNetStem
+    from study.spaces.darts.supernet import Supernet
+
+    torch.manual_seed(0)
+    net = get_space("darts").supernet(NetShape(3, 64, 10, 4, 2, stem="imagenet"))
+    assert isinstance(net, Supernet) and isinstance(net.stem, ImageNetStem) and len(net.cells) == 8
+    assert isinstance(net.cells[0].pre0, FactorizedReduce)
+    out = net(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, net.c_out, 2, 2) and net.c_out == 16 * 4
+    out.mean().backward()
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in net.alphas.values())
+    with pytest.raises(SpaceError, match="imagenet stem"):
+        get_space("nb201").supernet(NetShape(3, 64, 10, 4, 1, stem="imagenet"))

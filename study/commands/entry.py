@@ -1,6 +1,6 @@
 """How every command starts and stops: Ctrl-C and stop signals at any moment end it with one line.
 
-`python -m study.train` (and every other command) runs `start(module, kept)` before its own imports (torch,
+`python -m study.train` (and every other command) runs `start(module)` before its own imports (torch,
 Hydra, pandas take a second or more), so Ctrl-C while they load is handled like Ctrl-C later on. SIGTERM
 (what `kill PID`, `timeout` and a scheduler's time limit send), SIGUSR2 (a preemption's warning) and SIGHUP
 (the terminal went away) are handled like Ctrl-C in a plain run: a `Stopped` exception unwinds the command,
@@ -133,10 +133,11 @@ def version_line(module: str) -> str:
     return f"unnas-study {__version__} ({module})"
 
 
-def start(module: str, kept: str) -> NoReturn:
-    """Run `module`'s main() with the stop signals handled; exit 128 + the signal's number when stopped.
-    `--version` prints this tool's version before anything loads (no study, no config needed)."""
-    argv = sys.argv[1:]
+def start(module: str) -> NoReturn:
+    """Run `module`'s main() with the stop signals handled; exit 128 + the signal's number when stopped
+    (one line: what happened, what is kept (KEPT), how to go on). `--version` prints this tool's version before
+    anything loads (no study, no config needed)."""
+    argv, kept = sys.argv[1:], KEPT[module]
     if "--version" in argv:
         print(version_line(module))
         sys.exit(0)
@@ -158,49 +159,47 @@ def start(module: str, kept: str) -> NoReturn:
     sys.exit(code or 0)
 
 
-# The console scripts (pyproject's [project.scripts]): name -> (module, what a stop keeps), the same start as
-# `python -m module`. The module's own `if __name__ == "__main__"` block states the same kept-line.
-SCRIPTS = {
-    "unnas-sample": ("study.sample", "cells.jsonl and study.json are each whole (written atomically)"),
-    "unnas-train": ("study.train", "finished runs and each run's last epoch are kept"),
-    "unnas-search": ("study.search", "finished searches and each search's last epoch are kept"),
-    "unnas-correlate": ("analysis.correlate",
-                        "every file of the analysis is whole (written atomically), from this run or the last"),
-    "unnas-paper": ("analysis.paper", "every figure and table is whole (written atomically)"),
-    "unnas-status": ("launch.status", "it only reads the study"),
+# What a stop keeps, by command: the second half of the one line a stopped command prints.
+KEPT = {
+    "study.sample": "cells.jsonl and study.json are each whole (written atomically)",
+    "study.train": "finished runs and each run's last epoch are kept",
+    "study.search": "finished searches and each search's last epoch are kept",
+    "analysis.correlate": "every file of the analysis is whole (written atomically), from this run or the last",
+    "analysis.paper": "every figure and table is whole (written atomically)",
+    "analysis.search": "every file of the analysis is whole (written atomically)",
+    "analysis.nb101_truth": "the table is written whole (atomically) or not at all",
+    "launch.status": "it only reads the study",
 }
-
-
-def script(name: str) -> NoReturn:
-    """Start the command behind console script `name` as `python -m` starts it (each config names its Hydra job)."""
-    start(*SCRIPTS[name])
+# The console scripts (pyproject's [project.scripts]): the same start as `python -m module`.
+SCRIPTS = {"unnas-sample": "study.sample", "unnas-train": "study.train", "unnas-search": "study.search",
+           "unnas-correlate": "analysis.correlate", "unnas-paper": "analysis.paper", "unnas-status": "launch.status"}
 
 
 def sample() -> NoReturn:
     """`unnas-sample`: python -m study.sample."""
-    script("unnas-sample")
+    start(SCRIPTS["unnas-sample"])
 
 
 def train() -> NoReturn:
     """`unnas-train`: python -m study.train."""
-    script("unnas-train")
+    start(SCRIPTS["unnas-train"])
 
 
 def search() -> NoReturn:
     """`unnas-search`: python -m study.search."""
-    script("unnas-search")
+    start(SCRIPTS["unnas-search"])
 
 
 def correlate() -> NoReturn:
     """`unnas-correlate`: python -m analysis.correlate."""
-    script("unnas-correlate")
+    start(SCRIPTS["unnas-correlate"])
 
 
 def paper() -> NoReturn:
     """`unnas-paper`: python -m analysis.paper."""
-    script("unnas-paper")
+    start(SCRIPTS["unnas-paper"])
 
 
 def status() -> NoReturn:
     """`unnas-status`: python -m launch.status."""
-    script("unnas-status")
+    start(SCRIPTS["unnas-status"])

@@ -194,8 +194,8 @@ def _register(group: str, recipe: type, shapes: str, shape_keys: tuple[str, ...]
 def _recipes() -> dict[str, tuple[type, type, tuple[str, ...]]]:
     """Per config group: the recipe class, its override schema and the shape keys it sizes."""
 
-    # Supernets have the CIFAR stem and no depth setting; a space sizes them under `search_shapes:`.
-    search_keys = ("width", "cells_per_stage")
+    # Supernets have no depth setting (DARTS' 3k + 2 cells); a space sizes them under `search_shapes:`.
+    search_keys = ("width", "cells_per_stage", "stem")
     return {"budget": (Budget, _register("budget", Budget, "shapes", SHAPE_KEYS, True), SHAPE_KEYS),
             "search_budget": (SearchBudget, _register("search_budget", SearchBudget, "search_shapes", search_keys,
                                                       False), search_keys)}

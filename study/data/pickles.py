@@ -25,9 +25,17 @@ def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def _frombuffer(buffer: bytes | bytearray, dtype: str = "float") -> np.ndarray:
+    """`numpy.frombuffer` over bytes for a plain numeric dtype: the portable way to pickle pixels that any numpy
+    reads (benchmarks/gpu_bundle.py writes its CIFAR-10 subset so)."""
+    if not isinstance(buffer, (bytes, bytearray)) or np.dtype(dtype).kind not in "biuf":
+        raise pickle.UnpicklingError(f"numpy.frombuffer of {type(buffer).__name__} as {dtype!r}")
+    return np.frombuffer(buffer, dtype)
+
+
 def _numpy_names() -> dict[tuple[str, str], Any]:
     core = np._core if hasattr(np, "_core") else np.core  # numpy 2 moved numpy.core to numpy._core
-    names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    names = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("numpy", "frombuffer"): _frombuffer}
     for module in ("numpy.core", "numpy._core"):  # files written by numpy 1 name numpy.core
         names[(f"{module}.multiarray", "_reconstruct")] = core.multiarray._reconstruct
         names[(f"{module}.multiarray", "scalar")] = core.multiarray.scalar

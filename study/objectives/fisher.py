@@ -50,6 +50,4 @@ class Fisher(ScoringObjective):
     name = "fisher"
     uses_labels = True
     fused = False  # per-channel sums over the reference's one conv per edge
-
-    def score(self, model, gen, default_batch):
-        return fisher(model, *self.batch(gen, default_batch))
+    measure = staticmethod(fisher)

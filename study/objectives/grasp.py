@@ -37,6 +37,4 @@ class Grasp(ScoringObjective):
     name = "grasp"
     uses_labels = True
     fused = False  # the reference's network: one conv per edge
-
-    def score(self, model, gen, default_batch):
-        return grasp(model, *self.batch(gen, default_batch))
+    measure = staticmethod(grasp)

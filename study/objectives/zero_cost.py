@@ -18,7 +18,7 @@ predicted architecture everywhere (each score's sign is chosen so).
 from __future__ import annotations
 
 import copy
-from typing import ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -148,9 +148,16 @@ class ScoringObjective(Objective):
         idx = torch.randperm(n, generator=gen, device=gen.device)[:size].to(self.data.train_x.device)
         return self.normalize(self.data.train_x[idx]), self.data.train_y[idx]
 
+    # The score of a model on one batch: measure(model, images, labels) where the objective uses labels,
+    # measure(model, images) otherwise (set as staticmethod(fn)); objectives scoring otherwise override score().
+    measure: ClassVar[Callable[..., float] | None] = None
+
     def score(self, model: nn.Module, gen: torch.Generator, default_batch: int) -> float:
         """The objective's score of an untrained `model` (higher = better predicted architecture)."""
-        raise NotImplementedError
+        if self.measure is None:
+            raise NotImplementedError(f"{type(self).__name__} sets neither measure nor score()")
+        images, labels = self.batch(gen, default_batch)
+        return self.measure(model, images, labels) if self.uses_labels else self.measure(model, images)
 
     def train_batch(self, images, labels, gen):
         raise TypeError(f"{self.name} is training-free; it scores networks with score()")
@@ -164,9 +171,7 @@ class NASWOT(ScoringObjective):
 
     name = "naswot"
     fused = False  # the per-edge cell applies one nn.ReLU per conv edge, as the reference network does
-
-    def score(self, model, gen, default_batch):
-        return naswot(model, self.batch(gen, default_batch)[0])
+    measure = staticmethod(naswot)
 
 
 @register_objective
@@ -186,9 +191,7 @@ class JacobCov(ScoringObjective):
     """How uncorrelated the input Jacobians of one unlabelled batch are (Mellor et al. 2020, v1)."""
 
     name = "jacob_cov"
-
-    def score(self, model, gen, default_batch):
-        return jacob_cov(model, self.batch(gen, default_batch)[0])
+    measure = staticmethod(jacob_cov)
 
 
 @register_objective
@@ -197,9 +200,7 @@ class Snip(ScoringObjective):
 
     name = "snip"
     uses_labels = True
-
-    def score(self, model, gen, default_batch):
-        return snip(model, *self.batch(gen, default_batch))
+    measure = staticmethod(snip)
 
 
 @register_objective
@@ -208,6 +209,4 @@ class GradNorm(ScoringObjective):
 
     name = "grad_norm"
     uses_labels = True
-
-    def score(self, model, gen, default_batch):
-        return grad_norm(model, *self.batch(gen, default_batch))
+    measure = staticmethod(grad_norm)

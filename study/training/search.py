@@ -151,13 +151,28 @@ def _epoch(supernet: nn.Module, model: nn.Module, objective: Objective, source: 
         loss = _loss(supernet, model, objective, source, idx, method.mixes(supernet.alphas, epoch, budget.epochs, gen),
                      gen, precision)
         w_opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=weights)  # the weights' gradient alone: alpha's .grad stays untouched
-        nn.utils.clip_grad_norm_(weights, budget.grad_clip, foreach=True)
+        weight_grads(loss, weights, arch if budget.grad_clip_alpha else [], budget.grad_clip)
         w_opt.step()
         sums[0] += loss.detach()
         steps += 1
     supernet.use(None)
     return tuple((sums / steps).tolist())
+
+
+def weight_grads(loss: torch.Tensor, weights: list[nn.Parameter], arch: list[nn.Parameter], clip: float) -> None:
+    """Set the weights' .grad to the gradient of `loss`, scaled as clip_grad_norm_ scales it to norm `clip`, the
+    norm taken over the weights' and `arch`'s gradients together (unnas and xautodl clip over every parameter,
+    alpha included; [] counts the weights alone). Alpha's .grad stays untouched: its step is the architecture
+    step's."""
+    if not arch:
+        loss.backward(inputs=weights)
+        nn.utils.clip_grad_norm_(weights, clip, foreach=True)
+        return
+    grads = torch.autograd.grad(loss, weights + arch, allow_unused=True)
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads if g is not None]))
+    scale = (clip / (norm + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s rule
+    for p, g in zip(weights, grads):
+        p.grad = None if g is None else g * scale
 
 
 def _loss(supernet: nn.Module, model: nn.Module, objective: Objective, source: BatchSource, idx: torch.Tensor,

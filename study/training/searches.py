@@ -29,11 +29,13 @@ class SearchBudget(Recipe):
     """How long to search and with what optimisers (the supernet's size is a NetShape, not this)."""
 
     group: ClassVar[str] = "search_budget"
+    later: ClassVar[dict[str, Any]] = {"grad_clip_alpha": False}
 
     batch_size: int = 64  # images per step, in each of the two steps
     lr: float = 0.025  # weights: SGD, cosine from lr to lr_min over the epochs
     lr_min: float = 0.001
     grad_clip: float = 5.0  # max norm of the weights' gradient
+    grad_clip_alpha: bool = False  # the norm also counts alpha's gradient of the weight step (unnas, xautodl)
     arch_lr: float = 3e-4  # alpha: Adam
     arch_beta1: float = 0.5
     arch_beta2: float = 0.999

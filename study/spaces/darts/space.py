@@ -91,7 +91,8 @@ class DartsSpace:
         """unnas' search network at `shape`: every edge mixes the 8 ops; alphas `normal` and `reduce`, (14, 8)."""
         from study.spaces.darts.supernet import Supernet
 
-        return Supernet(shape.c_in, shape.width, shape.cells_per_stage)
+        shape.check_variants(self.name, stems=("cifar", "imagenet"))
+        return Supernet(shape.c_in, shape.width, shape.cells_per_stage, shape.stem)
 
     def derive(self, alpha: Mapping[str, Any]) -> DartsCell:
         """The genotype of an alpha by DARTS' rule: per node its two inputs of largest non-`none` weight

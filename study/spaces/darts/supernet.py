@@ -4,7 +4,8 @@ As unnas' DARTS search model (pycls/models/nas/nas_search.py, after DARTS' model
 nodes each sum one mixed edge from every earlier state (2 + 3 + 4 + 5 = 14 edges); every op is built
 without BN affine, and each pooling is followed by a BN without affine; the preprocessing of the two
 inputs is ReLU-conv1x1-BN (a FactorizedReduce after a reduction), without affine; the stem keeps its
-affine BN. One alpha of 14 edges x 8 ops per kind of cell (`normal`, `reduce`), initialised
+affine BN; `stem="imagenet"` is unnas' ImageNet search network (its three stride-2 convs, the first cell's
+older input at twice the resolution). One alpha of 14 edges x 8 ops per kind of cell (`normal`, `reduce`), initialised
 1e-3 * N(0, 1), shared by all cells of the kind. The stack is the one the space trains
 (study/spaces/darts/network.py `layout`): cells_per_stage = 2 is unnas' 8-cell search network.
 """
@@ -15,7 +16,8 @@ import torch
 from torch import nn
 
 from study.spaces.darts.cell import DARTS_OPS, N_NODES
-from study.spaces.darts.network import STEM_MULTIPLIER, FactorizedReduce, ReLUConvBN, cell_count, layout, make_op
+from study.spaces.darts.network import (CifarStem, FactorizedReduce, ImageNetStem, ReLUConvBN, cell_count, layout,
+                                        make_op)
 from study.spaces.modules import Mix, MixedEdge
 
 KINDS = ("normal", "reduce")
@@ -59,13 +61,13 @@ class SearchCell(nn.Module):
 class Supernet(nn.Module):
     """Stem and the DARTS stack of search cells; `alphas["normal"]` and `alphas["reduce"]`, (14, 8) each."""
 
-    def __init__(self, c_in: int, width: int, cells_per_stage: int) -> None:
+    def __init__(self, c_in: int, width: int, cells_per_stage: int, stem: str = "cifar") -> None:
         super().__init__()
-        c_stem = STEM_MULTIPLIER * width
-        self.stem = nn.Sequential(nn.Conv2d(c_in, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
-        c_pp, c_p, c = c_stem, c_stem, width
+        self.stem = ImageNetStem(c_in, width) if stem == "imagenet" else CifarStem(c_in, width)
+        c_pp = c_p = self.stem.c_out
+        c = width
         self.cells = nn.ModuleList()
-        reduction_prev = False
+        reduction_prev = stem == "imagenet"  # the ImageNet stem's older output is at twice the resolution
         for reduction in layout(cell_count(cells_per_stage)):
             c = 2 * c if reduction else c
             cell = SearchCell(c_pp, c_p, c, reduction, reduction_prev)
@@ -83,7 +85,7 @@ class Supernet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mixes = self._mixes or {kind: Mix(torch.softmax(a, dim=-1)) for kind, a in self.alphas.items()}
-        s0 = s1 = self.stem(x)  # (B, 3C, H, W)
+        s0, s1 = self.stem.pair(x)  # (B, 3C, H, W) twice; ImageNet stem: (B, C, H/4, W/4), (B, C, H/8, W/8)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, mixes["reduce" if cell.reduction else "normal"])
-        return s1  # (B, 16C, H/4, W/4)
+        return s1  # (B, 16C, H/4, W/4); ImageNet stem: (B, 16C, H/32, W/32)

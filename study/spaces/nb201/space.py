@@ -48,6 +48,7 @@ class NB201Space:
         """The skeleton at `shape` with every edge mixing all 5 ops; one (6, 5) alpha, `alphas["cell"]`."""
         from study.spaces.nb201.supernet import Supernet
 
+        shape.check_variants(self.name)
         return Supernet(shape.c_in, shape.width, shape.cells_per_stage)
 
     def derive(self, alpha: Mapping[str, Any]) -> NB201Cell:
