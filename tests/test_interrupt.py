@@ -41,8 +41,8 @@ CASES = [  # (moment, signal, sent to, workers)
     ("mid-run", signal.SIGTERM, "command", 1),
     ("mid-run", signal.SIGTERM, "command", 2),
     ("mid-run", signal.SIGTERM, "group", 2),
-    ("mid-run", signal.SIGUSR2, "command", 2),
-    ("mid-run", signal.SIGHUP, "command", 2),
+    ("mid-run", signal.SIGUSR2, "group", 2),  # SLURM's --signal reaches every process of the step
+    ("mid-run", signal.SIGHUP, "group", 2),  # a terminal's hang-up reaches the whole group
 ]
 
 

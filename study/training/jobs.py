@@ -29,6 +29,7 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -244,7 +245,12 @@ def run_jobs(specs: list[Any], setup: JobSetup, workers: int, label: str, kind: 
     # spawn, not fork: a forked child of a process that already ran torch's thread pools can deadlock.
     ctx = multiprocessing.get_context("spawn")
     quiet_resource_tracker()
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup, os.getpid(), kind))
+    with deaf_children():
+        # multiprocessing's resource tracker starts with the pool's first lock. Started here it ignores SIGHUP
+        # and SIGUSR2 too (it ignores SIGINT and SIGTERM itself), so a hang-up or a scheduler's signal to the
+        # whole process group cannot kill it and leave its successor printing a KeyError per semaphore.
+        resource_tracker.ensure_running()
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(setup, os.getpid(), kind))
     pending: set[Future] = set()
     try:
         with deaf_children():  # the workers start here, one per submit
