@@ -1,4 +1,5 @@
-"""The Python API for notebooks: a study's runs, analysis.correlate's tables and a space's truth as DataFrames.
+"""The Python API for notebooks: a study's runs, analysis.correlate's tables and a space's truth as DataFrames,
+and the training-free scores of the registry on any torch module.
 
 The functions compose the same config and call the same code as the commands (analysis/correlate.py's
 `analyse`), so a number here is the number in `<study_dir>/analysis/*.csv`; nothing is written. docs/api.md.
@@ -10,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from analysis import correlate as command
 from analysis import truth as truths
 from analysis.load import load_cells, load_runs
 from analysis.report import Results
 from study.commands.cli import CONF_DIR
+from study.objectives import list_objectives
+from study.objectives.base import objective_class
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,19 @@ def truth(space: str) -> pd.DataFrame:
     if found is None:
         raise ValueError(f"space {space!r} ships no truth table; analysis.correlate takes truth=PATH for it")
     return found.table
+
+
+def scores() -> list[str]:
+    """The training-free scores `score` takes (the registry's objectives that train nothing)."""
+    return [name for name in list_objectives() if not objective_class(name).trains]
+
+
+def score(name: str, model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None = None,
+          seed: int = 0) -> float:
+    """Training-free score `name` of any module on a batch, as `study.train objective=<name>` computes it on a
+    cell's network: `inputs` normalised images (B, C, H, W), `labels` (B,) for the scores that use labels;
+    `seed` seeds what a score draws (zen's Gaussian weights and inputs). Higher predicts a better network.
+    Scores that need gradients leave them in the module's .grad; its weights are not changed."""
+    if name not in scores():
+        raise ValueError(f"{name!r} is not a training-free score; choose one of {', '.join(scores())}")
+    return objective_class(name).of_module(model, inputs, labels, gen=torch.Generator().manual_seed(seed))

@@ -62,10 +62,51 @@ def test_truth_of_a_space():
 
 
 def test_the_documented_example_gives_the_csvs_numbers(study, monkeypatch, capsys):
-    code, = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.S)
+    code, _ = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.S)
     monkeypatch.chdir(study)
     namespace: dict = {}
     exec(code, namespace)
     written = pd.read_csv(study / "studies" / "default" / "analysis" / "correlations.csv").set_index("objective")
     assert namespace["rho"] == pytest.approx(written.loc["rotation", "spearman"], abs=5e-5)
     assert f"rho = {written.loc['rotation', 'spearman']:.2f}" in capsys.readouterr().out
+
+
+def _tiny_net():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                       nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+                         nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)))
+
+
+def test_every_training_free_score_scores_any_module_as_its_objective_does():
+    """api.score on a plain torch module: the objective's own function, the registry's every score."""
+    import copy
+
+    import torch
+
+    from study.objectives import zero_cost
+
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(16) % 10
+    net = _tiny_net()
+    got = {name: api.score(name, copy.deepcopy(net), x, y) for name in api.scores()}
+    assert {"naswot", "synflow", "jacob_cov", "snip", "zen", "l2_norm"} <= set(got)
+    assert all(np.isfinite(v) for v in got.values()), got
+    assert got["naswot"] == zero_cost.naswot(copy.deepcopy(net), x)
+    assert got["snip"] == zero_cost.snip(copy.deepcopy(net), x, y)
+    assert got["synflow"] == zero_cost.synflow(copy.deepcopy(net), (3, 8, 8))
+    assert api.score("zen", net, x, seed=3) == api.score("zen", net, x, seed=3) != api.score("zen", net, x, seed=4)
+    with pytest.raises(ValueError, match="uses labels"):
+        api.score("snip", net, x)
+    with pytest.raises(ValueError, match="not a training-free score"):
+        api.score("supervised", net, x, y)
+
+
+def test_the_documented_score_example_runs_as_written(capsys):
+    _, code = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.S)
+    exec(code, {})
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in ("naswot", "synflow", "snip"))

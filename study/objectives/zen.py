@@ -60,3 +60,8 @@ class Zen(ScoringObjective):
     def score(self, model, gen, default_batch):
         size = self.batch_size or default_batch
         return zen(model, (self.c_in, self.data.image_size, self.data.image_size), size, gen)
+
+    @classmethod
+    def of_module(cls, model, inputs, labels=None, gen=None):
+        """`model` = Sequential(features, pooled head); Gaussian inputs of the batch's shape, drawn from `gen`."""
+        return zen(model, tuple(inputs.shape[1:]), len(inputs), gen if gen is not None else torch.Generator())

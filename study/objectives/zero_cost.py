@@ -154,10 +154,20 @@ class ScoringObjective(Objective):
 
     def score(self, model: nn.Module, gen: torch.Generator, default_batch: int) -> float:
         """The objective's score of an untrained `model` (higher = better predicted architecture)."""
-        if self.measure is None:
-            raise NotImplementedError(f"{type(self).__name__} sets neither measure nor score()")
-        images, labels = self.batch(gen, default_batch)
-        return self.measure(model, images, labels) if self.uses_labels else self.measure(model, images)
+        return self.of_module(model, *self.batch(gen, default_batch), gen=gen)
+
+    @classmethod
+    def of_module(cls, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None = None,
+                  gen: torch.Generator | None = None) -> float:
+        """The score of any module on a batch of normalised inputs (B, C, H, W), with their labels where the
+        score uses them; `gen` draws what a score draws (zen). What `score` computes on a study's batch."""
+        if cls.measure is None:
+            raise NotImplementedError(f"{cls.__name__} sets neither measure nor of_module()")
+        if not cls.uses_labels:
+            return cls.measure(model, inputs)
+        if labels is None:
+            raise ValueError(f"{cls.name} uses labels: pass the batch's labels")
+        return cls.measure(model, inputs, labels)
 
     def train_batch(self, images, labels, gen):
         raise TypeError(f"{self.name} is training-free; it scores networks with score()")
@@ -184,6 +194,10 @@ class SynFlow(ScoringObjective):
 
     def score(self, model, gen, default_batch):
         return synflow(model, (self.c_in, self.data.image_size, self.data.image_size))
+
+    @classmethod
+    def of_module(cls, model, inputs, labels=None, gen=None):
+        return synflow(model, tuple(inputs.shape[1:]))  # the shape of one input alone
 
 
 @register_objective
