@@ -18,7 +18,7 @@ from study.errors import UserError
 from study.spaces import NetShape
 from study.store.cells import read_cells, read_info
 from study.store.records import StudyError, room_to_write
-from study.training import devices
+from study.training import devices, loggers
 from study.training.run import Setup
 from study.training.runner import parse_cells
 
@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def check(req: TrainRequest) -> None:
-    """Refuse a train request before anything runs: no sample, a read-only study, a bad dataset or objective."""
+    """Refuse a train request before anything runs: no sample, a read-only study, a bad dataset or objective, a
+    logger whose package is missing."""
     cells = read_cells(req.study_dir)
     read_info(req.study_dir)  # a damaged study.json stops the command (docs/outputs.md), as it stops the analysis
     # Before Hydra, whose first act is a log folder inside study_dir.
@@ -34,6 +35,7 @@ def check(req: TrainRequest) -> None:
                   f"writable folder (cp -r {req.study_dir} NEW) and train with study_dir=NEW")
     parse_cells(cells, req.setup.space, req.study_dir)
     setup = req.setup
+    loggers.check(setup.logger)
     images = check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), setup.shape.n_classes)
     if images is not None and setup.budget.batch_size > images:  # one step per epoch, not the recipe's batches
         raise UserError(f"batch size {setup.budget.batch_size} ({setup.objective}'s budget) is more than the {images} "

@@ -65,6 +65,7 @@ def job_setup(cfg: DictConfig, group: str) -> dict[str, Any]:
     return dict(space=settings.space_name(cfg), objective=objective, objective_options=options,
                 dataset=cfg.dataset.name, dataset_options=dataset_build_options(cfg, study_dir), budget=budget,
                 shape=shape, device=device, config=settings.plain(cfg), claims=settings.claim_settings(cfg),
+                logger=settings.logger_settings(cfg),
                 precision=devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device))
 
 

@@ -17,7 +17,7 @@ from study.data import DATASETS
 from study.commands.request import job_setup
 from study.errors import UserError
 from study.store.records import writable
-from study.training import devices
+from study.training import devices, loggers
 from study.training.searches import SearchSetup
 from study.objectives.base import objective_class
 from study.training.methods import create_method
@@ -67,7 +67,7 @@ def parse(cfg: DictConfig) -> SearchRequest:
 
 def check(req: SearchRequest) -> None:
     """Refuse a search before anything runs: a read-only study, a training-free objective, a space without a
-    supernet, a bad dataset or objective option."""
+    supernet, a bad dataset or objective option, a logger whose package is missing."""
     import json
 
     setup = req.setup
@@ -79,6 +79,7 @@ def check(req: SearchRequest) -> None:
         raise UserError(f"objective {setup.objective!r} is training-free: a search descends an objective's loss; "
                         f"choose one of {', '.join(trained)} (objective=rotation)")
     searchable(setup.space)  # no supernet -> one line naming the spaces that have one
+    loggers.check(setup.logger)
     if DATASETS.get(setup.dataset).streams:
         raise UserError(f"dataset {setup.dataset} streams its images from disk, but a search draws its batches by "
                         "index from two fixed parts of the training images, held in memory; search on an in-memory "

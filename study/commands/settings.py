@@ -16,6 +16,7 @@ from study.errors import UserError
 from study.store.claims import ClaimSettings
 from study.spaces import SPACES
 from study.spaces import NetShape
+from study.training.loggers import LOGGERS, LoggerSettings
 from study.training.run import Budget
 from study.training.searches import SearchBudget
 from study.training.run import SUMMARIES, is_summary
@@ -130,6 +131,17 @@ def claim_settings(cfg: DictConfig) -> "ClaimSettings":
         raise UserError(f"claims.heartbeat_s ({heartbeat:g}) must be shorter than claims.stale_after_s "
                         f"({stale:g}), or live runs would look stale; e.g. claims.heartbeat_s=30")
     return ClaimSettings(heartbeat, stale)
+
+
+def logger_settings(cfg: DictConfig) -> LoggerSettings:
+    """The per-epoch logger of a train or search config (`logger=csv`, ...); `none` for a config without one
+    (a record's, written before there were loggers)."""
+    values = _get(cfg, "logger")
+    values = OmegaConf.to_container(values, resolve=True) if isinstance(values, DictConfig) else {}
+    name = values.pop("name", None) or "none"
+    if name != "none":
+        LOGGERS.get(name)  # unknown name -> one line naming the choices
+    return LoggerSettings(name, study_dir(cfg), values)
 
 
 def space_name(cfg: DictConfig) -> str:

@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -41,6 +42,7 @@ from study.training.devices import configure_device, configure_threads
 from study.training.lifecycle import (WorkerDied, deaf_children, die_with_parent, how_it_died, quiet_resource_tracker,
                                       running, stop_workers)
 from study.training.run import JobSetup
+from study.training.terminal import ERASE, PROGRESS, Tally, bar
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +181,12 @@ class Progress:
         self.t0 = time.perf_counter()
 
     def update(self, rec: dict[str, Any]) -> None:
-        """Count a finished job and log it."""
+        """Count a finished job and log it (on a terminal a bar may say it instead: study/training/terminal.py)."""
         who = self.kind.who(rec, self.per_seed)
         if rec["status"] == "skipped":  # another process has it: not ours to count
             self.skipped[rec["reason"]] = self.skipped.get(rec["reason"], 0) + 1
             self.total -= 1
-            log.info("%s %s: %s, skipped", self.label, who, rec["reason"])
+            log.info("%s %s: %s, skipped", self.label, who, rec["reason"], extra={PROGRESS: self.tally()})
             return
         self.done += 1
         elapsed = time.perf_counter() - self.t0
@@ -199,7 +201,12 @@ class Progress:
             result += f", resumed from epoch {rec['resumed_from_epoch']}"
         pace = f", {rec['images_per_s']:.0f} images/s" if rec.get("images_per_s") else ""
         log.info("[%d/%d] %s %s: %s (%.1fs%s), %s left", self.done, self.total, self.label, who, result,
-                 rec.get("wall_s") or 0.0, pace, fmt_s(eta))
+                 rec.get("wall_s") or 0.0, pace, fmt_s(eta),
+                 extra={PROGRESS: self.tally(fmt_s(eta), quiet=rec["status"] == "complete")})
+
+    def tally(self, left: str = "", quiet: bool = False) -> Tally:
+        """The counts a progress bar shows."""
+        return Tally(self.label, self.done, self.total, self.failed, left, quiet)
 
 
 _WORKER: dict[str, Any] = {}
@@ -212,8 +219,9 @@ def _init(setup: JobSetup, parent: int, kind: type[Kind]) -> None:
     # process terminates it, cleanly, from its last per-epoch checkpoint, or when that process is gone.
     die_with_parent(parent)
     if not logging.getLogger().handlers:  # a spawned worker starts unconfigured: its INFO lines (per-epoch
-        # heartbeats, resumes, claims taken over) would be lost
-        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+        # heartbeats, resumes, claims taken over) would be lost; on a terminal each first erases the parent's bar
+        logging.basicConfig(level=logging.INFO, format=(ERASE if sys.stderr.isatty() else "") + "[%(asctime)s] "
+                            "%(message)s", datefmt="%H:%M:%S")
     configure_threads(setup.threads)
     configure_device(setup.device)
     _WORKER.update(setup=setup, kind=kind, data=load_data(setup))
@@ -230,6 +238,13 @@ def run_jobs(specs: list[Any], setup: JobSetup, workers: int, label: str, kind: 
     if not specs:
         return progress
     since = time.time()  # records written after this were written by another command
+    with bar():  # on a terminal: one line redrawn per finished job instead of a line each
+        return _run(specs, setup, workers, kind, progress, since)
+
+
+def _run(specs: list[Any], setup: JobSetup, workers: int, kind: type[Kind], progress: Progress,
+         since: float) -> Progress:
+    """`run_jobs`' work, inline or in a pool of `workers` processes."""
     work = kind.groups(specs, setup)
     if workers == 1:
         configure_threads(setup.threads)

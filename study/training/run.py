@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from study.store.claims import ClaimSettings
 from study.store.records import identity_hash
+from study.training.loggers import LoggerSettings
 from study.spaces import NetShape, get_space
 from study import __version__, git_commit
 
@@ -116,6 +117,7 @@ class JobSetup:
     config: dict[str, Any] = field(default_factory=dict)
     claims: ClaimSettings = ClaimSettings()
     precision: str = "fp32"  # fp32 or bf16 (autocast), resolved from `precision` for the device
+    logger: LoggerSettings = LoggerSettings()  # per-epoch tracking; not an identity (logging changes no result)
 
     @property
     def device_type(self) -> str:

@@ -15,6 +15,7 @@ from study.store.cells import resample_command
 from study.store.records import NotOwner, complete_at, may_write, run_dir, write_record
 from study.spaces import cell_id, get_space
 from study.training.jobs import Kind, Progress, run_jobs
+from study.training.loggers import open_tracker
 from study.training.run import RunSpec, Setup, network_size, record
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,20 @@ def heartbeat(spec: RunSpec, setup: Setup) -> Callable[[int, Any], None]:
                      spec.cell_id, epoch + 1, setup.budget.epochs, history.train_loss[-1], history.test_acc[-1],
                      history.epoch_s[-1], pace)
     return log_epoch
+
+
+def run_fields(spec: RunSpec, setup: Setup) -> dict[str, Any]:
+    """Which run a logger's rows are about: the columns before each epoch's values."""
+    return {"study": str(setup.logger.study_dir), "objective": spec.objective, "seed": spec.seed,
+            "cell_id": spec.cell_id, "arch": spec.arch, "dataset": setup.dataset, "budget": setup.budget.name,
+            "identity": setup.identity_hash()}
+
+
+def epoch_row(epoch: int, history: Any, lr: float) -> dict[str, Any]:
+    """What a logger records of a finished epoch (`epoch` counted from 0, logged from 1, as the heartbeat says)."""
+    return {"epoch": epoch + 1, "train_loss": history.train_loss[-1], "test_acc": history.test_acc[-1],
+            "test_loss": history.test_loss[-1], "lr": lr, "epoch_s": history.epoch_s[-1],
+            "images_per_s": history.images_per_s[-1], "loader_wait": history.loader_wait[-1]}
 
 
 def pace_fields(history: Any) -> dict[str, Any]:
@@ -141,7 +156,7 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
     """Train `members` (indices into the other lists) as one network and fill their records in `recs`."""
     from study.spaces.modules import count_params
     from study.training.stacking import NotStackable, Stacked
-    from study.training.trainer import fit
+    from study.training.trainer import cosine_lr, fit
 
     net = models[members[0]]
     if len(members) > 1:
@@ -188,8 +203,15 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
             return  # the seeds beside it go on; its record will be refused the same way
         ckpts[members[m]].save_state(net.state_dict() if k == 1 else net.model_state(m), state)
 
+    # Per-epoch tracking (logger=csv, ...): one guarded logger per run, none at all when it is off.
+    trackers = [open_tracker(setup.logger, specs[i].path, run_fields(specs[i], setup),
+                             0 if starts[i] is None else starts[i].epoch) for i in members] if setup.logger.on else None
+
     def on_epoch(m: int, epoch: int, history: Any) -> None:
         heartbeat(specs[members[m]], setup)(epoch, history)
+        if trackers is not None:
+            lr = cosine_lr(setup.budget.lr, epoch, setup.budget.epochs, setup.budget.warmup_epochs)
+            trackers[m].epoch(epoch_row(epoch, history, lr))
 
     def on_diverged(m: int, epoch: int) -> None:
         finish(m, "failed", reason=f"diverged at epoch {epoch}")
@@ -198,9 +220,13 @@ def _train_together(members: list[int], specs: list[RunSpec], setup: Setup, data
         spec = specs[members[0]]
         log.info("%s seed %d cell %s: %s", spec.objective, spec.seed, spec.cell_id, line)
 
-    histories = fit(net, objective, data, setup.budget, [specs[i].seed for i in members], [starts[i] for i in members],
-                    on_epoch, on_state, on_diverged, setup.precision, checkpoint_s=setup.checkpoint_s,
-                    progress=progress)
+    try:
+        histories = fit(net, objective, data, setup.budget, [specs[i].seed for i in members],
+                        [starts[i] for i in members], on_epoch, on_state, on_diverged, setup.precision,
+                        checkpoint_s=setup.checkpoint_s, progress=progress)
+    finally:
+        for tracker in trackers or ():
+            tracker.close()
     for m, history in enumerate(histories):
         if history is not None:
             finish(m, "complete", reason=None, test_acc_best=history.best, test_acc_final=history.final,

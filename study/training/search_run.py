@@ -23,6 +23,7 @@ from study.store.records import write_record
 from study.training.checkpoint import Checkpointer, path_for
 from study.training.found import write_found
 from study.training.jobs import Kind, fmt_s
+from study.training.loggers import open_tracker, scalars
 from study.training.methods import create_method
 from study.training.search import SearchState, search
 from study.training.searches import SearchSetup, SearchSpec, search_record, truth_note
@@ -96,6 +97,10 @@ def execute(spec: SearchSpec, setup: SearchSetup, data: Any) -> dict[str, Any]:
     ckpt.start_clock()
     truth = getattr(space, "truth", None)
     line = EpochLine(spec, setup)
+    tracker = open_tracker(setup.logger, spec.path, {  # per-epoch tracking (logger=csv, ...); None when off
+        "study": str(setup.logger.study_dir), "method": setup.method, "objective": setup.objective, "seed": spec.seed,
+        "dataset": setup.dataset, "budget": setup.budget.name, "identity": setup.identity_hash()},
+        0 if start is None else start.epoch)
 
     def judge(alpha: dict[str, list[list[float]]]) -> dict[str, Any]:
         cell = space.derive(alpha)
@@ -105,9 +110,15 @@ def execute(spec: SearchSpec, setup: SearchSetup, data: Any) -> dict[str, Any]:
     def on_epoch(net: nn.Module, state: SearchState) -> None:
         save(ckpt, net, state, extra)
         line.log(state.history[-1])
+        if tracker is not None:
+            tracker.epoch(scalars(state.history[-1]))  # the entry's numbers and cell; alpha stays in the record
 
-    state = search(supernet, model, objective, data, setup.budget, method, spec.seed, judge, start, on_epoch,
-                   setup.precision)
+    try:
+        state = search(supernet, model, objective, data, setup.budget, method, spec.seed, judge, start, on_epoch,
+                       setup.precision)
+    finally:
+        if tracker is not None:
+            tracker.close()
     last = state.history[-1]
     cell = space.parse(last["cell"])
     rec = search_record(
