@@ -21,7 +21,7 @@ if __name__ == "__main__":  # before the imports below (a second or more): Ctrl-
 import logging
 from dataclasses import replace
 
-from study.commands.argv import GPU_PRESETS, CommandLine, dry_run_here, seed_list
+from study.commands.argv import GPU_PRESETS, CommandLine, dry_run_here, note_one_job, seed_list
 from study.commands.cli import hydra_entry
 from study.commands.search_request import SearchRequest, check, parse
 from study.commands.submit import TALLY, sweep_main
@@ -73,6 +73,8 @@ def seeds_together(line: CommandLine) -> CommandLine:
         seeds = [] if isinstance(item, str) or item.key_or_group != "seed" else seed_list(item)
         together = line.multirun and seeds and launcher != "slurm"
         items.append("seed=[" + ",".join(seeds) + "]" if together else item)
+        if together:
+            note_one_job(seeds, "search", "with hydra/launcher=slurm each seed is an array task of its own")
     if launcher in GPU_PRESETS and line.override("device") is None:
         items.append("device=cuda")
     return line.with_items(dry_run_here(line, items))

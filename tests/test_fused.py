@@ -253,6 +253,7 @@ def test_train_command_fuses_a_seed_sweep_and_skips_what_is_done(cli, tmp_path):
     done = cli("study.train", "-m", "seed=0,1", "budget=tiny", f"study_dir={study}")
     assert done.returncode == 0, done.stderr
     assert "2 seeds of a cell as one network" in done.stderr + done.stdout
+    assert done.stderr.startswith("seed=0,1 with -m: the 2 seeds train in one job")  # said before anything runs
     recs = [json.loads(p.read_text()) for p in sorted((study / "runs").rglob("*.json"))]
     assert len(recs) == 4 and {r["fused"] for r in recs} == {2} and {r["seed"] for r in recs} == {0, 1}
     again = cli("study.train", "seed=[0,1,2]", "fuse=1", "budget=tiny", f"study_dir={study}")
@@ -269,12 +270,17 @@ def test_a_bad_seed_list_is_refused_in_one_line(cli, tiny_study, value):
     assert len(done.stderr.strip().splitlines()) == 1 and "seed" in done.stderr
 
 
-def test_seed_sweeps_become_one_job_unless_fuse_is_1():
+def test_seed_sweeps_become_one_job_unless_fuse_is_1(caplog):
     from study.commands.argv import expand_argv
 
     assert expand_argv(["-m", "objective=a,b", "seed=0,1,2"]) == ["-m", "objective=a,b", "seed=[0,1,2]"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "seed=0,1,2 with -m: the 3 seeds train in one job, side by side (as seed=[0,1,2]), not one job per seed; "
+        "fuse=1 gives one job per seed"]
+    caplog.clear()
     assert expand_argv(["-m", "seed=0,1", "fuse=1"]) == ["-m", "seed=0,1", "fuse=1"]
     assert expand_argv(["seed=0,1"]) == ["seed=0,1"]  # not a sweep: Hydra's own error stands
+    assert not caplog.records  # one job per seed, as written: nothing to say
 
 
 def test_a_seed_claimed_elsewhere_is_left_out_and_the_others_train_fused(few, tmp_path):

@@ -117,11 +117,12 @@ def test_bash_hook_completes_a_console_script(installed, tmp_path):
     assert done.stdout.split() == ["objective=rotation"], done.stderr[-2000:]
 
 
-def test_the_wheel_carries_the_version_and_licence(installed, tmp_path):
+def test_the_wheel_carries_the_version_and_licences(installed, tmp_path):
     code = ("import importlib.metadata as m, study; d = m.distribution('unnas-study'); "
-            "print(d.version, study.__version__, any(f.name == 'LICENSE' for f in d.files))")
+            "print(d.version, study.__version__, *(any(f.name == n for f in d.files) for n in ('LICENSE', "
+            "'digits.npz', 'digits.LICENSE')))")  # the digits ship with the package, their licence beside them
     out = _run(installed, tmp_path, "python", "-c", code)
-    assert out.stdout.split() == [study_version(), study_version(), "True"], out.stderr[-2000:]
+    assert out.stdout.split() == [study_version(), study_version(), "True", "True", "True"], out.stderr[-2000:]
 
 
 def study_version() -> str:

@@ -59,11 +59,15 @@ def test_gdas_options_reach_the_method_and_change_the_search_identity(tmp_path):
     (["-m", "seed=0,1", "hydra/launcher=gpus"], ["seed=[0,1]", "hydra/launcher=gpus", "device=cuda"]),
     (["seed=3"], ["seed=3"]),
 ])
-def test_a_seed_sweep_is_one_job_unless_slurm_runs_each_seed(argv, expected):
+def test_a_seed_sweep_is_one_job_unless_slurm_runs_each_seed(argv, expected, caplog):
     from study.commands.argv import CommandLine
     from study.search import seeds_together
 
     assert seeds_together(CommandLine.parse(argv)).argv() == [a for a in argv if a == "-m"] + expected
+    seeds = next(a for a in argv if a.startswith("seed=")).removeprefix("seed=")
+    said = [f"seed={seeds} with -m: the {seeds.count(',') + 1} seeds search in one job, side by side (as "
+            f"seed=[{seeds}]), not one job per seed; with hydra/launcher=slurm each seed is an array task of its own"]
+    assert [r.getMessage() for r in caplog.records] == (said if f"seed=[{seeds}]" in expected else [])
 
 
 @pytest.mark.parametrize("objective,batch,lr,arch_lr", [("supervised", 64, 0.1, 3e-4), ("colorization", 64, 0.1, 3e-4),

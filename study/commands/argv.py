@@ -10,7 +10,7 @@ works on that value. The conveniences of `study.train`, applied before Hydra see
   more shards than cells to train are capped at the cells.
 - `cell=3,17` (one job training those cells, not one job per cell): becomes `cells=['3','17']`.
 - `seed=0,1,2` with `-m`: becomes `seed=[0,1,2]`, one job training the seeds side by side (`fuse`), unless
-  `fuse=1` asks for one job per seed.
+  `fuse=1` asks for one job per seed; a line on stderr says so (`note_one_job`).
 - `dry_run=true` with `-m`: runs the sweep with Hydra's basic launcher in this process, so the plan is
   printed here and nothing is submitted (settings of the launcher given, `hydra.launcher.*`, are dropped).
 - a GPU launcher preset (`hydra/launcher=gpus`) without `device=`: adds `device=cuda`.
@@ -143,6 +143,13 @@ def seed_list(o: Any) -> list[str]:
     return [str(v) for v in values] if all(isinstance(v, int) and not isinstance(v, bool) for v in values) else []
 
 
+def note_one_job(seeds: list[str], verb: str, apart: str) -> None:
+    """Say that `-m seed=0,1,2` runs as one job (Hydra would have made one per seed), and how to get that."""
+    if len(seeds) > 1:  # before Hydra configures logging: a warning is what reaches stderr, as the bare message
+        log.warning("seed=%s with -m: the %d seeds %s in one job, side by side (as seed=[%s]), not one job per seed; %s",
+                    ",".join(seeds), len(seeds), verb, ",".join(seeds), apart)
+
+
 def _quoted(value: Any) -> str:
     text = str(value).strip().strip("'\"")
     return "'" + text.replace("'", "\\'") + "'"
@@ -182,6 +189,7 @@ def expand(line: CommandLine, n_cells: int | None = None) -> CommandLine:
         key = None if isinstance(item, str) else item.key_or_group
         if key == "seed" and multirun and seed_list(item) and not fuse_one:
             out.append("seed=[" + ",".join(seed_list(item)) + "]")
+            note_one_job(seed_list(item), "train", "fuse=1 gives one job per seed")
         elif key == "cell":
             values = list(item.value().list) if item.is_sweep_override() else [item.value()]
             out.append("cells=[" + ",".join(_quoted(v) for v in values if str(v).strip()) + "]")
@@ -230,4 +238,4 @@ def first_values(line: CommandLine) -> list[str]:
             else o.input_line for o in line.overrides]
 
 
-__all__ = ["CommandLine", "chosen_cells", "expand", "expand_argv", "first_values"]
+__all__ = ["CommandLine", "chosen_cells", "expand", "expand_argv", "first_values", "note_one_job"]

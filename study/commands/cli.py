@@ -19,11 +19,13 @@ from omegaconf import DictConfig
 from study.commands import settings  # noqa: F401  (registers the config schemas before anything composes)
 from study.commands.argv import CommandLine
 from study.commands.confdir import conf_dir, user_overrides
+from study.commands.groups import group_options, register_resolver
 from study.errors import Failed, UserError
 from study.registry import unknown
 from study.store.records import StudyError
 
 CONF_DIR = conf_dir()
+register_resolver()  # ${command_groups:}: the groups and choices --help lists (study/commands/groups.py)
 # Hydra's flags that pick another config, rerun a job, complete a shell or print help leave validation to Hydra.
 _HYDRA_OWNS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--experimental-rerun",
                "-sc", "--shell-completion", "-h", "--help", "--hydra-help", "-i", "--info"}
@@ -37,13 +39,6 @@ def fail(message: str) -> NoReturn:
     """Print one line on stderr and exit with status 2."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
-
-
-def _group_options(group: str) -> list[str] | None:
-    folder = CONF_DIR / group
-    if not folder.is_dir() or group.startswith("hydra"):
-        return None  # not one of ours (Hydra's own groups are checked by Hydra)
-    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def _sweep_values(override: Any) -> list[str]:
@@ -98,7 +93,7 @@ def validate(config_name: str, line: CommandLine, parse: Parse, check: Check) ->
             fail(f"{o.input_line} is a list of values: add -m to run one job per value "
                  f"(python -m {module} -m {o.input_line} ...)")
         values = _sweep_values(o)
-        options = _group_options(o.key_or_group)
+        options = group_options(o.key_or_group, CONF_DIR)
         if options is not None and not o.is_delete():
             for v in values:
                 if v not in options:

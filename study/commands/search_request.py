@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from study.commands import settings
 from study.data import DATASETS
+from study.commands.groups import accepts_for
 from study.commands.request import job_setup
 from study.errors import UserError
 from study.store.records import writable
@@ -63,6 +64,22 @@ def parse(cfg: DictConfig) -> SearchRequest:
                         command=_job_overrides())
     return SearchRequest(study_dir=settings.study_dir(cfg), setup=setup, seeds=seeds, workers=workers,
                          dry_run=settings.boolean(cfg, "dry_run"))
+
+
+@accepts_for("search")
+def accepts(group: str, choice: str) -> bool:
+    """Whether `check` takes `group=choice` on its own: trained objectives, spaces with a supernet, in-memory
+    datasets (what --help lists; the config files are named as the registry entries they choose)."""
+    if group == "objective":
+        return objective_class(choice).trains
+    if group == "space":
+        try:
+            searchable(choice)
+        except UserError:
+            return False
+    if group == "dataset":
+        return not DATASETS.get(choice).streams
+    return True
 
 
 def check(req: SearchRequest) -> None:
