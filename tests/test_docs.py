@@ -4,21 +4,22 @@ The commands run in the order a reader meets them (README.md, then docs/ page by
 folder (relative study folders land there), so sample, train and analysis commands build on each other as
 they would for a reader, and a command met again finds its runs done (as a reader's rerun would). A new command in the docs is picked up without editing this file. The one shrinking rule:
 
-- `study.sample`: `n=` at most 3 (added when absent);
-- `study.train`, `study.search`: the budget replaced by `budget=tiny` / `search_budget=tiny` (added last; an
-  `epochs=` of the replaced budget dropped), one worker process (`workers=1`: the pool is tested on its own,
+- `study.sample`: `n=` at most 3 (added when absent), and no more than a named list holds;
+- `study.train`, `study.search`: the budget replaced by `budget=tiny` / `search_budget=tiny` (added last; the
+  `epochs=` and `warmup_epochs=` of the replaced budget dropped), one worker process (`workers=1`: the pool is tested on its own,
   tests/test_jobs.py); the recipe's other choices, `-m`, every sweep and its values stay as written; a
   dataset read from files reads a tiny fixture of its format (`data_root=`, all its images:
-  `dataset.train_subset=0 dataset.test_subset=0`, its class count);
+  `dataset.train_subset=0 dataset.test_subset=0`, its class count; ImageNet's format at 64 px on a network
+  of width 4, `dataset.image_size=64 dataset.resize=72 budget.width=4`, as its recipes fix the paper's width);
 - a command sent to SLURM (`hydra/launcher=slurm`) gets `dry_run=true`: it prints its plan, submits nothing;
-- placeholders name fixtures: `/data/imagenet`, `PATH`, `DIR` a tiny image folder, `unnas_summaries.zip` a
-  zip in the paper's summaries layout, `nasbench_only108.tfrecord` a tfrecord in NAS-Bench-101's format,
+- placeholders name fixtures: `/data/imagenet`, `PATH`, `DIR` a tiny image folder, `unnas_summaries.zip` (any
+  folder) a zip in the paper's summaries layout, `nasbench_only108.tfrecord` a tfrecord in NAS-Bench-101's format,
   `/path/to/my_truth.csv` a truth CSV of the page's study, `<study_dir>` the default study folder;
 - absolute paths under /tmp move into the scratch folder.
 
 A command passes when it exits 0, or, where it needs what cannot be had here (listed in REFUSALS with
 why), when it refuses in one line naming it, with no traceback. Synopses (`[key=...]`, `...`) are not
-commands. Scripts under benchmarks/ are checked by `test_documented_benchmark_flags_exist`.
+commands, nor are a table's cells or what follows a `$ ` prompt in a block (its output). Scripts under benchmarks/ are checked by `test_documented_benchmark_flags_exist`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ from tests.conftest import ROOT
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Commands that may refuse here, with the words their one line must hold: what they need that CI cannot have.
 REFUSALS = {
-    "compare=[studies/imagenet-darts]": "imagenet-darts",  # a CIFAR-10 study the page does not build
-    "compare=[studies/cifar10]": "cifar10",
+    "compare=[studies/imagenet-darts]": "cifar10-darts",  # a CIFAR-10 study the page does not build
+    "compare=[studies/cifar10]": "studies/imagenet",  # an ImageNet study (hours of GPU) the page does not build
+    "study_dir=studies/search-paper": "no finished search",  # its searches went to SLURM (a dry run here)
+    "study_dir=studies/search-darts": "studies/search-darts",  # the same: nothing was searched or found
+    "study_dir=studies/paper-nb101": "paper-nb101",  # the paper's NB-101 study, trained on a cluster
 }
 NOT_COMMANDS = ("python -m venv",)  # the install line: `make` and CI run it
 
@@ -54,17 +58,19 @@ def _joined(lines: list[str], i: int) -> tuple[str, int]:
 
 def commands(page: Path) -> list[str]:
     """Every `python -m` command of a page, in order: code lines (indented or fenced) and inline code."""
-    lines, found, fenced = page.read_text().split("\n"), [], False
+    lines, found, fenced, transcript = page.read_text().split("\n"), [], False, False
     i = 0
     while i < len(lines):
         line = lines[i]
         if line.strip().startswith("```"):
             fenced = not fenced
         code = fenced or line.startswith("    ")
-        if code and line.strip().removeprefix("$ ").startswith("python -m "):
+        transcript = code and (transcript or line.strip().startswith("$ "))  # after a prompt: its output
+        if code and line.strip().removeprefix("$ ").startswith("python -m ") and \
+                (line.strip().startswith("$ ") or not transcript):
             cmd, i = _joined(lines, i)
             found.append(cmd)
-        elif not code:
+        elif not code and not line.startswith("|"):  # a table names commands, it does not run them
             found += re.findall(r"`(python -m [^`]+)`", line)
         i += 1
     cleaned = [re.sub(r"\s+#.*$", "", c).strip() for c in found]
@@ -114,6 +120,18 @@ def _dataset(module: str, args: list[str]) -> tuple[str, dict]:
     return options.get("name", ""), options
 
 
+def _listed_cells(args: list[str]) -> int:
+    """How many cells a sample's list names (`cells=unnas-searched:A+B`, or its recipe's), else a large number."""
+    from hydra import compose, initialize_config_dir
+
+    from study.commands.cli import CONF_DIR
+
+    overrides = [a for a in args if "=" in a and not a.startswith(("-", "n="))]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cells = compose("sample", overrides=overrides).get("cells")
+    return len(str(cells).split(":", 1)[1].split("+")) if cells and ":" in str(cells) else 10**6
+
+
 def shrink(cmd: str, scratch: Path, data: dict[str, Path]) -> list[str]:
     """The command line the test runs for `cmd` (see the module's rule)."""
     cmd = cmd.replace("<study_dir>", "studies/default")
@@ -121,12 +139,15 @@ def shrink(cmd: str, scratch: Path, data: dict[str, Path]) -> list[str]:
     module, args = words[2], words[3:]
     args = [re.sub(r"(=|\[)/tmp/", rf"\g<1>{scratch}/tmp/", a) for a in args]
     args = [a.replace("/path/to/my_truth.csv", str(scratch / "my_truth.csv")) for a in args]
+    args = [re.sub(r"unnas:\S*unnas_summaries\.zip", f"unnas:{scratch / 'unnas_summaries.zip'}", a) for a in args]
     slurm = "hydra/launcher=slurm" in args
     if module == "study.sample":
+        listed = _listed_cells(args)  # a list that names its cells (`unnas-searched:A+B`) holds that many
         args = [a for a in args if not a.startswith("n=")] + \
-            [f"n={min(3, int(next((a[2:] for a in args if a.startswith('n=')), 3)))}"]
+            [f"n={min(3, listed, int(next((a[2:] for a in args if a.startswith('n=')), 3)))}"]
     if module in ("study.train", "study.search"):
-        args = [a for a in args if not re.match(r"^(search_)?budget\.epochs=", a) and not a.startswith("workers=")]
+        args = [a for a in args if not re.match(r"^(search_)?budget\.(warmup_)?epochs=", a)
+                and not a.startswith("workers=")]
         args += ["budget=tiny" if module == "study.train" else "search_budget=tiny", "workers=1"]
         name, options = _dataset(module, args)
         if name in data:
@@ -135,6 +156,8 @@ def shrink(cmd: str, scratch: Path, data: dict[str, Path]) -> list[str]:
                 args += ["dataset.train_subset=0", "dataset.test_subset=0"]
             if name != "cifar10" and "n_classes" in options:
                 args.append(f"dataset.n_classes={2 if name == 'imagefolder' else 3}")
+            if "resize" in options and module == "study.train":  # ImageNet's format: 64 px crops, a narrow network
+                args += ["dataset.image_size=64", "dataset.resize=72", "budget.width=4"]
         if slurm:
             args.append("dry_run=true")
     args = [a.replace("data_root=/data/imagenet", f"data_root={data['imagenet']}") for a in args]
@@ -183,7 +206,7 @@ def test_the_collector_finds_the_readme_commands():
     assert not any("#" in c for c in found)
 
 
-@pytest.mark.docs  # minutes: `pytest -m docs` (the default run leaves it out, see pyproject.toml)
+@pytest.mark.docs  # about 7 minutes on one core; `pytest -m docs` runs it alone
 def test_every_documented_command_runs_as_written(tmp_path):
     pages = [p for p in PAGES if commands(p)]
     data = _fixtures(tmp_path)

@@ -119,3 +119,19 @@ def test_the_evaluation_phase_trains_a_named_genotype_on_a_tiny_image_folder(cli
     assert rec["config"]["budget"]["warmup_epochs"] == 1
     (row,) = read_cells(study)
     assert row["name"] == "UNNAS_IMAGENET_ROT" and row["arch"] == rec["arch"]
+
+
+@pytest.mark.parametrize("imagenet,size", [(False, 8), (False, 16), (False, 3), (True, 7), (True, 14), (True, 4)])
+def test_the_auxiliary_head_takes_any_map_size_and_the_papers_unchanged(imagenet, size):
+    """8x8 (CIFAR at 32 px) and 7x7 (ImageNet at 224 px) are the paper's; others pool to the 2x2 it expects."""
+    import torch
+
+    from study.spaces.modules import AuxiliaryHead
+
+    torch.manual_seed(0)
+    head = AuxiliaryHead(16, 10, imagenet=imagenet).eval()
+    x = torch.randn(2, 16, size, size)
+    assert head(x).shape == (2, 10)
+    if size in (7, 8):  # the paper's sizes: exactly pool, convs, linear
+        ref = head.fc(head.features(head.pool(torch.relu(x))).flatten(1))
+        assert torch.equal(head(x), ref)

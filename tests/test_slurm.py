@@ -16,6 +16,9 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
+# One single-node cluster: its tests run one after another on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 
 def _slurm_answers() -> bool:
     if shutil.which("sinfo") is None:

@@ -32,7 +32,8 @@ class AuxiliaryHead(nn.Module):
     ReLU, avg-pool 5 (stride 2 after the ImageNet stem, 3 after the CIFAR stem; padding excluded), conv1x1 to
     128 + BN + ReLU, conv2x2 to 768 (+ BN after the CIFAR stem only: unnas' ImageNet head omits it, as the
     paper's runs did) + ReLU, linear. A map smaller than the pool's 5 pixels (tiny test images; the paper's
-    224 px gives 7) is average-pooled to 2x2 instead, so the same weights apply.
+    224 px gives 7) is average-pooled to 2x2 instead, and a pooled map larger than 2x2 (a CIFAR-stem network
+on larger images) is average-pooled to 2x2 after it, so the same weights apply at any input size.
     """
 
     def __init__(self, c_in: int, n_classes: int, imagenet: bool = True) -> None:
@@ -45,8 +46,10 @@ class AuxiliaryHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(x)
-        x = self.pool(x) if min(x.shape[-2:]) >= 5 else nn.functional.adaptive_avg_pool2d(x, 2)  # (B, C, h, w)
-        x = self.features(x)  # (B, 768, h - 1, w - 1): 1x1 from the paper's 2x2
+        x = self.pool(x) if min(x.shape[-2:]) >= 5 else x
+        if tuple(x.shape[-2:]) != (2, 2):  # other input sizes than the paper's: the 2x2 its weights expect
+            x = nn.functional.adaptive_avg_pool2d(x, 2)
+        x = self.features(x)  # (B, 768, 1, 1)
         return self.fc(x.flatten(1))  # (B, n_classes)
 
 
