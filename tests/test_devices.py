@@ -353,3 +353,10 @@ def test_a_slurm_job_of_one_cpu_runs_one_worker(monkeypatch):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         req = parse(compose("train", overrides=["device=cpu"]))
     assert req.workers == 1 and req.setup.threads == 1
+
+
+def test_auto_threads_is_one_per_worker_unless_the_cores_are_a_slurm_jobs_own():
+    from study.training.devices import auto_threads
+
+    assert auto_threads(16, 1, env={}) == 1 and auto_threads(2, 2, env={}) == 1
+    assert auto_threads(16, 4, env={"SLURM_JOB_ID": "7"}) == 4 and auto_threads(2, 4, env={"SLURM_JOB_ID": "7"}) == 1

@@ -84,7 +84,9 @@ def parse(cfg: DictConfig) -> TrainRequest:
     # streaming dataset: one training, whose loader workers decode on the other cores.
     default_workers = 1 if streams else min(4, cores) if device.startswith("cuda") else cores
     workers = settings.auto_int(cfg, "workers", default_workers)
-    threads = settings.auto_int(cfg, "threads", max(1, cores // workers))
+    # A streamed training's step gets the cores its loader workers leave; in-memory jobs one thread each.
+    threads = settings.auto_int(cfg, "threads",
+                                max(1, cores // workers) if streams else devices.auto_threads(cores, workers))
     seeds = settings.seeds(cfg)
     # Streamed batches come one model at a time: seeds of a cell train one after another.
     fuse = 1 if streams else settings.auto_int(cfg, "fuse", devices.fuse_auto(device.split(":")[0], shape))

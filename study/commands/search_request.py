@@ -59,7 +59,7 @@ def parse(cfg: DictConfig) -> SearchRequest:
     cores = devices.cpu_count()
     # One search per process: on a CPU, one single-threaded search per core (as trainings); on a GPU, one.
     workers = settings.auto_int(cfg, "workers", min(len(seeds), cores) if common["device"] == "cpu" else 1)
-    threads = settings.auto_int(cfg, "threads", max(1, cores // min(workers, len(seeds))))
+    threads = settings.auto_int(cfg, "threads", devices.auto_threads(cores, min(workers, len(seeds))))
     setup = SearchSetup(**common, threads=threads, method=method_name, method_options=method,
                         command=_job_overrides())
     return SearchRequest(study_dir=settings.study_dir(cfg), setup=setup, seeds=seeds, workers=workers,

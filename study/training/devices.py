@@ -249,6 +249,18 @@ def cpu_count(env: MutableMapping[str, str] | None = None, cgroup: Path = Path("
     return max(1, cores)
 
 
+def auto_threads(cores: int, workers: int, env: MutableMapping[str, str] | None = None) -> int:
+    """`threads=auto` on a CPU: one torch thread per worker process, except in a SLURM job, whose cores are its
+    own: there the cores the workers leave idle are shared out among them.
+
+    Measured (`python benchmarks/threads.py`, docs/performance.md): a single tiny search on 2 cores took 17 s at
+    2 threads and 19 s at 1 on a quiet machine, but 78 s at 2 threads and 26 s at 1 beside two busy processes
+    (threads that wait spin on cores others need; OpenMP's passive wait made it 49 s, and the quiet case 52 s).
+    """
+    env = os.environ if env is None else env
+    return max(1, cores // max(1, workers)) if env.get("SLURM_JOB_ID") else 1
+
+
 def _slurm_cpus(env: MutableMapping[str, str]) -> int | None:
     """CPUs per task of the SLURM job this process runs in (None outside one or when not stated)."""
     value = env.get("SLURM_CPUS_PER_TASK", "") if env.get("SLURM_JOB_ID") else ""
