@@ -106,7 +106,12 @@ def check(req: SampleRequest) -> None:
         raise UserError(f"study_dir {req.study_dir} is a file; point study_dir at a folder")
     # Before Hydra, whose first act is a log folder inside study_dir.
     room_to_write(req.study_dir, "study_dir", "choose a writable study_dir= (the sample and its logs go there)")
-    refuse_another(req, meta)
+    if not req.study_dir.is_dir():
+        return  # nothing to compare with; a sample written meanwhile is met under the lock in `task`
+    # cells.jsonl and study.json are written as a pair under the lock: read them under it too, or a sample
+    # being written beside this one shows its cells without their study.json ("not drawn by study.sample").
+    with locked(req.study_dir / SAMPLE_LOCK):
+        refuse_another(req, meta)
 
 
 def refuse_another(req: SampleRequest, meta: dict) -> None:

@@ -4,8 +4,11 @@ second sees the first's sample and is refused (or finds it already there); nothi
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -13,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from study import sample as app
 from study.commands.cli import CONF_DIR
 from study.errors import UserError
+from study.files import locked
 from tests.conftest import ROOT
 
 
@@ -36,6 +40,32 @@ def test_the_second_of_two_checked_samples_is_refused_at_its_write(tmp_path):
         app.task(second)
     assert (study / "cells.jsonl").read_bytes() == cells and _seed(study) == 0
     app.task(_request(study, "n=6", "seed=0"))  # the same sample again: nothing to do, no refusal
+
+
+def test_a_check_waits_for_a_sample_being_written_and_sees_it_whole(tmp_path):
+    # A writer holds the lock between its two files: the cells are there, study.json not yet. A check that
+    # read them without the lock took the half-written pair for a hand-written list (CI, stop 37).
+    drawn, study = tmp_path / "drawn", tmp_path / "s"
+    app.task(_request(drawn, "n=6", "seed=0"))
+    seen: list[BaseException | None] = []
+
+    def check():
+        try:
+            app.check(_request(study, "n=6", "seed=1"))
+            seen.append(None)
+        except UserError as e:
+            seen.append(e)
+
+    study.mkdir()
+    with locked(study / app.SAMPLE_LOCK):
+        shutil.copy(drawn / "cells.jsonl", study / "cells.jsonl")
+        checker = threading.Thread(target=check)
+        checker.start()
+        time.sleep(1.0)  # long enough for an unlocked check to finish on the half-written pair
+        shutil.copy(drawn / "study.json", study / "study.json")
+    checker.join(timeout=60)
+    (err,) = seen
+    assert err is not None and "already has a different sample (seed)" in str(err), err
 
 
 def test_two_sample_commands_at_once_never_both_write(tmp_path):
