@@ -10,7 +10,8 @@ they would for a reader, and a command met again finds its runs done (as a reade
   tests/test_jobs.py); the recipe's other choices, `-m`, every sweep and its values stay as written; a
   dataset read from files reads a tiny fixture of its format (`data_root=`, all its images:
   `dataset.train_subset=0 dataset.test_subset=0`, its class count; ImageNet's format at 64 px on a network
-  of width 4, `dataset.image_size=64 dataset.resize=72 budget.width=4`, as its recipes fix the paper's width);
+  of width 4, `dataset.image_size=64 dataset.resize=72 budget.width=4`, as its recipes fix the paper's width; a streamed
+  search at 32 px, `dataset.image_size=32 dataset.resize=36`);
 - a command sent to SLURM (`hydra/launcher=slurm`) gets `dry_run=true`: it prints its plan, submits nothing;
 - placeholders name fixtures: `/data/imagenet`, `PATH`, `DIR` a tiny image folder, `unnas_summaries.zip` (any
   folder) a zip in the paper's summaries layout, `nasbench_only108.tfrecord` a tfrecord in NAS-Bench-101's format,
@@ -158,6 +159,8 @@ def shrink(cmd: str, scratch: Path, data: dict[str, Path]) -> list[str]:
                 args.append(f"dataset.n_classes={2 if name == 'imagefolder' else 3}")
             if "resize" in options and module == "study.train":  # ImageNet's format: 64 px crops, a narrow network
                 args += ["dataset.image_size=64", "dataset.resize=72", "budget.width=4"]
+            if "resize" in options and module == "study.search":  # a streamed search: 32 px crops
+                args += ["dataset.image_size=32", "dataset.resize=36"]
         if slurm:
             args.append("dry_run=true")
     args = [a.replace("data_root=/data/imagenet", f"data_root={data['imagenet']}") for a in args]

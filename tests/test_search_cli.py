@@ -141,18 +141,28 @@ def test_the_genotypes_found_in_the_darts_space_train_with_labels_as_a_study(tmp
 
 
 @pytest.mark.slow
-def test_unnas_search_phase_runs_on_an_image_folder_with_the_imagenet_stem(tmp_path):
-    """search_budget=unnas at tiny width: 2 epochs, alpha frozen in the first, the ImageNet-stem supernet."""
-    from tests.image_fixtures import write_tiny_folder
+@pytest.mark.parametrize("streamed", [False, True], ids=["in-memory", "streamed"])
+def test_unnas_search_phase_runs_on_an_image_folder_with_the_imagenet_stem(tmp_path, streamed):
+    """search_budget=unnas at tiny width: 2 epochs, alpha frozen in the first, the ImageNet-stem supernet; on an
+    image folder read into memory, and streamed from an ImageNet-layout folder as unnas reads ImageNet."""
+    from tests.image_fixtures import write_jpeg_tree, write_tiny_folder
 
-    write_tiny_folder(tmp_path / "images", per_class={"train": 16, "test": 4})
+    images = tmp_path / "images"
+    if streamed:
+        write_jpeg_tree(images, train=12, truncated=False)
+        data = ["dataset=imagenet", "dataset.resize=36", "dataset.n_classes=3"]
+    else:
+        write_tiny_folder(images, per_class={"train": 16, "test": 4})
+        data = ["dataset=imagefolder", "dataset.n_classes=2", "dataset.train_subset=0", "dataset.test_subset=0"]
     study = tmp_path / "u"
-    done = run_cli("study.search", "space=darts", "search_budget=unnas", "objective=rotation", "search_budget.width=2",
-                   "dataset=imagefolder", f"data_root={tmp_path / 'images'}", "dataset.image_size=32",
-                   "dataset.n_classes=2", "dataset.train_subset=0", "dataset.test_subset=0", "workers=1", "threads=1",
-                   f"study_dir={study}")
+    args = ["space=darts", "search_budget=unnas", "objective=rotation", "search_budget.width=2", *data,
+            f"data_root={images}", "dataset.image_size=32", "workers=1", "threads=1", f"study_dir={study}"]
+    done = run_cli("study.search", *args)
     assert done.returncode == 0, done.stderr
     (rec,) = records(study)
+    assert rec["dataset"] == ("imagenet" if streamed else "imagefolder")
+    again = run_cli("study.search", *args)  # finished: never redone
+    assert again.returncode == 0 and records(study) == [rec] and "nothing to do" in again.stdout, again.stdout
     first, second = rec["history"]
     assert rec["status"] == "complete" and len(rec["history"]) == 2
     assert first["arch_loss"] is None and second["arch_loss"] is not None  # alpha frozen in the first epoch

@@ -112,6 +112,75 @@ def test_k_models_side_by_side_are_refused_by_a_stream(data):
         next(source.train([torch.Generator(), torch.Generator()], 4, 0))
 
 
+def _stream_search(data, objective_name: str, epochs: int = 2, **kw):
+    from study.training.methods import create_method
+    from study.training.search import search
+    from study.training.searches import SearchBudget
+
+    torch.set_num_threads(1)
+    objective = create_objective(objective_name, data)
+    space = get_space("darts")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        supernet = space.supernet(replace(SHAPE, width=2, cells_per_stage=2))  # unnas' ImageNet search network
+        model = objective.build(supernet)
+    budget = SearchBudget("t", epochs=epochs, batch_size=4, warmup_epochs=1, eval_batch_size=3)
+    state = search(supernet, model, objective, data, budget, create_method("darts"), 5,
+                   lambda alpha: {"cell": space.derive(alpha).to_str()}, **kw)
+    times = ("cpu_s", "wall_s", "train_cpu_s")
+    return [{k: v for k, v in e.items() if k not in times} for e in state.history], model
+
+
+@pytest.mark.parametrize("name", ["supervised", "rotation"])
+def test_a_search_streams_its_two_parts_alike_whatever_the_loader_workers(data, name):
+    """unnas' ImageNet search phase reads ImageNet from disk: its two fixed parts stream through the loader
+    workers, each image cut as a training image, and the search does not depend on how many workers cut."""
+    import multiprocessing
+
+    inline, model_inline = _stream_search(data, name)
+    two, model_two = _stream_search(replace(data, loader_workers=2), name)
+    assert not multiprocessing.active_children()  # the search closed its source
+    assert inline == two and inline[0]["arch_loss"] is None and inline[1]["arch_loss"] is not None
+    assert all(torch.equal(a, b) for a, b in zip(model_inline.state_dict().values(), model_two.state_dict().values()))
+    assert inline[1]["alpha"] != inline[0]["alpha"]  # the architecture moved in the second epoch
+
+
+def test_a_streamed_search_resumed_after_an_epoch_ends_as_one_run_straight_through(data):
+    from study.training.search import SearchState
+
+    straight, straight_model = _stream_search(data, "rotation", epochs=3)
+    saved = []
+
+    class Stop(Exception):
+        pass
+
+    def keep_then_stop(model, state):
+        saved.append((SearchState(state.epoch, state.history, state.weight_opt, state.arch_opt, state.generator),
+                      {k: v.clone() for k, v in model.state_dict().items()}))
+        if state.epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        _stream_search(data, "rotation", epochs=3, on_epoch=keep_then_stop)
+    start, weights = saved[-1]
+    objective = create_objective("rotation", data)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(99)  # another start: weights and alpha come from the saved state
+        supernet = get_space("darts").supernet(replace(SHAPE, width=2, cells_per_stage=2))
+        model = objective.build(supernet)
+    model.load_state_dict(weights)
+    from study.training.methods import create_method
+    from study.training.search import search
+    from study.training.searches import SearchBudget
+
+    budget = SearchBudget("t", epochs=3, batch_size=4, warmup_epochs=1, eval_batch_size=3)
+    resumed = search(supernet, model, objective, data, budget, create_method("darts"), 5,
+                     lambda alpha: {"cell": get_space("darts").derive(alpha).to_str()}, start=start)
+    times = ("cpu_s", "wall_s", "train_cpu_s")
+    assert [{k: v for k, v in e.items() if k not in times} for e in resumed.history] == straight
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), straight_model.state_dict().values()))
+
+
 @pytest.mark.parametrize("name", ["supervised", "jigsaw"])
 def test_a_run_stopped_mid_epoch_resumes_bit_identically(data, tmp_path, name):
     torch.set_num_threads(1)

@@ -57,9 +57,14 @@ def parse(cfg: DictConfig) -> SearchRequest:
     create_method(method_name, **method)  # unknown method or option -> one line
     seeds = settings.seeds(cfg)
     cores = devices.cpu_count()
-    # One search per process: on a CPU, one single-threaded search per core (as trainings); on a GPU, one.
-    workers = settings.auto_int(cfg, "workers", min(len(seeds), cores) if common["device"] == "cpu" else 1)
-    threads = settings.auto_int(cfg, "threads", devices.auto_threads(cores, min(workers, len(seeds))))
+    streams = DATASETS.get(cfg.dataset.name).streams
+    # One search per process: on a CPU, one single-threaded search per core (as trainings); on a GPU, or
+    # streaming from disk, one, whose loader workers decode on the cores its step leaves.
+    workers = settings.auto_int(cfg, "workers", min(len(seeds), cores) if common["device"] == "cpu" and not streams else 1)
+    threads = settings.auto_int(cfg, "threads", max(1, cores // workers) if streams
+                                else devices.auto_threads(cores, min(workers, len(seeds))))
+    if streams and common["dataset_options"].get("loader_workers", "auto") == "auto":
+        common["dataset_options"]["loader_workers"] = max(1, cores // workers - 1)
     setup = SearchSetup(**common, threads=threads, method=method_name, method_options=method,
                         command=_job_overrides())
     return SearchRequest(study_dir=settings.study_dir(cfg), setup=setup, seeds=seeds, workers=workers,
@@ -69,7 +74,7 @@ def parse(cfg: DictConfig) -> SearchRequest:
 @accepts_for("search")
 def accepts(group: str, choice: str) -> bool:
     """Whether `check` takes `group=choice` on its own: trained objectives, spaces with a supernet, in-memory
-    datasets (what --help lists; the config files are named as the registry entries they choose)."""
+    (what --help lists; the config files are named as the registry entries they choose)."""
     if group == "objective":
         return objective_class(choice).trains
     if group == "space":
@@ -77,8 +82,6 @@ def accepts(group: str, choice: str) -> bool:
             searchable(choice)
         except UserError:
             return False
-    if group == "dataset":
-        return not DATASETS.get(choice).streams
     return True
 
 
@@ -97,10 +100,5 @@ def check(req: SearchRequest) -> None:
                         f"choose one of {', '.join(trained)} (objective=rotation)")
     searchable(setup.space)  # no supernet -> one line naming the spaces that have one
     loggers.check(setup.logger)
-    if DATASETS.get(setup.dataset).streams:
-        raise UserError(f"dataset {setup.dataset} streams its images from disk, but a search draws its batches by "
-                        "index from two fixed parts of the training images, held in memory; search on an in-memory "
-                        "dataset (dataset=imagefolder with dataset.train_subset=N, or dataset=imagenet16; "
-                        "docs/search.md)")
     check_dataset(setup.dataset, json.dumps(setup.dataset_options, sort_keys=True), setup.shape.n_classes)
     check_objective(setup)  # the objective's options and colour needs, on a one-image stand-in

@@ -10,12 +10,15 @@ statistics, and the test set in order; objectives turn them into inputs on the d
   and cut images, the order comes from the run's seed and the epoch, and an epoch can start at any step
   (mid-epoch resume). One model at a time.
 
+A search draws its own batches, by index from two fixed parts of the training images (`at`): both kinds
+serve them, the stream through its loader workers, which cut each image as a training image would be.
+
 Every batch is per model: lists of K image tensors (B, C, H, W) uint8 and K label tensors (B,).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -39,7 +42,6 @@ class BatchSource:
 
     streams: bool = False
     resumes_mid_epoch: bool = False  # whether `train` can start an epoch at a later step
-    random_access: bool = False  # whether `take` can hand out any training images by index (a search needs it)
 
     @property
     def device(self) -> torch.device:
@@ -66,10 +68,14 @@ class BatchSource:
         """How many training images there are."""
         raise NotImplementedError
 
-    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training images at indices `idx` (B,) as (B, C, H, W) uint8 and their labels (B,), on the device:
-        for sources with `random_access` (a search draws its two fixed parts this way)."""
-        raise NotImplementedError(f"{type(self).__name__} hands out batches in its own order, not by index")
+    def at(self, batches: Iterable[torch.Tensor], key: tuple[int, ...], test_view: bool = False,
+           ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The training images of each index batch (B,) of `batches` in turn, as (B, C, H, W) uint8 and labels
+        (B,) on the device: how a search draws from its two fixed parts. `batches` is read lazily, ahead of
+        the batches handed out. A streamed image is cut by the training view (its random crop drawn from the
+        source's seed, `key` and the batch's place in `batches`) or, with `test_view`, by the test view;
+        in-memory images come whole (the objective augments them)."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release what the source holds (loader workers); the in-memory source holds nothing."""
@@ -78,16 +84,16 @@ class BatchSource:
 class InMemoryBatches(BatchSource):
     """Batches indexed out of uint8 tensors on the device (the data of an `ImageData`)."""
 
-    random_access = True
-
     def __init__(self, data: Any) -> None:  # an ImageData (study/data/base.py, which imports this module)
         self.data = data
 
     def train_count(self) -> int:
         return self.data.train_x.shape[0]
 
-    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.data.train_x[idx], self.data.train_y[idx]
+    def at(self, batches: Iterable[torch.Tensor], key: tuple[int, ...], test_view: bool = False,
+           ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in batches:
+            yield self.data.train_x[idx], self.data.train_y[idx]
 
     @property
     def device(self) -> torch.device:

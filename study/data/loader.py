@@ -10,7 +10,8 @@ Determinism: epoch e's order is a permutation from numpy's PCG64 seeded with (se
 starts at place p of that order is cut with a generator seeded with (seed, e, 0, p), its images in turn;
 precise BN's images likewise with (seed, e, 1). Nothing depends on which worker cuts a batch or how many
 workers there are, and an epoch that starts at step k (a resumed run) gives the batches from k on exactly
-as an uninterrupted epoch does. The test set goes in listing order through the test view, which draws nothing.
+as an uninterrupted epoch does. A search's batches by index (`at`) are cut from (seed, key, 2, p), p the batch's
+first place in the pass. The test set goes in listing order through the test view, which draws nothing.
 
 An image that cannot be read or decoded is replaced by the next one of the listing (whose label comes with
 it), so batches keep their size; the source logs each such file once and counts it, and more than the
@@ -34,7 +35,7 @@ from study.data.decoders import make_decoder
 log = logging.getLogger(__name__)
 
 TRAIN, TEST = 0, 1  # views and splits by index in a plan
-ORDER, BN = 0, 1  # which random stream of an epoch a plan's key belongs to
+ORDER, BN, BY_INDEX = 0, 1, 2  # which random stream of an epoch a plan's key belongs to (BY_INDEX: `at`)
 MAX_TRIES = 16  # neighbours tried in place of an unreadable image before the folder is declared unusable
 PREFETCH = 4  # batches each worker prepares ahead
 
@@ -208,6 +209,21 @@ class StreamBatches(BatchSource):
         picks = np.random.default_rng(key).permutation(len(self.data.train))[:n_samples]
         for images, labels in self._run(self._plans(TRAIN, TRAIN, key, picks, batch_size)):
             yield [images], [labels]
+
+    def train_count(self) -> int:
+        return len(self.data.train)
+
+    def at(self, batches: Iterable[torch.Tensor], key: tuple[int, ...], test_view: bool = False,
+           ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        def plans() -> Iterator[Plan]:
+            place = 0  # the batch's first place in this pass keys its cuts, as an epoch's order does
+            for idx in batches:
+                indices = idx.cpu().numpy().astype(np.int64)
+                yield Plan(TRAIN, TEST if test_view else TRAIN, (self.seed, *key, BY_INDEX),
+                           np.arange(place, place + len(indices)), indices)
+                place += len(indices)
+
+        yield from self._run(plans())
 
     def test(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = np.arange(len(self.data.test))

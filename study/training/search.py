@@ -1,7 +1,9 @@
 """The search loop beside the trainer: an architecture step, then a weight step, over a supernet.
 
 First-order DARTS as unnas runs it, and GDAS: the training images are cut into two fixed parts (`portion`
-for the weights, the rest for the architecture; unnas' PORTION 0.5, NAS-Bench-201's 25k/25k; see `halves`). Each step takes one Adam step on the architecture weights (alpha) with a batch of the
+for the weights, the rest for the architecture; unnas' PORTION 0.5, NAS-Bench-201's 25k/25k; see `halves`),
+indexed in memory or, for a streamed dataset such as ImageNet, read ahead by its loader workers
+(`BatchSource.at`). Each step takes one Adam step on the architecture weights (alpha) with a batch of the
 architecture part, then one SGD step on the network's weights with a batch of the weight part (gradient
 norm clipped), the same objective loss in both: the objective's `train_batch`, the head it builds
 (`objective.build(supernet)`) and its `loss`, unchanged, so every trained objective searches alike.
@@ -20,12 +22,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
-from study.data import ImageData
 from study.data.batches import BatchSource
 from study.errors import UserError
 from study.objectives import Objective
@@ -69,20 +70,27 @@ Judge = Callable[[dict[str, list[list[float]]]], dict[str, Any]]  # raw alpha ->
 
 
 def search(
-    supernet: nn.Module, model: nn.Module, objective: Objective, data: ImageData, budget: SearchBudget,
+    supernet: nn.Module, model: nn.Module, objective: Objective, data: Any, budget: SearchBudget,
     method: Method, seed: int, judge: Judge, start: SearchState | None = None,
     on_epoch: EpochCallback | None = None, precision: str = "auto",
 ) -> SearchState:
-    """Search for `budget.epochs` epochs; after each, `judge(alpha)` derives the cell and says what it is.
+    """Search for `budget.epochs` epochs on `data` (in memory or streamed); after each, `judge(alpha)` derives
+    the cell and says what it is.
 
     `model` is `objective.build(supernet)`. Each epoch's history entry holds the judge's entries, the
     softmax of every alpha, the supernet's objective accuracy on the architecture part, the mean losses of
     both steps, the learning rate, the method's facts and the epoch's CPU and wall seconds.
     """
-    source = data.batches()
-    if not source.random_access:  # the command refuses such a dataset before anything runs (search_request)
-        raise UserError(f"a search draws its batches by index from two fixed parts of the training images; "
-                        f"{type(source).__name__} cannot")
+    source = data.batches(objective.views(), seed)  # a stream's loader workers start at its first batch
+    try:
+        return _search(supernet, model, objective, source, budget, method, seed, judge, start, on_epoch, precision)
+    finally:
+        source.close()
+
+
+def _search(supernet: nn.Module, model: nn.Module, objective: Objective, source: BatchSource, budget: SearchBudget,
+            method: Method, seed: int, judge: Judge, start: SearchState | None, on_epoch: EpochCallback | None,
+            precision: str) -> SearchState:
     device = source.device
     autocast(device, precision)  # refuse an unknown precision before searching
     strict_fp32(device.type, precision)
@@ -133,13 +141,24 @@ def _epoch(supernet: nn.Module, model: nn.Module, objective: Objective, source: 
     device, bs = source.device, budget.batch_size
     w_order = w_part[torch.randperm(len(w_part), generator=gen, device=device)]
     a_order = a_part[torch.randperm(len(a_part), generator=gen, device=device)]
+    # A streamed dataset (ImageNet's layout) drops the weight part's last partial batch, as unnas' loaders do
+    # (drop_last); in-memory searches keep it, as every search run so far did.
+    starts = range(0, len(w_order) - bs + 1 if source.streams and len(w_order) >= bs else len(w_order), bs)
+
+    def picks() -> Iterator[torch.Tensor]:
+        """Each step's image indices: the architecture batch (when alpha trains), then the weight batch."""
+        for start in starts:
+            w_idx = w_order[start:start + bs]
+            if train_arch:  # the architecture part may be shorter than the weight part: its batches wrap around
+                yield a_order[torch.arange(start, start + len(w_idx), device=device) % len(a_order)]
+            yield w_idx
+
+    batches = source.at(picks(), key=(epoch,))  # a stream decodes ahead of the steps
     sums = torch.zeros(2, device=device, dtype=torch.float64)
     steps = 0
-    for start in range(0, len(w_order), bs):
+    for _ in starts:
         if train_arch:
-            # The architecture part may be shorter than the weight part: its batches wrap around.
-            idx = a_order[torch.arange(start, start + bs, device=device) % len(a_order)][:len(w_order[start:start + bs])]
-            loss = _loss(supernet, model, objective, source, idx, method.mixes(supernet.alphas, epoch, budget.epochs, gen),
+            loss = _loss(supernet, model, objective, next(batches), method.mixes(supernet.alphas, epoch, budget.epochs, gen),
                          gen, precision)
             grads = torch.autograd.grad(loss, arch)  # alpha's gradient alone: no weight-gradient kernels run
             for p, g in zip(arch, grads):
@@ -147,14 +166,15 @@ def _epoch(supernet: nn.Module, model: nn.Module, objective: Objective, source: 
             a_opt.step()
             a_opt.zero_grad(set_to_none=True)
             sums[1] += loss.detach()
-        idx = w_order[start:start + bs]
-        loss = _loss(supernet, model, objective, source, idx, method.mixes(supernet.alphas, epoch, budget.epochs, gen),
+        loss = _loss(supernet, model, objective, next(batches), method.mixes(supernet.alphas, epoch, budget.epochs, gen),
                      gen, precision)
         w_opt.zero_grad(set_to_none=True)
         weight_grads(loss, weights, arch if budget.grad_clip_alpha else [], budget.grad_clip)
         w_opt.step()
         sums[0] += loss.detach()
         steps += 1
+    left = next(batches, None)  # ends the pass: a stream's loader is then free for the next one
+    assert left is None
     supernet.use(None)
     return tuple((sums / steps).tolist())
 
@@ -175,11 +195,11 @@ def weight_grads(loss: torch.Tensor, weights: list[nn.Parameter], arch: list[nn.
         p.grad = None if g is None else g * scale
 
 
-def _loss(supernet: nn.Module, model: nn.Module, objective: Objective, source: BatchSource, idx: torch.Tensor,
+def _loss(supernet: nn.Module, model: nn.Module, objective: Objective, batch: tuple[torch.Tensor, torch.Tensor],
           mixes: dict[str, Mix], gen: torch.Generator, precision: str) -> torch.Tensor:
-    """The objective's loss on the training images `idx`, the supernet mixing its edges by `mixes`."""
+    """The objective's loss on the training images `batch`, the supernet mixing its edges by `mixes`."""
     supernet.use(mixes)
-    inputs, targets = objective.train_batch(*source.take(idx), gen)
+    inputs, targets = objective.train_batch(*batch, gen)
     with autocast(inputs.device, precision):
         return objective.loss(model(inputs), targets)
 
@@ -202,9 +222,9 @@ def score(supernet: nn.Module, model: nn.Module, objective: Objective, source: B
     part = a_part[:budget.eval_images] if budget.eval_images else a_part
     gen = torch.Generator(device=source.device).manual_seed(seed)  # the same inputs every epoch
     hits, total = torch.zeros((), device=part.device, dtype=torch.long), 0
-    for start in range(0, len(part), budget.eval_batch_size):
-        idx = part[start:start + budget.eval_batch_size]
-        inputs, targets = objective.test_batch(*source.take(idx), gen)
+    size = budget.eval_batch_size
+    for batch in source.at((part[i:i + size] for i in range(0, len(part), size)), key=(0,), test_view=True):
+        inputs, targets = objective.test_batch(*batch, gen)
         with autocast(inputs.device, precision):
             hits += objective.correct(model(inputs), targets)
         total += targets.numel()

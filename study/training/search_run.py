@@ -61,20 +61,23 @@ def cell_epoch_cpu_s(setup: SearchSetup, objective: Any, data: Any, steps: int =
         torch.manual_seed(0)
         net = objective.build(space.build(cells[len(cells) // 2], shape)).to(setup.device)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
-    source = data.batches()
+    source = data.batches(objective.views(), 0)
     gen = torch.Generator(device=source.device).manual_seed(0)
     n, bs = source.train_count(), setup.budget.batch_size
+    picks = (torch.randint(0, n, (min(bs, n),), generator=gen, device=source.device) for _ in range(2 + steps))
     spent = 0.0
-    for step in range(2 + steps):
-        c0 = time.process_time()
-        idx = torch.randint(0, n, (min(bs, n),), generator=gen, device=source.device)
-        inputs, targets = objective.train_batch(*source.take(idx), gen)
-        loss = objective.loss(net(inputs), targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()  # wait for the device
-        spent += (time.process_time() - c0) if step >= 2 else 0.0
+    try:
+        for step, batch in enumerate(source.at(picks, key=(0,))):
+            c0 = time.process_time()  # this process's seconds: a stream's decoding is its loader workers'
+            inputs, targets = objective.train_batch(*batch, gen)
+            loss = objective.loss(net(inputs), targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item()  # wait for the device
+            spent += (time.process_time() - c0) if step >= 2 else 0.0
+    finally:
+        source.close()
     return spent / steps * math.ceil(n / bs)
 
 
