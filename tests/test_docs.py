@@ -87,13 +87,14 @@ def _fixtures(scratch: Path) -> dict[str, Path]:
     write_tiny_cifar(data / "cifar")
     write_tiny_folder(data / "folder")
     write_jpeg_tree(data / "imagenet", truncated=False)
+    write_jpeg_tree(data / "imagestream", test_split="test", truncated=False)  # its default test folder
     summaries = data / "summaries"
     for space in ("darts", "nb101"):
         write_summaries(summaries, space, n=8)
     zip_folder(summaries, scratch / "unnas_summaries.zip")
     _write_tfrecord(scratch / "nasbench_only108.tfrecord")
     return {"cifar10": data / "cifar" / "cifar-10-batches-py", "imagefolder": data / "folder",
-            "imagestream": data / "imagenet", "imagenet": data / "imagenet"}
+            "imagestream": data / "imagestream", "imagenet": data / "imagenet"}
 
 
 def _write_tfrecord(path: Path) -> None:
