@@ -108,6 +108,37 @@ def test_a_claim_of_a_dead_local_process_is_stale_at_once(tmp_path):
     assert not is_stale(path, read_owner(path), FAST)
 
 
+def test_a_dead_workers_half_written_record_and_checkpoint_go_with_its_claim(tmp_path):
+    # A worker killed while saving (a stop signal to the group, the OOM killer) leaves `.<cell>.ckpt.*.tmp`
+    # or `.<cell>.json.*.tmp`; the parent that drops its claim removes both, and nothing of another cell.
+    import socket
+
+    from study.store.claims import drop_dead
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(done.stdout)
+    record = tmp_path / "4339f0cf51.json"
+    _foreign_claim(record, host=socket.gethostname(), pid=dead_pid)
+    left = [tmp_path / ".4339f0cf51.ckpt.3ur7km9e.tmp", tmp_path / ".4339f0cf51.json.x1y2z3.tmp"]
+    others = [tmp_path / ".4339f0cf5.ckpt.a.tmp", tmp_path / ".4339f0cf51x.json.b.tmp", tmp_path / "4339f0cf51.ckpt"]
+    for path in left + others:
+        path.write_bytes(b"half")
+    assert drop_dead([record], {dead_pid}) == [record]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in others)
+
+
+def test_an_owner_stopped_mid_write_leaves_no_temporary_file_when_it_lets_go(tmp_path):
+    # A stop signal's SystemExit can land inside tempfile.mkstemp, after the file exists and before its
+    # name reaches the writer's cleanup: the owner removes such files before it releases the claim.
+    record = tmp_path / "4339f0cf51.json"
+    with pytest.raises(SystemExit):
+        with claimed(record, FAST) as claim:
+            assert claim is not None
+            (tmp_path / ".4339f0cf51.ckpt.3ur7km9e.tmp").write_bytes(b"half")
+            raise SystemExit(143)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unreadable_claim_is_stale(tmp_path):
     record = tmp_path / "r.json"
     claim_path(record).write_text("")

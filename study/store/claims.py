@@ -222,10 +222,13 @@ def drop_dead(records: list[Path], pids: set[int]) -> list[Path]:
 
 @contextlib.contextmanager
 def claimed(record: Path, settings: ClaimSettings) -> Iterator[Claim | None]:
-    """`acquire` as a context: yields the claim (or None when held elsewhere) and releases it after."""
+    """`acquire` as a context: yields the claim (or None when held elsewhere) and releases it after, removing
+    first any temporary file a write cut short by a stop signal left next to the record or its checkpoint."""
     claim = acquire(record, settings)
     try:
         yield claim
     finally:
         if claim is not None:
+            if claim.held():
+                clean_temporaries(Path(record))
             claim.release()

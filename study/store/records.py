@@ -24,6 +24,7 @@ from study.files import file_mode
 
 import contextlib
 import contextvars
+import glob
 import hashlib
 import json
 import logging
@@ -216,12 +217,14 @@ def quarantine(path: Path, reason: str) -> Path | None:
 
 
 def clean_temporaries(path: Path) -> int:
-    """Remove temporary files a killed writer left next to `path`; call only while owning `path`."""
-    removed = 0
-    for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-            removed += 1
+    """Remove temporary files a killed writer left next to the record `path` or its checkpoint (the same name
+    with `.ckpt`, study/training/checkpoint.py); call only while owning `path`."""
+    path, removed = Path(path), 0
+    for name in (path.name, path.with_suffix(".ckpt").name):
+        for tmp in path.parent.glob(f".{glob.escape(name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
     return removed
 
 

@@ -40,8 +40,8 @@ def save_atomic(path: Path, obj: Any) -> None:
     """`torch.save(obj)` to `path` atomically: readers see the old file or the new one, never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, file_mode())  # follow the umask like every other file of the study, not mkstemp's 0600
-    try:
+    try:  # from here on: a stop signal's SystemExit, even during the chmod, must not leave the file behind
+        os.fchmod(fd, file_mode())  # follow the umask like every other file of the study, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
