@@ -69,6 +69,14 @@ def job_setup(cfg: DictConfig, group: str) -> dict[str, Any]:
                 precision=devices.resolve_precision(str(OmegaConf.select(cfg, "precision")), device))
 
 
+def stream_threads(cfg: DictConfig, dataset_options: dict[str, Any], cores: int, workers: int) -> int:
+    """A streamed job's torch threads (a training's or a search's): the cores its process gets, shared with its
+    loader workers, which take all but one of them when `dataset.loader_workers=auto` (set here)."""
+    if dataset_options.get("loader_workers", "auto") == "auto":
+        dataset_options["loader_workers"] = max(1, cores // workers - 1)
+    return settings.auto_int(cfg, "threads", max(1, cores // workers))
+
+
 def parse(cfg: DictConfig) -> TrainRequest:
     """The request of a composed train config; UserError for anything invalid."""
     from study.data import DATASETS
@@ -84,14 +92,11 @@ def parse(cfg: DictConfig) -> TrainRequest:
     # streaming dataset: one training, whose loader workers decode on the other cores.
     default_workers = 1 if streams else min(4, cores) if device.startswith("cuda") else cores
     workers = settings.auto_int(cfg, "workers", default_workers)
-    # A streamed training's step gets the cores its loader workers leave; in-memory jobs one thread each.
-    threads = settings.auto_int(cfg, "threads",
-                                max(1, cores // workers) if streams else devices.auto_threads(cores, workers))
+    threads = stream_threads(cfg, dataset_options, cores, workers) if streams \
+        else settings.auto_int(cfg, "threads", devices.auto_threads(cores, workers))  # in memory: one each
     seeds = settings.seeds(cfg)
     # Streamed batches come one model at a time: seeds of a cell train one after another.
     fuse = 1 if streams else settings.auto_int(cfg, "fuse", devices.fuse_auto(device.split(":")[0], shape))
-    if streams and dataset_options.get("loader_workers", "auto") == "auto":
-        dataset_options["loader_workers"] = max(1, cores // workers - 1)  # the cores this training's process leaves
     setup = Setup(**common, threads=threads, fuse=min(fuse, len(seeds)),
                   checkpoint_s=settings.number(cfg, "checkpoint_s", "checkpoint_s"))
     shard = OmegaConf.select(cfg, "shard")

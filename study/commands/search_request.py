@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from study.commands import settings
 from study.data import DATASETS
 from study.commands.groups import accepts_for
-from study.commands.request import job_setup
+from study.commands.request import job_setup, stream_threads
 from study.errors import UserError
 from study.store.records import writable
 from study.training import devices, loggers
@@ -61,10 +61,8 @@ def parse(cfg: DictConfig) -> SearchRequest:
     # One search per process: on a CPU, one single-threaded search per core (as trainings); on a GPU, or
     # streaming from disk, one, whose loader workers decode on the cores its step leaves.
     workers = settings.auto_int(cfg, "workers", min(len(seeds), cores) if common["device"] == "cpu" and not streams else 1)
-    threads = settings.auto_int(cfg, "threads", max(1, cores // workers) if streams
-                                else devices.auto_threads(cores, min(workers, len(seeds))))
-    if streams and common["dataset_options"].get("loader_workers", "auto") == "auto":
-        common["dataset_options"]["loader_workers"] = max(1, cores // workers - 1)
+    threads = stream_threads(cfg, common["dataset_options"], cores, workers) if streams \
+        else settings.auto_int(cfg, "threads", devices.auto_threads(cores, min(workers, len(seeds))))
     setup = SearchSetup(**common, threads=threads, method=method_name, method_options=method,
                         command=_job_overrides())
     return SearchRequest(study_dir=settings.study_dir(cfg), setup=setup, seeds=seeds, workers=workers,
@@ -73,8 +71,8 @@ def parse(cfg: DictConfig) -> SearchRequest:
 
 @accepts_for("search")
 def accepts(group: str, choice: str) -> bool:
-    """Whether `check` takes `group=choice` on its own: trained objectives, spaces with a supernet, in-memory
-    (what --help lists; the config files are named as the registry entries they choose)."""
+    """Whether `check` takes `group=choice` on its own: trained objectives, spaces with a supernet (what --help
+    lists; the config files are named as the registry entries they choose)."""
     if group == "objective":
         return objective_class(choice).trains
     if group == "space":
